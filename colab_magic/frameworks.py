@@ -1,0 +1,86 @@
+"""Which deep-learning frameworks are loaded, and which devices each one actually sees.
+
+Only frameworks already in ``sys.modules`` are asked: importing TensorFlow costs seconds and
+reserves GPU memory, which a diagnostic must not do behind the user's back. ``include_unloaded``
+(``%device_info --frameworks``) imports TensorFlow and Keras to ask them.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from dataclasses import asdict, dataclass, field
+
+
+@dataclass
+class FrameworkInfo:
+    name: str
+    version: str | None
+    devices: list[str] = field(default_factory=list)
+    gpu_count: int = 0
+    built_with_cuda: bool | None = None  # None: the framework doesn't say
+    notes: list[str] = field(default_factory=list)
+    error: str | None = None
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def inspect(include_unloaded: bool = False) -> list[FrameworkInfo]:
+    found = []
+    for name, probe in _PROBES.items():
+        module = sys.modules.get(name)
+        if module is None and include_unloaded and name in ("tensorflow", "keras"):
+            try:
+                module = importlib.import_module(name)
+            except Exception as exc:  # ImportError, or a broken install failing at import
+                found.append(FrameworkInfo(name, None, error=f"not importable: {exc}"))
+                continue
+        if module is None:
+            continue
+        info = FrameworkInfo(name, getattr(module, "__version__", None))
+        try:
+            probe(module, info)
+        except Exception as exc:  # a framework that fails to list devices is itself a finding
+            info.error = f"could not list devices: {type(exc).__name__}: {exc}"
+        found.append(info)
+    return found
+
+
+def _tensorflow(tf, info: FrameworkInfo) -> None:
+    devices = tf.config.list_physical_devices()
+    info.devices = [d.name.replace("/physical_device:", "") for d in devices]
+    info.gpu_count = sum(d.device_type == "GPU" for d in devices)
+    info.built_with_cuda = bool(tf.test.is_built_with_cuda())
+    build = tf.sysconfig.get_build_info()
+    if build.get("cuda_version"):
+        info.notes.append(f"built for CUDA {build['cuda_version']}, cuDNN {build.get('cudnn_version')}")
+
+
+def _keras(keras, info: FrameworkInfo) -> None:
+    backend = keras.backend.backend()
+    info.notes.append(f"backend: {backend}")
+    # The backend's own entry (tensorflow/jax/torch) lists devices; listing them here through Keras
+    # would import the backend when the user has not.
+    if backend in sys.modules:
+        info.devices = [str(d) for d in keras.distribution.list_devices()]
+        info.gpu_count = sum(d.lower().startswith(("gpu", "cuda")) for d in info.devices)
+
+
+def _jax(jax, info: FrameworkInfo) -> None:
+    devices = jax.devices()
+    info.devices = [f"{d.platform}:{d.id} ({d.device_kind})" for d in devices]
+    info.gpu_count = sum(d.platform == "gpu" for d in devices)
+    info.notes.append(f"default backend: {jax.default_backend()}")
+
+
+def _torch(torch, info: FrameworkInfo) -> None:
+    info.built_with_cuda = torch.version.cuda is not None
+    if info.built_with_cuda:
+        info.notes.append(f"built for CUDA {torch.version.cuda}")
+    count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    info.gpu_count = count
+    info.devices = ["cpu"] + [f"cuda:{i} ({torch.cuda.get_device_name(i)})" for i in range(count)]
+
+
+_PROBES = {"tensorflow": _tensorflow, "keras": _keras, "jax": _jax, "torch": _torch}

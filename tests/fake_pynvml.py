@@ -1,0 +1,224 @@
+"""A stand-in for the ``pynvml`` module (nvidia-ml-py): the hardware boundary, and the only fake.
+
+It mimics the calls colab_magic makes, with the real signatures, units and error behaviour: values in
+mW / mJ / bytes, ``NVMLError`` carrying ``.value``, ``NotSupported`` for metrics a GPU lacks, and
+``GPU_IS_LOST`` once a GPU is marked lost. Energy grows with time at the GPU's power, and the
+utilisation sample buffer fills at 6 samples a second, as on real hardware.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import types
+from dataclasses import dataclass, field
+
+NVML_SUCCESS = 0
+NVML_ERROR_UNINITIALIZED = 1
+NVML_ERROR_NOT_SUPPORTED = 3
+NVML_ERROR_NOT_FOUND = 6
+NVML_ERROR_DRIVER_NOT_LOADED = 9
+NVML_ERROR_LIBRARY_NOT_FOUND = 12
+NVML_ERROR_GPU_IS_LOST = 15
+NVML_ERROR_UNKNOWN = 999
+
+_MESSAGES = {
+    NVML_ERROR_UNINITIALIZED: "Uninitialized",
+    NVML_ERROR_NOT_SUPPORTED: "Not Supported",
+    NVML_ERROR_NOT_FOUND: "Not Found",
+    NVML_ERROR_DRIVER_NOT_LOADED: "Driver Not Loaded",
+    NVML_ERROR_LIBRARY_NOT_FOUND: "NVML Shared Library Not Found",
+    NVML_ERROR_GPU_IS_LOST: "GPU is lost",
+    NVML_ERROR_UNKNOWN: "Unknown Error",
+}
+
+
+class NVMLError(Exception):
+    def __init__(self, value):
+        super().__init__(value)
+        self.value = value
+
+    def __str__(self):
+        return _MESSAGES.get(self.value, f"NVML error {self.value}")
+
+
+@dataclass
+class FakeGpu:
+    name: str = "NVIDIA A100-SXM4-40GB"
+    uuid: str = "GPU-00000000-0000-0000-0000-000000000000"
+    memory_total: int = 40 * 2**30
+    memory_used: int = 2 * 2**30
+    util_gpu: int = 87
+    util_memory: int = 41
+    temperature: int = 61
+    power_mw: int = 250_000
+    power_limit_mw: int = 400_000
+    sm_clock: int = 1410
+    mem_clock: int = 1215
+    clock_events: int = 0
+    capability: tuple = (8, 0)
+    mig: tuple = (0, 0)
+    processes: list = field(default_factory=list)  # [(pid, used bytes)]
+    unsupported: set = field(default_factory=set)  # names of nvml functions that raise NotSupported
+    lost: bool = False
+    created: float = field(default_factory=time.time)
+    energy_base_mj: int = 1_000_000
+
+
+class FakeNvml:
+    """Holds the fake GPUs and builds the module object put into ``sys.modules['pynvml']``."""
+
+    def __init__(self, gpus, init_error=None, driver="550.54.15", cuda=12040):
+        self.gpus = list(gpus)
+        self.init_error = init_error
+        self.driver = driver
+        self.cuda = cuda
+        self.initialised = 0
+        self.init_calls = 0
+        self.shutdown_calls = 0
+        self.calls: dict[str, int] = {}
+        self.lock = threading.Lock()
+        self.module = self._build()
+
+    def _build(self):
+        m = types.ModuleType("pynvml")
+        m.__file__ = __file__
+        for name, value in globals().items():
+            if name.startswith("NVML_"):
+                setattr(m, name, value)
+        m.NVMLError = NVMLError
+        m.NVML_GPU_UTILIZATION_SAMPLES = 1
+        for name in dir(self):
+            if name.startswith("nvml"):
+                setattr(m, name, getattr(self, name))
+        return m
+
+    # --- helpers -------------------------------------------------------------------------------
+    def _gpu(self, handle, fn):
+        with self.lock:
+            self.calls[fn] = self.calls.get(fn, 0) + 1
+        if not self.initialised:
+            raise NVMLError(NVML_ERROR_UNINITIALIZED)
+        gpu = self.gpus[handle]
+        if gpu.lost:
+            raise NVMLError(NVML_ERROR_GPU_IS_LOST)
+        if fn in gpu.unsupported:
+            raise NVMLError(NVML_ERROR_NOT_SUPPORTED)
+        return gpu
+
+    # --- the pynvml API ------------------------------------------------------------------------
+    def nvmlInit(self):
+        self.init_calls += 1
+        if self.init_error is not None:
+            raise NVMLError(self.init_error)
+        self.initialised += 1
+
+    def nvmlShutdown(self):
+        if not self.initialised:
+            raise NVMLError(NVML_ERROR_UNINITIALIZED)
+        self.shutdown_calls += 1
+        self.initialised -= 1
+
+    def nvmlDeviceGetCount(self):
+        if not self.initialised:
+            raise NVMLError(NVML_ERROR_UNINITIALIZED)
+        return len(self.gpus)
+
+    def nvmlDeviceGetHandleByIndex(self, index):
+        if not self.initialised:
+            raise NVMLError(NVML_ERROR_UNINITIALIZED)
+        if not 0 <= index < len(self.gpus):
+            raise NVMLError(NVML_ERROR_NOT_FOUND)
+        return index
+
+    def nvmlSystemGetDriverVersion(self):
+        return self.driver
+
+    def nvmlSystemGetCudaDriverVersion(self):
+        return self.cuda
+
+    def nvmlDeviceGetName(self, h):
+        return self._gpu(h, "nvmlDeviceGetName").name
+
+    def nvmlDeviceGetUUID(self, h):
+        return self._gpu(h, "nvmlDeviceGetUUID").uuid
+
+    def nvmlDeviceGetCudaComputeCapability(self, h):
+        return self._gpu(h, "nvmlDeviceGetCudaComputeCapability").capability
+
+    def nvmlDeviceGetMemoryInfo(self, h):
+        g = self._gpu(h, "nvmlDeviceGetMemoryInfo")
+        return types.SimpleNamespace(total=g.memory_total, used=g.memory_used, free=g.memory_total - g.memory_used)
+
+    def nvmlDeviceGetUtilizationRates(self, h):
+        g = self._gpu(h, "nvmlDeviceGetUtilizationRates")
+        return types.SimpleNamespace(gpu=g.util_gpu, memory=g.util_memory)
+
+    def nvmlDeviceGetTemperature(self, h, sensor):
+        return self._gpu(h, "nvmlDeviceGetTemperature").temperature
+
+    def nvmlDeviceGetPowerUsage(self, h):
+        return self._gpu(h, "nvmlDeviceGetPowerUsage").power_mw
+
+    def nvmlDeviceGetEnforcedPowerLimit(self, h):
+        return self._gpu(h, "nvmlDeviceGetEnforcedPowerLimit").power_limit_mw
+
+    def nvmlDeviceGetTotalEnergyConsumption(self, h):
+        g = self._gpu(h, "nvmlDeviceGetTotalEnergyConsumption")
+        return int(g.energy_base_mj + (time.time() - g.created) * g.power_mw)
+
+    def nvmlDeviceGetClockInfo(self, h, kind):
+        g = self._gpu(h, "nvmlDeviceGetClockInfo")
+        return g.sm_clock if kind == 1 else g.mem_clock
+
+    def nvmlDeviceGetCurrentClocksEventReasons(self, h):
+        return self._gpu(h, "nvmlDeviceGetCurrentClocksEventReasons").clock_events
+
+    def nvmlDeviceGetMigMode(self, h):
+        return list(self._gpu(h, "nvmlDeviceGetMigMode").mig)
+
+    def nvmlDeviceGetComputeRunningProcesses(self, h):
+        g = self._gpu(h, "nvmlDeviceGetComputeRunningProcesses")
+        return [types.SimpleNamespace(pid=pid, usedGpuMemory=used) for pid, used in g.processes]
+
+    def nvmlDeviceGetGraphicsRunningProcesses(self, h):
+        self._gpu(h, "nvmlDeviceGetGraphicsRunningProcesses")
+        return []
+
+    def nvmlDeviceGetSamples(self, h, sampling_type, since_us):
+        g = self._gpu(h, "nvmlDeviceGetSamples")
+        # The driver keeps a ring buffer of samples every 1/6 s; return those newer than since_us.
+        now_us = int(time.time() * 1e6)
+        start_us = max(int(g.created * 1e6), since_us + 1, now_us - 10_000_000)
+        period = 1_000_000 // 6
+        first = start_us + (-(start_us - int(g.created * 1e6)) % period)
+        samples = [
+            types.SimpleNamespace(timeStamp=t, sampleValue=types.SimpleNamespace(uiVal=g.util_gpu))
+            for t in range(first, now_us + 1, period)
+        ]
+        return 1, samples  # 1 = NVML_VALUE_TYPE_UNSIGNED_INT
+
+
+def a100(**kw) -> FakeGpu:
+    return FakeGpu(**kw)
+
+
+def t4(**kw) -> FakeGpu:
+    defaults = dict(
+        name="Tesla T4",
+        uuid="GPU-11111111-1111-1111-1111-111111111111",
+        memory_total=15 * 2**30,
+        memory_used=300 * 2**20,
+        util_gpu=0,
+        util_memory=0,
+        temperature=44,
+        power_mw=27_000,
+        power_limit_mw=70_000,
+        sm_clock=585,
+        mem_clock=5000,
+        capability=(7, 5),
+        # Consumer and older boards lack some counters; colab_magic must show n/a, not fail.
+        unsupported={"nvmlDeviceGetMigMode"},
+    )
+    defaults.update(kw)
+    return FakeGpu(**defaults)
