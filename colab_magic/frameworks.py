@@ -84,3 +84,51 @@ def _torch(torch, info: FrameworkInfo) -> None:
 
 
 _PROBES = {"tensorflow": _tensorflow, "keras": _keras, "jax": _jax, "torch": _torch}
+
+
+def weight_device(model) -> str | None:
+    """Where the model's first weight lives, as 'CPU:0' / 'GPU:0'. Read after fit, never per step."""
+    try:
+        weights = model.weights
+        if not weights:
+            return None
+        value = weights[0].value
+    except Exception:  # an unbuilt or exotic model: the device stays unknown
+        return None
+    device = getattr(value, "device", None)
+    if callable(device):  # jax.Array.device() in older JAX
+        device = device()
+    if device is None and hasattr(value, "devices"):  # jax.Array
+        device = next(iter(value.devices()), None)
+    if device is None:
+        return None
+    return _normalise_device(str(device))
+
+
+def _normalise_device(text: str) -> str:
+    # '/job:localhost/replica:0/task:0/device:GPU:0' (TF), 'cuda:0' / 'cpu' (torch), 'cuda:0' / 'TFRT_CPU_0' (JAX)
+    tail = text.rsplit("device:", 1)[-1].lower()
+    for prefix, label in (("gpu", "GPU"), ("cuda", "GPU"), ("tpu", "TPU"), ("tfrt_cpu", "CPU"), ("cpu", "CPU")):
+        if tail.startswith(prefix):
+            digits = "".join(ch for ch in tail[len(prefix):] if ch.isdigit())
+            return f"{label}:{digits or 0}"
+    return text
+
+
+def framework_memory_peak(backend: str, device: str | None) -> int | None:
+    """The framework's own peak memory on ``device`` (a GPU): what the model needed, unlike NVML's
+    "used", which includes what TensorFlow reserves up front."""
+    if not device or not device.startswith("GPU"):
+        return None
+    try:
+        if backend == "tensorflow" and "tensorflow" in sys.modules:
+            return int(sys.modules["tensorflow"].config.experimental.get_memory_info(device)["peak"])
+        if backend == "jax" and "jax" in sys.modules:
+            jax = sys.modules["jax"]
+            stats = jax.devices("gpu")[int(device.split(":")[1])].memory_stats() or {}
+            return stats.get("peak_bytes_in_use")
+        if backend == "torch" and "torch" in sys.modules:
+            return int(sys.modules["torch"].cuda.max_memory_allocated(int(device.split(":")[1])))
+    except Exception:  # the framework doesn't offer it here: not a failure of the run
+        return None
+    return None

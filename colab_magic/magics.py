@@ -6,11 +6,15 @@ docstrings and turns a bad flag into a one-line ``UsageError``.
 
 from __future__ import annotations
 
+import ast
 import json
 
-from IPython.core.magic import Magics, line_magic, magics_class
+from IPython.core.error import UsageError
+from IPython.core.magic import Magics, cell_magic, line_magic, magics_class
 from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
 from IPython.display import display
+
+DEFAULT_INTERVAL = 0.25  # seconds; the sampler's own default, repeated here to keep loading light
 
 
 def _show(result, args) -> None:
@@ -43,3 +47,60 @@ class ColabMagics(Magics):
         info = collect(self.shell, import_frameworks=args.frameworks)
         _show(info, args)
         return info if args.output else None
+
+    @magic_arguments()
+    @argument(
+        "--interval",
+        type=float,
+        default=DEFAULT_INTERVAL,
+        metavar="SECONDS",
+        help=f"how often the GPUs and host are sampled while a fit runs (default {DEFAULT_INTERVAL})",
+    )
+    @argument("--json", action="store_true", help="print the result as JSON")
+    @argument("-o", dest="output", action="store_true", help="return the TimedFitResult")
+    @argument("-v", dest="variable", metavar="NAME", help="store the TimedFitResult in variable NAME")
+    @argument("-q", dest="quiet", action="store_true", help="print no summary")
+    @cell_magic
+    def timed_fit(self, line, cell):
+        """Run the cell; time every Keras Model.fit in it per step and per epoch, and sample the
+        GPUs and the host while it trains. Then show a side-by-side summary.
+
+        The cell runs in your namespace, as with %%time. An exception or Ctrl-C still shows the
+        summary of what ran (marked incomplete), then is raised again.
+        """
+        __tracebackhide__ = True  # the user's traceback shows their cell, not this magic
+        args = parse_argstring(self.timed_fit, line)
+        if not args.interval > 0:
+            raise UsageError("--interval must be a positive number of seconds")
+        if args.variable is not None and not args.variable.isidentifier():
+            raise UsageError(f"-v needs a Python variable name, not {args.variable!r}")
+        from .fit_hook import time_cell
+
+        def run():
+            __tracebackhide__ = True
+            return self._run_cell(cell)
+
+        result, value, error = time_cell(run, args.interval)
+        if args.variable:
+            self.shell.user_ns[args.variable] = result
+        _show(result, args)
+        if error is not None:
+            raise error
+        return result if args.output else value
+
+    def _run_cell(self, cell):
+        """Run the cell as %%time does: the user's namespace, and tracebacks that show their lines."""
+        __tracebackhide__ = True
+        shell = self.shell
+        source = shell.transform_cell(cell)
+        tree = shell.transform_ast(shell.compile.ast_parse(source))
+        filename = shell.compile.cache(source, shell.execution_count, raw_code=cell)
+        last = None
+        if tree.body and isinstance(tree.body[-1], ast.Expr):
+            # Like %%time, the value of a final expression is the cell's value.
+            last = ast.Expression(tree.body.pop().value)
+            ast.fix_missing_locations(last)
+        exec(shell.compile(tree, filename, "exec"), shell.user_ns)
+        if last is not None:
+            return eval(shell.compile(last, filename, "eval"), shell.user_ns)
+        return None

@@ -251,3 +251,9 @@ def utilization_samples(index: int, since_us: int) -> list[tuple[int, float]] | 
 
 # nvmlValueType_t -> the c_nvmlValue_t union member that holds it
 _SAMPLE_FIELDS = {0: "dVal", 1: "uiVal", 2: "ulVal", 3: "ullVal", 4: "sllVal", 5: "siVal", 6: "usVal"}
+
+
+def energy_mj(index: int) -> int | None:
+    """The GPU's energy counter in millijoules since the driver loaded (Volta and newer)."""
+    handle = _handle(index)
+    return _call("nvmlDeviceGetTotalEnergyConsumption", handle) if handle is not None else None

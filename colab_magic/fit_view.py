@@ -1,0 +1,151 @@
+"""How a :class:`~colab_magic.report.TimedFitResult` reads: per fit, the hardware side by side
+(Host (CPU) | GPU 0 | GPU 1 ...), the training timings, and a per-epoch table."""
+
+from __future__ import annotations
+
+from .tables import NA, Table, fmt, fmt_bytes, to_html, to_text
+
+MAX_EPOCH_ROWS = 20  # a long run shows its first and last epochs
+
+
+def as_text(result) -> str:
+    return to_text(tables(result))
+
+
+def as_html(result) -> str:
+    return to_html(tables(result))
+
+
+def tables(result) -> list[Table]:
+    if not result.reports:
+        notes = [f"No Keras fit was seen in this cell (it ran in {fmt_s(result.cell_s)})."] + result.notes
+        return [Table("%%timed_fit", [], notes=notes)]
+    out = []
+    for report in result.reports:
+        out.extend(_fit_tables(report, len(result.reports)))
+    if result.notes:
+        out.append(Table("Notes", [], notes=result.notes))
+    if not result.complete:
+        out.append(Table("Cell", [], notes=[f"The cell stopped: {result.error}. Figures above cover what ran."]))
+    return out
+
+
+def fmt_s(seconds: float | None) -> str:
+    if seconds is None:
+        return NA
+    if seconds < 1:
+        return f"{seconds * 1000:.2f} ms" if seconds < 0.01 else f"{seconds * 1000:.1f} ms"
+    return f"{seconds:.2f} s"
+
+
+def _fit_tables(r, count: int) -> list[Table]:
+    title = f"Fit {r.index} of {count}: " if count > 1 else "Fit: "
+    title += f"{r.model} on {r.device or 'unknown device'} (Keras backend {r.backend})"
+    if not r.complete:
+        title += f" - INCOMPLETE ({r.error})"
+    return [_hardware(r, title), _training(r), _per_epoch(r)]
+
+
+def _hardware(r, title: str) -> Table:
+    h = r.host
+    header = ["", "Host (CPU)"] + [f"GPU {g['index']}" + (f" ({g['name']})" if g["name"] else "") for g in r.gpus]
+
+    def row(label, host, gpu):
+        return [label, host] + [gpu(g) for g in r.gpus]
+
+    rows = [
+        row(
+            "utilisation mean / p95",
+            f"{fmt(h['cpu_system_mean'], '.0f', '%')} / {fmt(h['cpu_system_p95'], '.0f', '%')} of {h['logical_cores']} cores",
+            lambda g: f"{fmt(g['util_mean'], '.0f', '%')} / {fmt(g['util_p95'], '.0f', '%')} ({g['util_source']})",
+        ),
+        row(
+            "this process",
+            f"{fmt(h['cpu_process_mean'], '.0f', '%')} of one core (p95 {fmt(h['cpu_process_p95'], '.0f', '%')})",
+            lambda g: f"{fmt_bytes(g['process_memory_peak'])} peak",
+        ),
+        row(
+            "memory peak / total",
+            f"{fmt_bytes(h['ram_used_peak'])} / {fmt_bytes(h['ram_total'])} (process RSS {fmt_bytes(h['rss_peak'])})",
+            lambda g: f"{fmt_bytes(g['memory_peak'])} / {fmt_bytes(g['memory_total'])}",
+        ),
+    ]
+    if r.framework_memory_peak is not None and r.gpus:
+        rows.append(row("framework peak", "", lambda g: fmt_bytes(r.framework_memory_peak) if g["index"] == 0 else ""))
+    if r.gpus:
+        rows += [
+            row("power mean / limit", NA, lambda g: f"{fmt(g['power_mean_w'], '.0f', ' W')} / {fmt(g['power_limit_w'], '.0f', ' W')}"),
+            row("energy", NA, _energy),
+            row("temperature max", NA, lambda g: fmt(g["temperature_max_c"], ".0f", " °C")),
+            row("SM clock mean", NA, lambda g: fmt(g["sm_clock_mean_mhz"], ".0f", " MHz")),
+            row("clock events", "", _clock_events),
+        ]
+    notes = list(r.notes)
+    cost = r.sampler.get("cost_pct_of_core")
+    notes.append(
+        f"Sampled every {r.sampler['interval_s']:g} s ({r.sampler['ticks']} readings); "
+        f"sampler cost {fmt(cost, '.2f', '%')} of one core."
+    )
+    return Table(title, rows, header, notes)
+
+
+def _energy(g) -> str:
+    if g["energy_j"] is None:
+        return NA
+    text = f"{g['energy_j']:.0f} J"
+    return text + (" (estimated from power)" if g["energy_source"] == "estimated from power" else "")
+
+
+def _clock_events(g) -> str:
+    events = {k: v for k, v in g["clock_events"].items() if k != "gpu_idle"}
+    if not events:
+        return "none"
+    text = ", ".join(f"{k} {100 * v:.0f}%" for k, v in events.items())
+    return text + (" of readings (throttling)" if g["throttled_fraction"] > 0 else " of readings")
+
+
+def _training(r) -> Table:
+    s = r.step
+    steps = f"{r.total_steps} in {len(r.epochs)} epoch(s)"
+    if r.steps_per_epoch:
+        steps += f" of {r.steps_per_epoch}"
+    steps += f"; batch {r.batch_size or NA}"
+    if r.steps_per_execution > 1:
+        steps += f", steps_per_execution {r.steps_per_execution} (timed per execution)"
+    closed = [e for e in r.epochs if e["time_s"] is not None]
+    rows = [
+        ["steps", steps],
+        [
+            "step time",
+            f"median {fmt_s(s['median'])}, p10 {fmt_s(s['p10'])}, p90 {fmt_s(s['p90'])}, mean {fmt_s(s['mean'])}"
+            if s
+            else NA,
+        ],
+        ["first step", f"{fmt_s(r.first_step_s)} (tracing and compilation; not in the step statistics)"],
+    ]
+    if closed:
+        mean_epoch = sum(e["time_s"] for e in closed) / len(closed)
+        val = sum(e["val_s"] for e in closed) / len(closed)
+        rows.append(["epoch time", f"mean {fmt_s(mean_epoch)}" + (f" (validation {fmt_s(val)})" if val else "")])
+    rows.append(["samples/s", fmt(r.samples_per_s, ",.0f")])
+    rows.append(["fit wall time", fmt_s(r.wall_s)])
+    return Table("Training", rows)
+
+
+def _per_epoch(r) -> Table:
+    gpu_cols = [f"GPU {g['index']} J" for g in r.gpus]
+    header = ["epoch", "time", "train", "validation", "steps", "median step"] + gpu_cols
+    epochs = r.epochs
+    rows = []
+    shown = epochs if len(epochs) <= MAX_EPOCH_ROWS else epochs[:10] + [None] + epochs[-9:]
+    for e in shown:
+        if e is None:
+            rows.append(["..."] + [""] * (len(header) - 1))
+            continue
+        label = str(e["epoch"]) + ("" if e["complete"] else " (cut)")
+        energy = [fmt(j, ".0f") for j in e["energy_j"]]
+        rows.append(
+            [label, fmt_s(e["time_s"]), fmt_s(e["train_s"]), fmt_s(e["val_s"]) if e["val_s"] else "-", str(e["steps"]),
+             fmt_s(e["step_median_s"])] + energy
+        )
+    return Table("Per epoch", rows, header)

@@ -1,0 +1,192 @@
+"""A background thread that samples the GPUs (through :mod:`colab_magic.nvml`) and the host
+(through psutil) while a fit runs, into bounded time series.
+
+GPU utilisation comes from the driver's own buffer of timestamped samples
+(``nvmlDeviceGetSamples``: about six a second, finer than our polling) where the GPU keeps one, and
+from polling otherwise. A GPU that stops answering mid-run leaves a recorded gap; training goes on.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from dataclasses import dataclass, field
+
+import psutil
+
+from . import nvml
+from .stats import Series
+
+DEFAULT_INTERVAL = 0.25  # seconds; bench/overhead.py measures what it costs
+
+
+@dataclass
+class GpuTrack:
+    index: int
+    name: str | None
+    memory_total: int | None
+    power_limit_w: float | None
+    capacity: int = 2048
+    util_source: str = "driver samples"  # or "polled"
+    series: dict[str, Series] = field(default_factory=dict)
+    clock_events: dict[str, int] = field(default_factory=dict)  # reason -> readings that showed it
+    readings: int = 0
+    gaps: list[list[float]] = field(default_factory=list)  # [start, end] in wall time
+    last_sample_us: int = 0
+
+    def __post_init__(self):
+        names = ("util", "memory_used", "process_memory", "power_w", "temperature_c", "sm_clock_mhz")
+        self.series = {name: Series(self.capacity) for name in names}
+
+
+class Sampler:
+    def __init__(self, interval: float = DEFAULT_INTERVAL, capacity: int = 2048):
+        if not interval > 0:
+            raise ValueError("interval must be > 0")
+        self.interval = interval
+        self.capacity = capacity
+        self.host = {name: Series(capacity) for name in ("cpu_system", "cpu_process", "rss", "ram_used")}
+        self.ram_total = psutil.virtual_memory().total
+        self.logical_cores = psutil.cpu_count() or 1
+        self.gpus: list[GpuTrack] = []
+        self.gpu_note: str | None = None
+        self.marks: list[tuple[float, list[int | None]]] = []  # (wall time, energy mJ per GPU)
+        self.ticks = 0
+        self.errors: list[str] = []
+        self.cpu_seconds = 0.0  # the sampler thread's own CPU time: its cost
+        self.started = self.stopped = None
+        self._nvml = False
+        self._thread: threading.Thread | None = None
+        self._stop = threading.Event()
+        self._pid = os.getpid()
+        self._proc = psutil.Process(self._pid)
+
+    # --- lifecycle ------------------------------------------------------------------------------
+    def start(self) -> "Sampler":
+        self._nvml = nvml.start()
+        if self._nvml:
+            for i in range(nvml.device_count()):
+                info = nvml.static_info(i) or {}
+                self.gpus.append(
+                    GpuTrack(i, info.get("name"), info.get("memory_total"), info.get("power_limit_w"), self.capacity)
+                )
+            if not self.gpus:
+                self.gpu_note = "NVML found no NVIDIA GPU"
+        else:
+            self.gpu_note = nvml.reason()
+        self.started = time.time()
+        for track in self.gpus:
+            track.last_sample_us = int(self.started * 1e6)
+        self._last_cpu = (time.monotonic(), psutil.cpu_times(), self._proc.cpu_times())
+        self.mark()
+        self._thread = threading.Thread(target=self._loop, name="colab_magic-sampler", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Stop the thread, take a last reading, release NVML. Safe to call twice."""
+        if self._thread is None:
+            return
+        self._stop.set()
+        self._thread.join()
+        self._thread = None
+        try:
+            self._tick()
+            self.mark()
+        finally:
+            self.stopped = time.time()
+            if self._nvml:
+                self._nvml = False
+                nvml.stop()
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.stop()
+
+    def _loop(self) -> None:
+        begin = time.thread_time()
+        try:
+            while not self._stop.wait(self.interval):
+                self._tick()
+        finally:
+            self.cpu_seconds = time.thread_time() - begin
+
+    # --- readings -------------------------------------------------------------------------------
+    def mark(self) -> None:
+        """Read the energy counters now (epoch boundaries): exact energy per epoch from two readings."""
+        energy = [nvml.energy_mj(t.index) for t in self.gpus] if self._nvml else []
+        self.marks.append((time.time(), energy))
+
+    def _tick(self) -> None:
+        # Sampling must never stop training: a failed reading is recorded and the next one tried.
+        try:
+            now = time.time()
+            self._sample_host(now)
+            for track in self.gpus:
+                self._sample_gpu(track, now)
+            self.ticks += 1
+        except Exception as exc:  # noqa: BLE001 - any failure here is reported, not raised
+            if len(self.errors) < 10:
+                self.errors.append(f"{type(exc).__name__}: {exc}")
+
+    def _sample_host(self, now: float) -> None:
+        mono, sys_times, proc_times = time.monotonic(), psutil.cpu_times(), self._proc.cpu_times()
+        last_mono, last_sys, last_proc = self._last_cpu
+        self._last_cpu = (mono, sys_times, proc_times)
+        total = sum(sys_times) - sum(last_sys)
+        idle = (sys_times.idle + getattr(sys_times, "iowait", 0.0)) - (last_sys.idle + getattr(last_sys, "iowait", 0.0))
+        if total > 0:
+            self.host["cpu_system"].add(now, 100.0 * (1.0 - idle / total))
+        wall = mono - last_mono
+        if wall > 0:
+            used = (proc_times.user + proc_times.system) - (last_proc.user + last_proc.system)
+            self.host["cpu_process"].add(now, 100.0 * used / wall)  # % of one core
+        self.host["rss"].add(now, float(self._proc.memory_info().rss))
+        vm = psutil.virtual_memory()
+        self.host["ram_used"].add(now, float(vm.total - vm.available))
+
+    def _sample_gpu(self, track: GpuTrack, now: float) -> None:
+        reading = nvml.reading(track.index)
+        if reading is None:
+            if track.gaps and track.gaps[-1][1] is None:
+                return
+            track.gaps.append([now, None])
+            return
+        if track.gaps and track.gaps[-1][1] is None:
+            track.gaps[-1][1] = now
+        track.readings += 1
+        s = track.series
+        if track.util_source == "driver samples":
+            samples = nvml.utilization_samples(track.index, track.last_sample_us)
+            if samples is None:
+                track.util_source = "polled"
+            else:
+                for ts_us, value in samples:
+                    s["util"].add(ts_us / 1e6, value)
+                if samples:
+                    track.last_sample_us = samples[-1][0]
+        if track.util_source == "polled":
+            s["util"].add(now, reading["util_gpu"])
+        s["memory_used"].add(now, reading["memory_used"])
+        s["power_w"].add(now, reading["power_w"])
+        s["temperature_c"].add(now, reading["temperature_c"])
+        s["sm_clock_mhz"].add(now, reading["sm_clock_mhz"])
+        for reason in reading["clock_events"] or ():
+            track.clock_events[reason] = track.clock_events.get(reason, 0) + 1
+        procs = nvml.processes(track.index)
+        if procs is not None:
+            mine = [used for pid, used in procs if pid == self._pid and used is not None]
+            s["process_memory"].add(now, float(sum(mine)) if mine else 0.0)
+
+    # --- results --------------------------------------------------------------------------------
+    def energy_j_between(self, gpu_pos: int, start: int = 0, end: int = -1) -> float | None:
+        """Joules used by GPU ``gpu_pos`` between two marks (indices into :attr:`marks`)."""
+        if len(self.marks) < 2:
+            return None
+        first, last = self.marks[start][1], self.marks[end][1]
+        if gpu_pos >= len(first) or first[gpu_pos] is None or last[gpu_pos] is None:
+            return None
+        return (last[gpu_pos] - first[gpu_pos]) / 1000.0

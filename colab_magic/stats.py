@@ -1,0 +1,115 @@
+"""Small statistics with bounded memory: quantiles, a reservoir of values, a decimating time series.
+
+A 24-hour fit makes millions of steps and hundreds of thousands of hardware samples; everything here
+keeps exact counts, sums and extremes, and a bounded, unbiased subset for quantiles and plots.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from array import array
+
+
+def quantile(sorted_values, q: float) -> float | None:
+    """Linear-interpolated quantile (numpy's default) of already sorted values."""
+    n = len(sorted_values)
+    if n == 0:
+        return None
+    pos = (n - 1) * q
+    lo = math.floor(pos)
+    hi = min(lo + 1, n - 1)
+    return sorted_values[lo] + (sorted_values[hi] - sorted_values[lo]) * (pos - lo)
+
+
+def summary(values, total: float | None = None, count: int | None = None) -> dict | None:
+    """median, p10, p90, p95, mean, min, max and n. ``total``/``count`` give an exact mean when
+    ``values`` is only a sample of the data."""
+    ordered = sorted(values)
+    if not ordered:
+        return None
+    n = count if count is not None else len(ordered)
+    mean = (total if total is not None else math.fsum(ordered)) / n
+    return {
+        "n": n,
+        "mean": mean,
+        "median": quantile(ordered, 0.5),
+        "p10": quantile(ordered, 0.1),
+        "p90": quantile(ordered, 0.9),
+        "p95": quantile(ordered, 0.95),
+        "min": ordered[0],
+        "max": ordered[-1],
+    }
+
+
+class Reservoir:
+    """All values up to ``capacity``, then a uniform random sample of them (Vitter's algorithm R).
+
+    Count, sum and extremes stay exact whatever the length of the run.
+    """
+
+    def __init__(self, capacity: int = 1 << 18, seed: int = 0):
+        self.capacity = capacity
+        self.values = array("d")
+        self.count = 0
+        self.total = 0.0
+        self._rng = random.Random(seed)
+
+    def add(self, value: float) -> None:
+        self.count += 1
+        self.total += value
+        if len(self.values) < self.capacity:
+            self.values.append(value)
+        else:
+            slot = self._rng.randrange(self.count)
+            if slot < self.capacity:
+                self.values[slot] = value
+
+    def summary(self) -> dict | None:
+        return summary(self.values, self.total, self.count) if self.count else None
+
+
+class Series:
+    """A time series kept to at most ``capacity`` points by dropping every other point when full.
+
+    Dropping (not averaging) keeps real readings, so quantiles of the kept points stay unbiased; the
+    mean and maximum are tracked exactly over every reading.
+    """
+
+    def __init__(self, capacity: int = 2048):
+        self.capacity = capacity
+        self.times = array("d")
+        self.values = array("d")
+        self.count = 0
+        self.total = 0.0
+        self.peak: float | None = None
+        self._stride = 1
+        self._skip = 0
+
+    def add(self, t: float, value: float | None) -> None:
+        if value is None:
+            return
+        self.count += 1
+        self.total += value
+        self.peak = value if self.peak is None else max(self.peak, value)
+        if self._skip:
+            self._skip -= 1
+            return
+        self._skip = self._stride - 1
+        self.times.append(t)
+        self.values.append(value)
+        if len(self.values) >= self.capacity:
+            self.times = self.times[::2]
+            self.values = self.values[::2]
+            self._stride *= 2
+            self._skip = self._stride - 1
+
+    @property
+    def mean(self) -> float | None:
+        return self.total / self.count if self.count else None
+
+    def quantile(self, q: float) -> float | None:
+        return quantile(sorted(self.values), q)
+
+    def points(self) -> list[tuple[float, float]]:
+        return list(zip(self.times, self.values))
