@@ -63,7 +63,8 @@ class FitInterceptor:
 
         self._local.busy = True
         sampler = Sampler(self.interval)
-        timer = StepTimer(on_epoch_end=sampler.mark)
+        spe = getattr(model, "steps_per_execution", 1) or 1
+        timer = StepTimer(on_epoch_end=sampler.mark, steps_per_execution=spe)
         callbacks, detach = _attach(bound.arguments.get("callbacks"), timer, model)
         bound.arguments["callbacks"] = callbacks
         error = None
@@ -82,7 +83,7 @@ class FitInterceptor:
     def _report(self, model, arguments, timer, sampler, error) -> None:
         # Runs in a finally: it must not raise, or it would hide the user's own exception.
         try:
-            timer.close_epoch()
+            timer.close()
             backend = sys.modules["keras"].backend.backend()
             device = frameworks.weight_device(model)
             info = {
@@ -109,27 +110,18 @@ def _attach(callbacks, timer, model):
     if isinstance(callbacks, (list, tuple)):
         return list(callbacks) + [timer], lambda: None
     # A CallbackList: Keras uses it as given, so ours goes inside it, and out again afterwards.
+    # The timer is async_safe, so the list's choice of async dispatch stays right with it inside.
     inner = callbacks.callbacks
     inner.append(timer)
     timer.set_model(model)
     if getattr(callbacks, "params", None):
         timer.set_params(callbacks.params)
-    _reconfigure_async(callbacks)
 
     def detach():
         if timer in inner:
             inner.remove(timer)
-        _reconfigure_async(callbacks)
 
     return callbacks, detach
-
-
-def _reconfigure_async(callback_list) -> None:
-    # CallbackList decides at construction whether batch hooks may run on a worker thread; our
-    # timer must run in step with training, so the decision is taken again with it inside.
-    configure = getattr(callback_list, "_configure_async_dispatch", None)
-    if configure is not None:
-        configure(callback_list.callbacks)
 
 
 def batch_size_of(x, batch_size) -> int | None:

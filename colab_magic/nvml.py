@@ -177,11 +177,12 @@ def static_info(index: int) -> dict | None:
     }
 
 
-def reading(index: int) -> dict | None:
+def reading(index: int, full: bool = True) -> dict | None:
     """The GPU's current metrics; a metric it doesn't support is None.
 
-    None as a whole when even the memory counters cannot be read (GPU lost, driver gone): the
-    sampler records that as a gap.
+    ``full=False`` reads only memory, utilisation and power, the cheap calls a sampler makes every
+    tick; temperature, clocks and clock-event reasons are then None. None as a whole when even the
+    memory counters cannot be read (GPU lost, driver gone): the sampler records that as a gap.
     """
     handle = _handle(index)
     memory = _call("nvmlDeviceGetMemoryInfo", handle) if handle is not None else None
@@ -189,21 +190,28 @@ def reading(index: int) -> dict | None:
         return None
     util = _call("nvmlDeviceGetUtilizationRates", handle)
     power_mw = _call("nvmlDeviceGetPowerUsage", handle)
-    reasons = _call("nvmlDeviceGetCurrentClocksEventReasons", handle)
-    if reasons is None:  # the pre-12.2 name of the same counter
-        reasons = _call("nvmlDeviceGetCurrentClocksThrottleReasons", handle)
-    return {
+    out = {
         "memory_used": memory.used,
         "memory_total": memory.total,
         "util_gpu": util.gpu if util is not None else None,
         "util_memory": util.memory if util is not None else None,
-        "temperature_c": _call("nvmlDeviceGetTemperature", handle, 0),  # 0 = NVML_TEMPERATURE_GPU
         "power_w": power_mw / 1000 if power_mw is not None else None,
-        "energy_mj": _call("nvmlDeviceGetTotalEnergyConsumption", handle),
-        "sm_clock_mhz": _call("nvmlDeviceGetClockInfo", handle, 1),  # 1 = NVML_CLOCK_SM
-        "mem_clock_mhz": _call("nvmlDeviceGetClockInfo", handle, 2),  # 2 = NVML_CLOCK_MEM
-        "clock_events": decode_clock_events(reasons),
+        "temperature_c": None,
+        "sm_clock_mhz": None,
+        "mem_clock_mhz": None,
+        "clock_events": None,
     }
+    if full:
+        reasons = _call("nvmlDeviceGetCurrentClocksEventReasons", handle)
+        if reasons is None:  # the pre-12.2 name of the same counter
+            reasons = _call("nvmlDeviceGetCurrentClocksThrottleReasons", handle)
+        out.update(
+            temperature_c=_call("nvmlDeviceGetTemperature", handle, 0),  # 0 = NVML_TEMPERATURE_GPU
+            sm_clock_mhz=_call("nvmlDeviceGetClockInfo", handle, 1),  # 1 = NVML_CLOCK_SM
+            mem_clock_mhz=_call("nvmlDeviceGetClockInfo", handle, 2),  # 2 = NVML_CLOCK_MEM
+            clock_events=decode_clock_events(reasons),
+        )
+    return out
 
 
 def decode_clock_events(mask: int | None) -> list[str] | None:
@@ -239,12 +247,14 @@ def utilization_samples(index: int, since_us: int) -> list[tuple[int, float]] | 
     None when the GPU or driver doesn't keep them: the caller then polls the utilisation instead.
     """
     handle = _handle(index)
-    if handle is None:
+    pynvml = _pynvml
+    if handle is None or pynvml is None or not hasattr(pynvml, "nvmlDeviceGetSamples"):
         return None
-    result = _call("nvmlDeviceGetSamples", handle, 1, since_us)  # 1 = NVML_GPU_UTILIZATION_SAMPLES
-    if result is None:
-        return None
-    value_type, samples = result
+    try:
+        value_type, samples = pynvml.nvmlDeviceGetSamples(handle, 1, since_us)  # 1 = GPU_UTILIZATION_SAMPLES
+    except pynvml.NVMLError as exc:
+        # NOT_FOUND means "no sample newer than since_us yet", not "unsupported" (seen on an H200).
+        return [] if getattr(exc, "value", None) == pynvml.NVML_ERROR_NOT_FOUND else None
     field = _SAMPLE_FIELDS.get(value_type, "uiVal")
     return [(s.timeStamp, float(getattr(s.sampleValue, field))) for s in samples if s.timeStamp > since_us]
 

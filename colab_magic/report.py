@@ -155,7 +155,7 @@ def _gpu(sampler, pos: int, track) -> dict:
         energy, energy_source = s["power_w"].mean * (sampler.stopped - sampler.started), "estimated from power"
     end = sampler.stopped or 0.0
     gaps = [[g[0] - sampler.started, (g[1] if g[1] is not None else end) - sampler.started] for g in track.gaps]
-    readings = max(track.readings, 1)
+    readings = max(track.full_readings, 1)
     return {
         "index": track.index,
         "name": track.name,
@@ -185,6 +185,8 @@ def _gpu(sampler, pos: int, track) -> dict:
 def _sampler_cost(sampler) -> dict:
     duration = (sampler.stopped or 0.0) - (sampler.started or 0.0)
     return {
+        "started": sampler.started,  # wall-clock (time.time()) span the sampler covered
+        "stopped": sampler.stopped,
         "interval_s": sampler.interval,
         "ticks": sampler.ticks,
         "cpu_s": sampler.cpu_seconds,

@@ -19,6 +19,10 @@ from . import nvml
 from .stats import Series
 
 DEFAULT_INTERVAL = 0.25  # seconds; bench/overhead.py measures what it costs
+# Temperature, clocks, clock-event reasons and the process list change slowly, and NVML answers
+# them slowly on some systems: read them every SLOW_EVERY ticks (about once a second by default).
+# Power needs no faster reading either, but it is one cheap call and its mean wants every tick.
+SLOW_EVERY = 4
 
 
 @dataclass
@@ -32,6 +36,7 @@ class GpuTrack:
     series: dict[str, Series] = field(default_factory=dict)
     clock_events: dict[str, int] = field(default_factory=dict)  # reason -> readings that showed it
     readings: int = 0
+    full_readings: int = 0  # readings that included the slow metrics (clock events among them)
     gaps: list[list[float]] = field(default_factory=list)  # [start, end] in wall time
     last_sample_us: int = 0
 
@@ -149,7 +154,8 @@ class Sampler:
         self.host["ram_used"].add(now, float(vm.total - vm.available))
 
     def _sample_gpu(self, track: GpuTrack, now: float) -> None:
-        reading = nvml.reading(track.index)
+        full = self.ticks % SLOW_EVERY == 0
+        reading = nvml.reading(track.index, full=full)
         if reading is None:
             if track.gaps and track.gaps[-1][1] is None:
                 return
@@ -172,6 +178,9 @@ class Sampler:
             s["util"].add(now, reading["util_gpu"])
         s["memory_used"].add(now, reading["memory_used"])
         s["power_w"].add(now, reading["power_w"])
+        if not full:
+            return
+        track.full_readings += 1
         s["temperature_c"].add(now, reading["temperature_c"])
         s["sm_clock_mhz"].add(now, reading["sm_clock_mhz"])
         for reason in reading["clock_events"] or ():

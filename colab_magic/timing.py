@@ -1,19 +1,29 @@
 """The Keras callback that timestamps every training step and epoch.
 
-Step time is the interval between consecutive ``on_train_batch_end`` calls (for the first step of
-an epoch: from its ``on_train_batch_begin``). Keras converts the logs to Python numbers before batch-end
-hooks run, which waits for the step to finish on the device, so these intervals measure finished work
-on every backend. That same wait is why this callback must not claim ``async_safe``: on JAX and torch an
-async-dispatched hook would run later, on another thread, and its timestamps would mean nothing.
+Step time is the interval between consecutive step completions (for the first step of an epoch:
+from its ``on_train_batch_begin``). Keras converts the logs to Python numbers before batch-end hooks
+run, and that conversion waits for the step to finish on the device, so a batch-end timestamp marks
+finished work on every backend.
 
-With ``steps_per_execution = N`` the hooks fire once per N steps; an interval is then divided by the
-``end - begin + 1`` steps it covered.
+The callback is ``async_safe``. On JAX and torch, Keras then keeps dispatching batch-end hooks on a
+worker thread, where each one first waits for its own step's logs: the timestamps are still step
+completions, and training keeps its asynchronous dispatch. Overriding ``on_train_batch_end`` without
+it switches that dispatch off and made a small CNN on an H200 35% slower (bench/results). Hooks may
+therefore run on several threads at once, and arrive out of order when steps are shorter than a
+thread's wake-up (tiny models on the CPU): state changes happen under a lock, and a hook that arrives
+ahead of an earlier step's waits in a small buffer until the earlier one comes, so steps are counted
+and timed in step order. Both steps had finished by the earliest of their timestamps, which the
+earlier step takes. Keras waits for all pending hooks at the end of each epoch, so epochs never
+overlap. On TensorFlow every hook runs in line.
 
-Nothing here reads ``self.model`` in a batch hook: on JAX that copies the whole training state.
+With ``steps_per_execution = N`` the hooks fire once per N steps; an interval is divided by the steps
+it covered. Nothing here reads ``self.model`` in a batch hook: on JAX that copies the training state.
 """
 
 from __future__ import annotations
 
+import heapq
+import threading
 import time
 from dataclasses import dataclass
 
@@ -35,9 +45,12 @@ class EpochTiming:
 
 
 class StepTimer(keras.callbacks.Callback):
-    def __init__(self, on_epoch_end=None, clock=time.perf_counter):
+    async_safe = True
+
+    def __init__(self, on_epoch_end=None, clock=time.perf_counter, steps_per_execution: int = 1):
         super().__init__()
         self.clock = clock
+        self.steps_per_execution = max(1, int(steps_per_execution))
         self.on_epoch_boundary = on_epoch_end  # e.g. the sampler's energy mark
         self.fit_start: float | None = None
         self.fit_end: float | None = None
@@ -47,10 +60,14 @@ class StepTimer(keras.callbacks.Callback):
         self.executions = 0
         self.total_steps = 0
         self.epochs: list[EpochTiming] = []
+        self.closed = False  # set when the fit is over: a hook still pending on a worker is ignored
+        self._lock = threading.Lock()
         # Per-epoch steps are summarised when the epoch closes, so a long run keeps O(1) per epoch.
         self._epoch_steps = Reservoir(capacity=4096)
+        self._epoch_first_begin: float | None = None
         self._last: float | None = None
-        self._begin_step = 0
+        self._prev_end = -1  # index of the last step timed in this epoch
+        self._early: list[tuple[int, float]] = []  # (step index, time) of hooks that came ahead of order
         self._val_start: float | None = None
 
     # Keras calls set_params with {"epochs", "steps", "verbose"}: kept as self.params.
@@ -59,32 +76,53 @@ class StepTimer(keras.callbacks.Callback):
         self.fit_start = self.clock()
 
     def on_epoch_begin(self, epoch, logs=None):
-        self.epochs.append(EpochTiming(epoch, self.clock()))
-        self._epoch_steps = Reservoir(capacity=4096)
-        self._last = None
+        with self._lock:
+            self.epochs.append(EpochTiming(epoch, self.clock()))
+            self._epoch_steps = Reservoir(capacity=4096)
+            self._epoch_first_begin = None
+            self._last = None
+            self._prev_end = -1
+            self._early = []
 
     def on_train_batch_begin(self, batch, logs=None):
-        self._begin_step = batch
-        if self._last is None:
-            self._last = self.clock()
+        # Runs on the main thread, before the step is dispatched: the epoch's first step starts here.
+        if self._epoch_first_begin is None:
+            self._epoch_first_begin = self.clock()
 
     def on_train_batch_end(self, batch, logs=None):
         now = self.clock()
-        steps = max(1, batch - self._begin_step + 1)
-        elapsed = now - self._last
-        self._last = now
+        with self._lock:
+            if self.closed or not self.epochs or self._epoch_first_begin is None:
+                return
+            if batch > self._prev_end + self.steps_per_execution:
+                heapq.heappush(self._early, (batch, now))  # an earlier step's hook is still on its way
+                return
+            if self._early:
+                now = min(now, min(t for _, t in self._early))
+            self._record(batch, now)
+            while self._early and self._early[0][0] <= self._prev_end + self.steps_per_execution:
+                self._record(*heapq.heappop(self._early))
+
+    def _record(self, batch: int, now: float) -> None:
+        if batch <= self._prev_end:
+            return  # the same step twice cannot happen in Keras; ignore rather than double count
+        start = self._last if self._last is not None else self._epoch_first_begin
+        steps = batch - self._prev_end
+        self._prev_end = batch
+        elapsed = max(0.0, now - start)
+        self._last = max(start, now)
         self.executions += 1
         self.total_steps += steps
+        epoch = self.epochs[-1]
+        epoch.steps += steps
+        epoch.steps_s += elapsed
+        epoch.train_end = self._last
         if self.first_step is None:
             self.first_step, self.first_step_steps = elapsed, steps
         else:
             per_step = elapsed / steps
             self.steps.add(per_step)
             self._epoch_steps.add(per_step)
-        if self.epochs:
-            self.epochs[-1].steps += steps
-            self.epochs[-1].steps_s += elapsed
-            self.epochs[-1].train_end = now
 
     def on_test_begin(self, logs=None):
         self._val_start = self.clock()
@@ -106,6 +144,15 @@ class StepTimer(keras.callbacks.Callback):
 
     def close_epoch(self) -> None:
         """Summarise the current epoch's steps (also called when a fit is interrupted mid-epoch)."""
-        if self.epochs and self.epochs[-1].step_median is None:
-            stats = self._epoch_steps.summary()
-            self.epochs[-1].step_median = stats["median"] if stats else None
+        with self._lock:
+            while self._early:  # a fit stopped early (or an odd step count): time what did arrive
+                self._record(*heapq.heappop(self._early))
+            if self.epochs and self.epochs[-1].step_median is None:
+                stats = self._epoch_steps.summary()
+                self.epochs[-1].step_median = stats["median"] if stats else None
+
+    def close(self) -> None:
+        """The fit is over: summarise, and ignore hooks that a worker thread may still deliver."""
+        self.close_epoch()
+        with self._lock:
+            self.closed = True

@@ -196,6 +196,8 @@ class FakeNvml:
             types.SimpleNamespace(timeStamp=t, sampleValue=types.SimpleNamespace(uiVal=g.util_gpu))
             for t in range(first, now_us + 1, period)
         ]
+        if not samples:  # what real drivers answer when nothing is newer than the timestamp
+            raise NVMLError(NVML_ERROR_NOT_FOUND)
         return 1, samples  # 1 = NVML_VALUE_TYPE_UNSIGNED_INT
 
 

@@ -21,7 +21,10 @@ def test_static_and_live_readings_convert_units(fake_nvml):
         assert now["util_gpu"] == 87
         assert now["sm_clock_mhz"] == 1410 and now["mem_clock_mhz"] == 1215
         assert now["clock_events"] == []
-        assert now["energy_mj"] >= 1_000_000
+        assert nvml.energy_mj(0) >= 1_000_000
+        quick = nvml.reading(0, full=False)  # the sampler's every-tick reading: the cheap calls only
+        assert quick["power_w"] == 250.0 and quick["memory_used"] == 2 * 2**30
+        assert quick["temperature_c"] is None and quick["clock_events"] is None
 
 
 def test_unsupported_metric_reads_none_not_error(fake_nvml):
@@ -95,6 +98,7 @@ def test_utilization_samples_only_newer_than_timestamp(fake_nvml):
         assert len(samples) >= 10
         assert all(value == 73.0 for _, value in samples)
         newest = samples[-1][0]
-        assert nvml.utilization_samples(0, newest) == []
+        # the driver answers NOT_FOUND when nothing is newer: that is "no samples yet", not "unsupported"
+        assert nvml.utilization_samples(0, newest + 10**9) == []
         cutoff = samples[5][0]
         assert all(ts > cutoff for ts, _ in nvml.utilization_samples(0, cutoff))

@@ -1,0 +1,82 @@
+"""The step timer's bookkeeping, driven hook by hook with a fake clock (Keras supplies the base class)."""
+
+import pytest
+
+pytest.importorskip("keras")
+
+from colab_magic.timing import StepTimer  # noqa: E402
+
+
+class Clock:
+    def __init__(self):
+        self.now = 0.0
+
+    def __call__(self):
+        return self.now
+
+
+def timer_at(clock, spe=1):
+    t = StepTimer(clock=clock, steps_per_execution=spe)
+    t.on_train_begin()
+    t.on_epoch_begin(0)
+    return t
+
+
+def step(t, clock, begin, end, at):
+    clock.now = at
+    t.on_train_batch_end(end)
+
+
+def test_in_order_steps_first_kept_apart():
+    clock = Clock()
+    t = timer_at(clock)
+    clock.now = 1.0
+    t.on_train_batch_begin(0)
+    for i, at in enumerate([3.0, 3.5, 4.0, 4.6]):  # first step 2.0 s (compile), then 0.5, 0.5, 0.6
+        t.on_train_batch_begin(i)
+        step(t, clock, i, i, at)
+    clock.now = 5.0
+    t.on_epoch_end(0)
+    assert t.first_step == pytest.approx(2.0)
+    assert t.steps.summary()["n"] == 3 and t.steps.summary()["median"] == pytest.approx(0.5)
+    e = t.epochs[0]
+    assert e.steps == 4 and e.steps_s == pytest.approx(3.6) and e.end == 5.0 and e.train_end == 4.6
+    assert e.step_median == pytest.approx(0.5)
+
+
+def test_steps_per_execution_with_a_short_last_execution():
+    clock = Clock()
+    t = timer_at(clock, spe=4)
+    t.on_train_batch_begin(0)
+    step(t, clock, 0, 3, 1.0)
+    step(t, clock, 4, 7, 1.4)
+    step(t, clock, 8, 9, 1.6)  # 10 steps in all: the last execution has 2
+    t.on_epoch_end(0)
+    assert t.total_steps == 10 and t.executions == 3
+    assert sorted(t.steps.values) == pytest.approx([0.1, 0.1])  # 0.4 s / 4 and 0.2 s / 2
+
+
+def test_hooks_arriving_out_of_order_are_timed_in_step_order():
+    clock = Clock()
+    t = timer_at(clock)
+    t.on_train_batch_begin(0)
+    step(t, clock, 0, 0, 1.0)
+    step(t, clock, 2, 2, 3.0)  # step 2's hook comes first ...
+    assert t.total_steps == 1
+    step(t, clock, 1, 1, 3.2)  # ... then step 1's: both had finished by 3.0
+    step(t, clock, 3, 3, 4.0)
+    assert t.total_steps == 4 and t.epochs[0].steps == 4
+    assert t.epochs[0].steps_s == pytest.approx(4.0)  # epoch time is preserved exactly
+    assert sorted(t.steps.values) == pytest.approx([0.0, 1.0, 2.0])
+
+
+def test_interrupted_fit_times_what_arrived_and_ignores_late_hooks():
+    clock = Clock()
+    t = timer_at(clock)
+    t.on_train_batch_begin(0)
+    step(t, clock, 0, 0, 1.0)
+    step(t, clock, 2, 2, 2.0)  # step 1's hook never comes: the fit was interrupted
+    t.close()
+    assert t.total_steps == 3 and t.epochs[0].step_median == pytest.approx(0.5)  # steps 1-2 in 1 s
+    step(t, clock, 3, 3, 9.0)  # a worker delivering after the fit is over
+    assert t.total_steps == 3
