@@ -57,19 +57,72 @@ class Sampler:
         self.logical_cores = psutil.cpu_count() or 1
         self.gpus: list[GpuTrack] = []
         self.gpu_note: str | None = None
-        self.marks: list[tuple[float, list[int | None]]] = []  # (wall time, energy mJ per GPU)
+        self.marks: list[list] = []  # [wall time, [energy mJ per GPU]] at the start, each epoch end, the end
         self.ticks = 0
         self.errors: list[str] = []
         self.cpu_seconds = 0.0  # the sampler thread's own CPU time: its cost
         self.started = self.stopped = None
         self._nvml = False
         self._thread: threading.Thread | None = None
-        self._stop = threading.Event()
+        self._wake = threading.Event()
+        self._stopping = False
+        self._marks_lock = threading.Lock()
+        self.ready = threading.Event()  # set once NVML is up and the first energy mark is taken
         self._pid = os.getpid()
         self._proc = psutil.Process(self._pid)
 
     # --- lifecycle ------------------------------------------------------------------------------
+    # Everything slow happens on the sampler's thread: NVML's start-up and its energy counter (3 ms a
+    # read on an H200) would otherwise add to the user's fit, once per fit and once per epoch.
     def start(self) -> "Sampler":
+        self.started = time.time()
+        self._last_cpu = (time.monotonic(), psutil.cpu_times(), self._proc.cpu_times())
+        self._thread = threading.Thread(target=self._run, name="colab_magic-sampler", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Take a last reading, release NVML and end the thread. Safe to call twice."""
+        if self._thread is None:
+            return
+        self._stopping = True
+        self._wake.set()
+        self._thread.join()
+        self._thread = None
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.stop()
+
+    def _run(self) -> None:
+        begin = time.thread_time()
+        try:
+            self._open()
+            while True:
+                woken = self._wake.wait(self.interval)
+                self._wake.clear()
+                if self._stopping:
+                    break
+                self._fill_marks()
+                if not woken:
+                    self._tick()
+            self._tick(final=True)
+            self.stopped = time.time()
+            self.mark()
+            self._fill_marks()
+        except Exception as exc:  # noqa: BLE001 - never let the thread die silently
+            self.errors.append(f"{type(exc).__name__}: {exc}")
+        finally:
+            if self.stopped is None:
+                self.stopped = time.time()
+            if self._nvml:
+                self._nvml = False
+                nvml.stop()
+            self.cpu_seconds = time.thread_time() - begin
+
+    def _open(self) -> None:
         self._nvml = nvml.start()
         if self._nvml:
             for i in range(nvml.device_count()):
@@ -81,50 +134,25 @@ class Sampler:
                 self.gpu_note = "NVML found no NVIDIA GPU"
         else:
             self.gpu_note = nvml.reason()
-        self.started = time.time()
         for track in self.gpus:
             track.last_sample_us = int(self.started * 1e6)
-        self._last_cpu = (time.monotonic(), psutil.cpu_times(), self._proc.cpu_times())
         self.mark()
-        self._thread = threading.Thread(target=self._loop, name="colab_magic-sampler", daemon=True)
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        """Stop the thread, take a last reading, release NVML. Safe to call twice."""
-        if self._thread is None:
-            return
-        self._stop.set()
-        self._thread.join()
-        self._thread = None
-        try:
-            self._tick(final=True)
-            self.mark()
-        finally:
-            self.stopped = time.time()
-            if self._nvml:
-                self._nvml = False
-                nvml.stop()
-
-    def __enter__(self):
-        return self.start()
-
-    def __exit__(self, *exc):
-        self.stop()
-
-    def _loop(self) -> None:
-        begin = time.thread_time()
-        try:
-            while not self._stop.wait(self.interval):
-                self._tick()
-        finally:
-            self.cpu_seconds = time.thread_time() - begin
+        self._fill_marks()
+        self.ready.set()
 
     # --- readings -------------------------------------------------------------------------------
     def mark(self) -> None:
-        """Read the energy counters now (epoch boundaries): exact energy per epoch from two readings."""
-        energy = [nvml.energy_mj(t.index) for t in self.gpus] if self._nvml else []
-        self.marks.append((time.time(), energy))
+        """Note an epoch boundary. Cheap on the caller's thread: the sampler's thread reads the energy
+        counters right after, which gives exact energy per epoch from two readings."""
+        with self._marks_lock:
+            self.marks.append([time.time(), None])
+        self._wake.set()
+
+    def _fill_marks(self) -> None:
+        with self._marks_lock:
+            pending = [m for m in self.marks if m[1] is None]
+        for m in pending:
+            m[1] = [nvml.energy_mj(t.index) for t in self.gpus] if self._nvml else []
 
     def _tick(self, final: bool = False) -> None:
         # Sampling must never stop training: a failed reading is recorded and the next one tried.
@@ -197,6 +225,6 @@ class Sampler:
         if len(self.marks) < 2:
             return None
         first, last = self.marks[start][1], self.marks[end][1]
-        if gpu_pos >= len(first) or first[gpu_pos] is None or last[gpu_pos] is None:
+        if not first or not last or gpu_pos >= len(first) or first[gpu_pos] is None or last[gpu_pos] is None:
             return None
         return (last[gpu_pos] - first[gpu_pos]) / 1000.0

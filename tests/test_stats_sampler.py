@@ -48,6 +48,7 @@ def test_sampler_memory_stays_bounded_for_a_long_run(fake_nvml):
     fake_nvml([a100(), t4()])
     sampler = Sampler(interval=3600, capacity=64)  # the thread sleeps; ticks are driven by hand
     sampler.start()
+    assert sampler.ready.wait(5)
     try:
         for _ in range(3000):
             sampler._tick()
@@ -63,7 +64,7 @@ def test_sampler_thread_and_nvml_are_released(fake_nvml):
     fake = fake_nvml([a100()])
     with Sampler(interval=0.01) as sampler:
         assert any(t.name == "colab_magic-sampler" for t in threading.enumerate())
-        assert nvml.active()
+        assert sampler.ready.wait(5) and nvml.active()
         threading.Event().wait(0.1)
     assert not any(t.name == "colab_magic-sampler" for t in threading.enumerate())
     assert not nvml.active() and fake.initialised == 0
@@ -93,3 +94,18 @@ def test_process_gpu_memory_is_this_pid_only(fake_nvml):
     with Sampler(interval=0.01) as sampler:
         threading.Event().wait(0.05)
     assert sampler.gpus[0].series["process_memory"].peak == 2**30
+
+
+def test_epoch_marks_get_their_energy_from_the_sampler_thread(fake_nvml):
+    fake_nvml([a100(power_mw=200_000)])
+    with Sampler(interval=0.01) as sampler:
+        assert sampler.ready.wait(5)
+        time.sleep(0.05)
+        sampler.mark()  # an epoch boundary, noted on the caller's thread
+        time.sleep(0.05)
+    assert len(sampler.marks) == 3
+    assert all(isinstance(m[1], list) and m[1][0] is not None for m in sampler.marks)
+    first = sampler.energy_j_between(0, 0, 1)
+    second = sampler.energy_j_between(0, 1, 2)
+    assert first > 0 and second > 0  # the fake counter grows at 200 W
+    assert sampler.energy_j_between(0) == pytest.approx(first + second)
