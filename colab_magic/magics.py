@@ -14,7 +14,7 @@ from IPython.core.magic import Magics, cell_magic, line_magic, magics_class
 from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
 from IPython.display import display
 
-DEFAULT_INTERVAL = 0.25  # seconds; the sampler's own default, repeated here to keep loading light
+DEFAULT_INTERVAL = 0.5  # seconds; the sampler's own default, repeated here to keep loading light
 
 
 def _show(result, args) -> None:

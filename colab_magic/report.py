@@ -190,6 +190,7 @@ def _sampler_cost(sampler) -> dict:
         "interval_s": sampler.interval,
         "ticks": sampler.ticks,
         "cpu_s": sampler.cpu_seconds,
+        "stop_wait_s": sampler.stop_wait_s,
         "cost_pct_of_core": 100.0 * sampler.cpu_seconds / duration if duration > 0 else None,
         "errors": list(sampler.errors),
     }

@@ -18,12 +18,15 @@ import psutil
 from . import nvml
 from .stats import Series
 
-DEFAULT_INTERVAL = 0.25  # seconds; bench/overhead.py measures what it costs
-# Read every SLOW_EVERY ticks (about once a second by default): temperature, clocks, clock-event
+# Seconds between host and GPU readings. GPU utilisation comes from the driver's own sample buffer
+# (about six samples a second) whatever this is; 0.5 s kept the sampler under 0.5% of a core on an
+# H200 machine (bench/results), where 0.25 s cost 0.7%.
+DEFAULT_INTERVAL = 0.5
+# Read every SLOW_EVERY ticks (once a second by default): temperature, clocks, clock-event
 # reasons and the process list, which change slowly, and the driver's utilisation sample buffer,
 # which holds several seconds of samples anyway. On an H200, nvmlDeviceGetSamples took 1.4 ms a call
 # (memory, utilisation and power: 2-9 us each); read every tick it made the sampler cost 1% of a core.
-SLOW_EVERY = 4
+SLOW_EVERY = 2
 
 
 @dataclass
@@ -61,6 +64,7 @@ class Sampler:
         self.ticks = 0
         self.errors: list[str] = []
         self.cpu_seconds = 0.0  # the sampler thread's own CPU time: its cost
+        self.stop_wait_s = 0.0
         self.started = self.stopped = None
         self._nvml = False
         self._thread: threading.Thread | None = None
@@ -85,10 +89,12 @@ class Sampler:
         """Take a last reading, release NVML and end the thread. Safe to call twice."""
         if self._thread is None:
             return
+        waited = time.perf_counter()
         self._stopping = True
         self._wake.set()
         self._thread.join()
         self._thread = None
+        self.stop_wait_s = time.perf_counter() - waited  # what stopping cost the caller
 
     def __enter__(self):
         return self.start()
