@@ -14,6 +14,9 @@ from IPython.core.magic import Magics, cell_magic, line_magic, magics_class
 from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
 from IPython.display import display
 
+from . import drive
+from .tables import fmt_bytes
+
 DEFAULT_INTERVAL = 0.5  # seconds; the sampler's own default, repeated here to keep loading light
 
 
@@ -104,3 +107,67 @@ class ColabMagics(Magics):
         if last is not None:
             return eval(shell.compile(last, filename, "eval"), shell.user_ns)
         return None
+
+    @magic_arguments()
+    @argument("--mountpoint", default=drive.DEFAULT_MOUNTPOINT, metavar="PATH", help="Colab: where Drive is mounted (default /content/drive)")
+    @argument("--force-remount", action="store_true", help="Colab: mount again even if already mounted")
+    @argument("--readonly", action="store_true", help="Colab: mount read-only")
+    @argument("--timeout", type=float, default=120.0, metavar="SECONDS", help="Colab: how long to wait for the mount or unmount (default 120)")
+    @argument("--unmount", action="store_true", help="Colab: flush pending writes and unmount")
+    @argument("--status", action="store_true", help="show what is mounted, where, and the free space")
+    @argument("--local", metavar="PATH", help=f"the folder that stands in for Drive outside Colab (default ${drive.ENV_LOCAL}, else {drive.DEFAULT_LOCAL})")
+    @argument("--var", default="DRIVE", metavar="NAME", help="the variable that gets the MyDrive path (default DRIVE)")
+    @argument("-q", dest="quiet", action="store_true", help="print nothing")
+    @line_magic
+    def mount_drive(self, line=""):
+        """Mount Google Drive in Colab; elsewhere a local folder with the same MyDrive layout stands in.
+
+        Returns the MyDrive folder as a pathlib.Path and sets it in a variable (DRIVE), so that a
+        notebook that writes under DRIVE runs unchanged in Colab and locally.
+        """
+        args = parse_argstring(self.mount_drive, line)
+        if args.unmount and args.status:
+            raise UsageError("--unmount and --status don't go together")
+        if not args.timeout > 0:
+            raise UsageError("--timeout must be a positive number of seconds")
+        if not args.var.isidentifier():
+            raise UsageError(f"--var needs a Python variable name, not {args.var!r}")
+        from .environment import detect
+
+        runtime = detect(self.shell)
+        local = _unquote(args.local) if args.local is not None else None
+        mountpoint = _unquote(args.mountpoint)
+        if args.status:
+            self._say(_drive_status(), args)
+            return None
+        try:
+            if args.unmount:
+                self._say(drive.unmount(runtime, args.timeout), args)
+                return None
+            mounted = drive.mount(runtime, mountpoint, args.force_remount, args.readonly, args.timeout, local)
+        except drive.DriveError as exc:
+            raise UsageError(str(exc)) from None
+        self.shell.user_ns[args.var] = mounted.mydrive
+        self._say(f"{mounted.message} {args.var} = {str(mounted.mydrive)!r}", args)
+        return mounted.mydrive
+
+    @staticmethod
+    def _say(text: str, args) -> None:
+        if not args.quiet:
+            print(text)
+
+
+def _unquote(text: str) -> str:
+    # magic_arguments splits like a shell but keeps the quotes: '%mount_drive --local "my drive"'.
+    if len(text) >= 2 and text[0] == text[-1] and text[0] in "'\"":
+        return text[1:-1]
+    return text
+
+
+def _drive_status() -> str:
+    mounted = drive.current()
+    if mounted is None:
+        return "No drive mounted by %mount_drive in this kernel yet."
+    kind = "Google Drive" if mounted.mode == "colab" else "Local stand-in for Google Drive"
+    mode = ", read-only" if mounted.readonly else ""
+    return f"{kind} at {mounted.root}{mode}; files under {mounted.mydrive}; {fmt_bytes(mounted.free_bytes())} free."

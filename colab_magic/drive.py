@@ -1,0 +1,178 @@
+"""Google Drive in Colab; a local folder with the same ``MyDrive`` layout everywhere else.
+
+A notebook that reads and writes under the returned ``MyDrive`` path runs unchanged in Colab and on a
+laptop. Nothing here deletes or overwrites anything, and no shell command is ever built: folders are
+made with :mod:`pathlib`, and Colab's own Python API does the mounting.
+
+:func:`current` tells the other magics where the drive is (the run history goes there).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+from .environment import Runtime
+
+DEFAULT_MOUNTPOINT = "/content/drive"
+DEFAULT_LOCAL = "~/colab_drive"
+ENV_LOCAL = "COLAB_MAGIC_DRIVE"
+
+
+class DriveError(Exception):
+    """A mount that cannot be done, in one line that says what to do."""
+
+
+@dataclass
+class DriveMount:
+    mode: str  # "colab" or "local"
+    root: Path  # the mountpoint, or the local stand-in folder
+    mydrive: Path  # where files go: <root>/MyDrive
+    message: str  # what happened, in plain words
+    readonly: bool = False
+
+    def free_bytes(self) -> int | None:
+        try:
+            return shutil.disk_usage(self.mydrive).free
+        except OSError:
+            return None
+
+
+_current: DriveMount | None = None
+
+
+def current() -> DriveMount | None:
+    """The drive mounted by %mount_drive in this kernel, if any."""
+    return _current
+
+
+def forget() -> None:
+    global _current
+    _current = None
+
+
+def mount(
+    runtime: Runtime,
+    mountpoint: str = DEFAULT_MOUNTPOINT,
+    force_remount: bool = False,
+    readonly: bool = False,
+    timeout_s: float = 120.0,
+    local: str | None = None,
+    environ=None,
+) -> DriveMount:
+    global _current
+    if runtime.is_colab and local is None:
+        result = _mount_colab(mountpoint, force_remount, readonly, timeout_s)
+    else:
+        result = _mount_local(runtime, local, environ if environ is not None else os.environ)
+    _current = result
+    return result
+
+
+def unmount(runtime: Runtime, timeout_s: float = 120.0) -> str:
+    global _current
+    if _current is None or _current.mode != "colab":
+        where = f" ({_current.root})" if _current else ""
+        _current = None
+        return f"Nothing to unmount: the local stand-in folder{where} is a plain folder; its files stay."
+    drive = _colab_drive()
+    try:
+        drive.flush_and_unmount(timeout_ms=int(timeout_s * 1000))
+    except Exception as exc:  # Colab's own errors, reworded into one line
+        raise DriveError(f"Could not unmount Google Drive: {_first_line(exc)}") from None
+    root = _current.root
+    _current = None
+    return f"Google Drive at {root}: pending writes flushed, then unmounted."
+
+
+# --- Colab -------------------------------------------------------------------------------------
+
+
+def _colab_drive():
+    try:
+        from google.colab import drive
+    except ImportError:
+        raise DriveError("This looks like Colab, but google.colab cannot be imported; restart the runtime.") from None
+    return drive
+
+
+def _mount_colab(mountpoint: str, force_remount: bool, readonly: bool, timeout_s: float) -> DriveMount:
+    # Colab refuses these with its own ValueError; checking first gives a clearer line.
+    if " " in mountpoint:
+        raise DriveError(f"Colab cannot mount Drive on a path with a space: {mountpoint!r}. Use e.g. /content/drive.")
+    root = Path(mountpoint)
+    mydrive = root / "MyDrive"
+    if not force_remount and os.path.ismount(root) and mydrive.is_dir():
+        return DriveMount("colab", root, mydrive, f"Google Drive is already mounted at {root}.", readonly)
+    drive = _colab_drive()
+    kwargs = {"force_remount": force_remount, "timeout_ms": int(timeout_s * 1000)}
+    if readonly:
+        kwargs["readonly"] = True
+    try:
+        drive.mount(str(root), **kwargs)
+    except Exception as exc:  # ValueError, and whatever a Colab Enterprise runtime raises
+        raise DriveError(_explain_colab_error(exc, root, timeout_s)) from None
+    mode = " read-only" if readonly else ""
+    return DriveMount("colab", root, mydrive, f"Google Drive mounted{mode} at {root}; files are under {mydrive}.", readonly)
+
+
+def _explain_colab_error(exc: Exception, root: Path, timeout_s: float) -> str:
+    text = _first_line(exc)
+    low = text.lower()
+    if "mount failed" in low or "timed out" in low or "timeout" in low:
+        return f"Google Drive did not mount within {timeout_s:g} s ({text}). Try again, or with a larger --timeout."
+    if "enterprise" in low or "drivefs" in low or "not supported" in low:
+        return f"Google Drive cannot be mounted in this runtime ({text}): in Colab Enterprise, use Cloud Storage instead."
+    if "symlink" in low:
+        return f"{root} is a symbolic link: Colab mounts only on a real folder. Choose another --mountpoint."
+    if "contain files" in low or "not empty" in low or "non-empty" in low:
+        return f"{root} already holds files: Colab mounts only on an empty folder. Choose another --mountpoint."
+    return f"Colab could not mount Google Drive at {root}: {text}"
+
+
+def _first_line(exc: Exception) -> str:
+    text = str(exc).strip() or type(exc).__name__
+    return text.splitlines()[0]
+
+
+# --- everywhere else ---------------------------------------------------------------------------
+
+
+def _mount_local(runtime: Runtime, local: str | None, environ) -> DriveMount:
+    if local is not None:
+        chosen, why = local, "--local"
+    elif environ.get(ENV_LOCAL):
+        chosen, why = environ[ENV_LOCAL], f"${ENV_LOCAL}"
+    else:
+        chosen, why = DEFAULT_LOCAL, "the default"
+    root = Path(chosen).expanduser()
+    if not root.is_absolute():
+        root = Path.cwd() / root
+    _prepare(root)
+    mydrive = root / "MyDrive"
+    _prepare(mydrive)
+    where = "Not in Colab" if not runtime.is_colab else "In Colab, but --local was given"
+    message = f"{where}: the local folder {mydrive} stands in for Google Drive (chosen by {why})."
+    if runtime.kind == "kaggle":
+        message += " On Kaggle, files that must outlive the session belong under /kaggle/working."
+    return DriveMount("local", root, mydrive, message)
+
+
+def _prepare(folder: Path) -> None:
+    """Make ``folder`` if it is missing (its parent must exist); use an existing one as it is."""
+    if folder.is_dir():
+        if not os.access(folder, os.W_OK | os.X_OK):
+            raise DriveError(f"No permission to write in {folder}. Choose another folder with --local.")
+        return
+    if folder.exists():
+        raise DriveError(f"{folder} is a file, not a folder. Choose another path with --local.")
+    if not folder.parent.is_dir():
+        raise DriveError(f"The folder {folder.parent} does not exist. Create it first, or choose another --local.")
+    try:
+        folder.mkdir()
+    except PermissionError:
+        raise DriveError(f"No permission to create {folder}. Choose another folder with --local.") from None
+    except OSError as exc:
+        raise DriveError(f"Cannot create {folder}: {exc.strerror or exc}.") from None
