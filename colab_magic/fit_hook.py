@@ -20,9 +20,11 @@ from .sampler import DEFAULT_INTERVAL, Sampler
 
 
 class FitInterceptor:
-    def __init__(self, interval: float = DEFAULT_INTERVAL):
+    def __init__(self, interval: float = DEFAULT_INTERVAL, capture: bool = False):
         self.interval = interval
+        self.capture = capture  # keep each fitted model, its arguments and first weights (--compare)
         self.reports = []
+        self.captured: list[dict] = []
         self.errors: list[str] = []  # failures of our own bookkeeping, never the user's
         self._local = threading.local()
 
@@ -59,45 +61,92 @@ class FitInterceptor:
             bound = signature.bind(model, *args, **kwargs)
         except TypeError:
             return original(model, *args, **kwargs)  # let Keras word the error
-        from .timing import StepTimer
-
+        if self.capture:
+            self.captured.append(_capture(model, bound.arguments))
         self._local.busy = True
-        sampler = Sampler(self.interval)
-        spe = getattr(model, "steps_per_execution", 1) or 1
-        timer = StepTimer(on_epoch_end=sampler.mark, steps_per_execution=spe)
-        callbacks, detach = _attach(bound.arguments.get("callbacks"), timer, model)
-        bound.arguments["callbacks"] = callbacks
-        error = None
-        sampler.start()
         try:
-            return original(*bound.args, **bound.kwargs)
-        except BaseException as exc:
-            error = f"{type(exc).__name__}" + (f": {exc}" if str(exc) else "")
-            raise
+            return timed_call(original, bound, self.interval, len(self.reports) + 1, self._deliver)
         finally:
-            detach()
-            sampler.stop()
             self._local.busy = False
-            self._report(model, bound.arguments, timer, sampler, error)
 
-    def _report(self, model, arguments, timer, sampler, error) -> None:
-        # Runs in a finally: it must not raise, or it would hide the user's own exception.
-        try:
-            timer.close()
-            backend = sys.modules["keras"].backend.backend()
-            device = frameworks.weight_device(model)
-            info = {
-                "model": getattr(model, "name", type(model).__name__),
-                "backend": backend,
-                "device": device,
-                "batch_size": batch_size_of(arguments.get("x"), arguments.get("batch_size")),
-                "steps_per_execution": getattr(model, "steps_per_execution", 1) or 1,
-                "error": error,
-                "framework_memory_peak": frameworks.framework_memory_peak(backend, device),
-            }
-            self.reports.append(build_report(len(self.reports) + 1, timer, sampler, info))
-        except Exception as exc:  # noqa: BLE001
-            self.errors.append(f"could not build the report: {type(exc).__name__}: {exc}")
+    def _deliver(self, report, problem):
+        if report is not None:
+            self.reports.append(report)
+        if problem:
+            self.errors.append(problem)
+
+
+def timed_call(original, bound, interval: float, index: int, deliver, on_step=None):
+    """Call ``original`` (an unpatched ``fit``) with ``bound`` arguments, timed and sampled.
+
+    ``deliver(report, problem)`` gets the FitReport, also when fit raises (then marked incomplete),
+    or the reason no report could be built. Returns what fit returned; re-raises what it raised.
+    """
+    __tracebackhide__ = True
+    from .timing import StepTimer
+
+    model = bound.arguments["self"]
+    sampler = Sampler(interval)
+    spe = getattr(model, "steps_per_execution", 1) or 1
+    timer = StepTimer(on_epoch_end=sampler.mark, steps_per_execution=spe, on_step=on_step)
+    callbacks, detach = _attach(bound.arguments.get("callbacks"), timer, model)
+    bound.arguments["callbacks"] = callbacks
+    error = None
+    sampler.start()
+    try:
+        return original(*bound.args, **bound.kwargs)
+    except BaseException as exc:
+        error = f"{type(exc).__name__}" + (f": {exc}" if str(exc) else "")
+        raise
+    finally:
+        detach()
+        sampler.stop()
+        _report(index, model, bound.arguments, timer, sampler, error, deliver)
+
+
+def _report(index, model, arguments, timer, sampler, error, deliver) -> None:
+    # Runs in a finally: it must not raise, or it would hide the user's own exception.
+    try:
+        timer.close()
+        backend = sys.modules["keras"].backend.backend()
+        device = frameworks.weight_device(model)
+        info = {
+            "model": getattr(model, "name", type(model).__name__),
+            "backend": backend,
+            "device": device,
+            "batch_size": batch_size_of(arguments.get("x"), arguments.get("batch_size")),
+            "steps_per_execution": getattr(model, "steps_per_execution", 1) or 1,
+            "error": error,
+            "framework_memory_peak": frameworks.framework_memory_peak(backend, device),
+            "signature": model_signature(model, arguments.get("x")),
+        }
+        deliver(build_report(index, timer, sampler, info), None)
+    except Exception as exc:  # noqa: BLE001
+        deliver(None, f"could not build the report: {type(exc).__name__}: {exc}")
+
+
+def model_signature(model, x=None) -> dict:
+    """Layer types, parameter count and input shape: what makes two runs "the same model"."""
+    layers = [type(layer).__name__ for layer in getattr(model, "layers", [])]
+    try:
+        params = int(model.count_params())
+    except Exception:  # noqa: BLE001 - an unbuilt model has no count yet
+        params = None
+    shape = None
+    if hasattr(x, "shape") and len(x.shape) > 1:
+        shape = [None] + [int(d) for d in x.shape[1:]]
+    elif getattr(model, "inputs", None):
+        shape = [None if d is None else int(d) for d in model.inputs[0].shape]
+    return {"layers": layers, "params": params, "input_shape": shape}
+
+
+def _capture(model, arguments) -> dict:
+    """What --compare needs to retrain this model elsewhere from the same start."""
+    try:
+        weights = model.get_weights() if model.built else None
+    except Exception:  # noqa: BLE001 - a model whose weights can't be read is compared from a fresh start
+        weights = None
+    return {"model": model, "arguments": dict(arguments), "weights": weights}
 
 
 def _attach(callbacks, timer, model):
@@ -146,8 +195,13 @@ def batch_size_of(x, batch_size) -> int | None:
     return None
 
 
-def time_cell(execute, interval: float = DEFAULT_INTERVAL):
+def time_cell(execute, interval: float = DEFAULT_INTERVAL, compare: dict | None = None, history_path=None,
+              runtime=None, progress=None):
     """Run ``execute()`` with every Keras fit timed.
+
+    ``compare``: None, or {"steps": N, "devices": [...] or None} to time each trained model on each
+    device afterwards. ``history_path``: where to append the run records (None: don't). ``progress``:
+    ``progress(total)`` returns a bar with ``update(n)`` and ``close()`` for the comparison.
 
     Returns ``(result, value, error)``: the :class:`TimedFitResult`, what ``execute`` returned, and
     the exception that stopped it (the caller shows the result, then re-raises).
@@ -164,7 +218,7 @@ def time_cell(execute, interval: float = DEFAULT_INTERVAL):
     except ImportError:
         interceptor = None
     else:
-        interceptor = FitInterceptor(interval)
+        interceptor = FitInterceptor(interval, capture=compare is not None)
     try:
         if interceptor is None:
             value = execute()
@@ -182,6 +236,83 @@ def time_cell(execute, interval: float = DEFAULT_INTERVAL):
     )
     if interceptor is None:
         result.notes.append("Keras is not installed, so no fit could be timed (pip install keras).")
-    elif interceptor.errors:
-        result.notes.extend(interceptor.errors)
+        return result, value, error
+    result.notes.extend(interceptor.errors)
+    if compare is not None and interceptor.captured:
+        if error is not None:
+            result.notes.append("The cell stopped, so --compare did not run.")
+        else:
+            _compare_all(result, interceptor.captured, compare, interval, progress, history_path)
+    if history_path is not None and result.reports:
+        _record(result, history_path, runtime)
     return result, value, error
+
+
+def _compare_all(result, captured, options, interval, progress, history_path) -> None:
+    from . import compare
+
+    try:
+        names = compare.devices(options.get("devices"))
+    except ValueError as exc:
+        result.notes.append(f"--compare skipped: {exc}")
+        return
+    firsts, seen = [], set()
+    for n, cap in enumerate(captured):  # a model fitted twice is compared once, from its first start
+        if id(cap["model"]) not in seen:
+            seen.add(id(cap["model"]))
+            firsts.append((cap, result.reports[n] if n < len(result.reports) else None))
+    steps = options["steps"]
+    bar = progress(len(firsts) * len(names) * steps) if progress else None
+    try:
+        for cap, user_report in firsts:
+            comparison = compare.compare_fit(cap, user_report, names, steps, interval, bar.update if bar else None)
+            if not any(n.startswith(("gpu", "cuda")) for n in names):
+                _no_gpu(comparison, user_report, history_path)
+            result.comparisons.append(comparison)
+    finally:
+        if bar is not None:
+            bar.close()
+
+
+def _no_gpu(comparison, user_report, history_path) -> None:
+    """No GPU here: say why, and bring in this model's GPU runs from the history, if any."""
+    from . import compare, history
+
+    backend = user_report.backend if user_report else "Keras"
+    why = user_report.gpu_note if user_report and user_report.gpu_note else f"the {backend} backend sees none"
+    comparison.notes.append(f"No GPU to compare with: {why}.")
+    if history_path is None or user_report is None or not user_report.signature:
+        return
+    records, _ = history.read(history_path)
+    wanted = history.signature_id(user_report.signature)
+    latest = {}
+    for rec in records:
+        if rec.get("signature_id") == wanted and str(rec.get("device", "")).startswith("GPU") and rec.get("step_median_s"):
+            latest[(rec.get("device_name"), (rec.get("env") or {}).get("host"))] = rec
+    for rec in latest.values():
+        comparison.runs.append(compare.from_history(rec, comparison.steps_per_epoch))
+    if latest:
+        comparison.notes.append("GPU columns marked 'history' ran earlier, elsewhere: see where and when in each.")
+        compare.add_speedups(comparison)
+
+
+def _record(result, path, runtime) -> None:
+    from . import history
+    from .environment import detect
+
+    runtime = runtime or detect()
+    try:
+        gpus = [g["name"] for g in result.reports[0].gpus]
+        env = history.environment(runtime, gpus)
+        for rep in result.reports:
+            history.append(history.make_record(rep, env, "fit"), path)
+        for comparison in result.comparisons:
+            for run in comparison.runs:
+                if run.report is not None:
+                    record = history.make_record(run.report, env, "compare")
+                    # the comparison ran a few steps; its epoch is the user's, projected
+                    record.update(steps_per_epoch=comparison.steps_per_epoch, projected_epoch_s=run.projected_epoch_s)
+                    history.append(record, path)
+        result.history_path = str(path)
+    except OSError as exc:  # a full disk or a lost Drive must not cost the user their summary
+        result.notes.append(f"Could not record this run in {path}: {exc}")

@@ -23,8 +23,14 @@ def tables(result) -> list[Table]:
     out = []
     for report in result.reports:
         out.extend(_fit_tables(report, len(result.reports)))
-    if result.notes:
-        out.append(Table("Notes", [], notes=result.notes))
+    for comparison in result.comparisons:
+        out.append(comparison_table(comparison))
+    if result.history_path:
+        result_notes = result.notes + [f"Recorded in {result.history_path} (%fit_history lists it)."]
+    else:
+        result_notes = result.notes
+    if result_notes:
+        out.append(Table("Notes", [], notes=result_notes))
     if not result.complete:
         out.append(Table("Cell", [], notes=[f"The cell stopped: {result.error}. Figures above cover what ran."]))
     return out
@@ -149,3 +155,27 @@ def _per_epoch(r) -> Table:
              fmt_s(e["step_median_s"])] + energy
         )
     return Table("Per epoch", rows, header)
+
+
+def comparison_table(c) -> Table:
+    title = f"CPU vs GPU: {c.model}, {c.steps} steps on each device from the same start"
+    if c.skipped:
+        return Table(title, [], notes=[f"Skipped: {c.skipped}."] + c.notes)
+    runs = c.runs
+    header = [""] + [r.device + (f" ({r.name})" if r.name and r.name != "CPU" else "") for r in runs]
+
+    def row(label, get):
+        return [label] + [get(r) if r.error is None else "" for r in runs]
+
+    per_epoch = f"projected s/epoch ({c.steps_per_epoch} steps)" if c.steps_per_epoch else "projected s/epoch"
+    rows = [
+        row("ms/step median", lambda r: fmt(r.step_median_s and r.step_median_s * 1000, ".2f")),
+        row("ms/step p90", lambda r: fmt(r.step_p90_s and r.step_p90_s * 1000, ".2f")),
+        row(per_epoch, lambda r: fmt(r.projected_epoch_s, ".1f", " s")),
+        row("samples/s", lambda r: fmt(r.samples_per_s, ",.0f")),
+        row("speed-up vs CPU", lambda r: fmt(r.speedup, ".1f", "x")),
+        row("utilisation mean", lambda r: fmt(r.util_mean, ".0f", "%")),
+        row("memory peak", lambda r: fmt_bytes(r.memory_peak)),
+        ["source"] + [r.source if r.error is None else f"failed: {r.error}" for r in runs],
+    ]
+    return Table(title, rows, header, list(c.notes))

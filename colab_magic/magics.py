@@ -18,6 +18,7 @@ from . import drive
 from .tables import fmt_bytes
 
 DEFAULT_INTERVAL = 0.5  # seconds; the sampler's own default, repeated here to keep loading light
+DEFAULT_COMPARE_STEPS = 30  # enough for a steady median; a small CNN does 30 CPU steps in about a second
 
 
 def _show(result, args) -> None:
@@ -59,6 +60,11 @@ class ColabMagics(Magics):
         metavar="SECONDS",
         help=f"how often the GPUs and host are sampled while a fit runs (default {DEFAULT_INTERVAL})",
     )
+    @argument("--compare", action="store_true", help="also time each trained model for a few steps on the CPU and on the GPU")
+    @argument("--steps", type=int, default=DEFAULT_COMPARE_STEPS, metavar="N", help=f"steps per device for --compare (default {DEFAULT_COMPARE_STEPS})")
+    @argument("--devices", metavar="LIST", help="with --compare: comma-separated Keras devices (cpu:0,gpu:1), or 'all'")
+    @argument("--history", metavar="PATH", help="the run history file (default: <MyDrive>/colab_magic/runs.jsonl after %%mount_drive, else ~/.colab_magic/runs.jsonl)")
+    @argument("--no-history", action="store_true", help="don't record this run")
     @argument("--json", action="store_true", help="print the result as JSON")
     @argument("-o", dest="output", action="store_true", help="return the TimedFitResult")
     @argument("-v", dest="variable", metavar="NAME", help="store the TimedFitResult in variable NAME")
@@ -77,13 +83,31 @@ class ColabMagics(Magics):
             raise UsageError("--interval must be a positive number of seconds")
         if args.variable is not None and not args.variable.isidentifier():
             raise UsageError(f"-v needs a Python variable name, not {args.variable!r}")
+        if args.steps < 2:
+            raise UsageError("--steps must be at least 2 (the first step compiles and is kept apart)")
+        if (args.devices or args.steps != DEFAULT_COMPARE_STEPS) and not args.compare:
+            raise UsageError("--steps and --devices go with --compare")
+        if args.history and args.no_history:
+            raise UsageError("--history and --no-history don't go together")
+        from .environment import detect
         from .fit_hook import time_cell
 
         def run():
             __tracebackhide__ = True
             return self._run_cell(cell)
 
-        result, value, error = time_cell(run, args.interval)
+        compare = None
+        if args.compare:
+            devices = [d.strip() for d in args.devices.split(",") if d.strip()] if args.devices else None
+            compare = {"steps": args.steps, "devices": devices}
+        result, value, error = time_cell(
+            run,
+            args.interval,
+            compare=compare,
+            history_path=None if args.no_history else _history_path(args.history),
+            runtime=detect(self.shell),
+            progress=None if args.quiet else _progress_bar,
+        )
         if args.variable:
             self.shell.user_ns[args.variable] = result
         _show(result, args)
@@ -151,10 +175,60 @@ class ColabMagics(Magics):
         self._say(f"{mounted.message} {args.var} = {str(mounted.mydrive)!r}", args)
         return mounted.mydrive
 
+    @magic_arguments()
+    @argument("-n", dest="count", type=int, default=20, metavar="N", help="how many of the latest runs to list (default 20)")
+    @argument("--compare", nargs="*", metavar="ID", help="runs side by side: the ids given, or by default the latest run of the newest model on each device")
+    @argument("--history", metavar="PATH", help="the run history file (default as for %%timed_fit)")
+    @argument("--json", action="store_true", help="print as JSON")
+    @argument("-o", dest="output", action="store_true", help="return the HistoryView")
+    @argument("-q", dest="quiet", action="store_true", help="print nothing")
+    @line_magic
+    def fit_history(self, line=""):
+        """List the runs %%timed_fit recorded, or show chosen runs side by side.
+
+        With %mount_drive, the history lives on Drive, so a run on Colab's CPU runtime and a later
+        one on its GPU runtime (different machines) end up in one table.
+        """
+        args = parse_argstring(self.fit_history, line)
+        if args.count < 1:
+            raise UsageError("-n must be at least 1")
+        from .history import read
+        from .history_view import HistoryView, select
+
+        path = _history_path(args.history)
+        records, warnings = read(path)
+        if args.compare is None:
+            view = HistoryView(str(path), records[-args.count:], warnings=warnings)
+        else:
+            try:
+                chosen, note = select(records, args.compare)
+            except KeyError as exc:
+                raise UsageError(str(exc.args[0])) from None
+            view = HistoryView(str(path), chosen, compare=True, warnings=warnings, note=note)
+        _show(view, args)
+        return view if args.output else None
+
     @staticmethod
     def _say(text: str, args) -> None:
         if not args.quiet:
             print(text)
+
+
+def _history_path(flag: str | None):
+    from pathlib import Path
+
+    from .history import default_path
+
+    return Path(_unquote(flag)).expanduser() if flag else default_path()
+
+
+def _progress_bar(total: int):
+    from tqdm.auto import tqdm
+
+    class Bar(tqdm):
+        monitor_interval = 0  # tqdm's monitor thread would outlive the cell
+
+    return Bar(total=total, desc="--compare", unit="step", leave=False)
 
 
 def _unquote(text: str) -> str:

@@ -38,6 +38,7 @@ class FitReport:
     sampler: dict
     notes: list[str] = field(default_factory=list)
     timeline: dict = field(default_factory=dict)  # series as [[seconds since start, value], ...]
+    signature: dict | None = None  # layer types, parameter count, input shape: the model's identity in the history
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -50,6 +51,8 @@ class TimedFitResult:
     complete: bool = True
     error: str | None = None  # the exception that ended the cell, if any
     notes: list[str] = field(default_factory=list)
+    comparisons: list = field(default_factory=list)  # compare.Comparison per model, with --compare
+    history_path: str | None = None  # where this cell's runs were recorded
 
     def __len__(self) -> int:
         return len(self.reports)
@@ -64,6 +67,8 @@ class TimedFitResult:
             "error": self.error,
             "notes": list(self.notes),
             "reports": [r.to_dict() for r in self.reports],
+            "comparisons": [c.to_dict() for c in self.comparisons],
+            "history_path": self.history_path,
         }
 
     def __str__(self) -> str:
@@ -127,6 +132,7 @@ def build_report(index: int, timer, sampler, info: dict) -> FitReport:
         framework_memory_peak=info.get("framework_memory_peak"),
         sampler=_sampler_cost(sampler),
         timeline=_timeline(sampler, start),
+        signature=info.get("signature"),
     )
     report.notes = _notes(report, sampler)
     return report

@@ -47,9 +47,10 @@ class EpochTiming:
 class StepTimer(keras.callbacks.Callback):
     async_safe = True
 
-    def __init__(self, on_epoch_end=None, clock=time.perf_counter, steps_per_execution: int = 1):
+    def __init__(self, on_epoch_end=None, clock=time.perf_counter, steps_per_execution: int = 1, on_step=None):
         super().__init__()
         self.clock = clock
+        self.on_step = on_step  # called with the number of steps each execution covered (progress bars)
         self.steps_per_execution = max(1, int(steps_per_execution))
         self.on_epoch_boundary = on_epoch_end  # e.g. the sampler's energy mark
         self.fit_start: float | None = None
@@ -113,6 +114,8 @@ class StepTimer(keras.callbacks.Callback):
         self._last = max(start, now)
         self.executions += 1
         self.total_steps += steps
+        if self.on_step is not None:
+            self.on_step(steps)
         epoch = self.epochs[-1]
         epoch.steps += steps
         epoch.steps_s += elapsed

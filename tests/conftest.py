@@ -17,6 +17,19 @@ def shell():
 
 
 @pytest.fixture(autouse=True)
+def private_home(monkeypatch, tmp_path):
+    """Each test gets its own home: the run history (~/.colab_magic) and drive (~/colab_drive) go there."""
+    from colab_magic import drive
+
+    home = tmp_path / "home"
+    home.mkdir()
+    monkeypatch.setenv("HOME", str(home))
+    drive.forget()
+    yield home
+    drive.forget()
+
+
+@pytest.fixture(autouse=True)
 def leaves_nothing_running(shell):
     """Fail any test that leaves a thread running, NVML initialised or Keras' fit patched."""
     threads_before = set(threading.enumerate())

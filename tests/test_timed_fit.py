@@ -270,7 +270,7 @@ def test_json_and_html(kip, capsys, fake_nvml):
     data = json.loads(capsys.readouterr().out)
     assert data["reports"][0]["gpus"][0]["name"] == "<b>GPU</b>"
     assert set(data["reports"][0]["timeline"]) == {"host", "gpus", "epoch_ends"}
-    result = kip.run_cell_magic("timed_fit", "-q -o --interval 0.05", "make_model().fit(x, y, epochs=1, verbose=0)")
+    result = kip.run_cell_magic("timed_fit", "-q -o --no-history --interval 0.05", "make_model().fit(x, y, epochs=1, verbose=0)")
     page = result._repr_html_()
     assert "<b>GPU</b>" not in page and "&lt;b&gt;GPU&lt;/b&gt;" in page
     assert page.count("<table>") == 3

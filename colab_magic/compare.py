@@ -1,0 +1,193 @@
+"""``%%timed_fit --compare``: each model the cell trained, timed for a few steps on each device.
+
+Each device gets its own copy of the model, built inside ``keras.device(...)`` (a model built on the
+GPU and reused under a CPU scope can fail on TensorFlow), with the weights the user's model had before
+its fit and a fresh optimizer from the same compile config. The user's model and its training are
+never touched: the comparison runs after the cell, on the clones.
+
+A projected epoch is ``steps_per_epoch x median step + the epoch's fixed cost``, the fixed cost being
+what the comparison's own epoch spent outside its steps (iterator set-up, callbacks).
+"""
+
+from __future__ import annotations
+
+import inspect
+from dataclasses import dataclass, field
+
+from . import frameworks
+from .fit_hook import timed_call
+
+
+@dataclass
+class DeviceRun:
+    device: str  # "CPU:0", "GPU:0"
+    report: object | None  # a FitReport of the timed steps (None for a run read from the history)
+    error: str | None = None
+    source: str = "measured now"  # or where and when a run from the history ran
+    name: str | None = None  # the GPU's name
+    step_median_s: float | None = None
+    step_p90_s: float | None = None
+    samples_per_s: float | None = None
+    util_mean: float | None = None  # the device's own: GPU utilisation, or the host's CPU
+    memory_peak: float | None = None  # bytes: GPU memory, or the process RSS on the CPU
+    projected_epoch_s: float | None = None
+    speedup: float | None = None  # against the CPU column
+
+    def to_dict(self) -> dict:
+        d = {k: v for k, v in vars(self).items() if k != "report"}
+        d["report"] = self.report.to_dict() if self.report is not None else None
+        return d
+
+
+@dataclass
+class Comparison:
+    model: str
+    steps: int
+    steps_per_epoch: int | None
+    batch_size: int | None
+    runs: list[DeviceRun] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    skipped: str | None = None  # why no comparison ran for this model
+
+    def to_dict(self) -> dict:
+        return {
+            "model": self.model,
+            "steps": self.steps,
+            "steps_per_epoch": self.steps_per_epoch,
+            "batch_size": self.batch_size,
+            "runs": [r.to_dict() for r in self.runs],
+            "notes": list(self.notes),
+            "skipped": self.skipped,
+        }
+
+
+def devices(requested: list[str] | None = None) -> list[str]:
+    """Keras device names to compare: the CPU and the first GPU by default, or those requested."""
+    import keras
+
+    seen = [str(d).lower() for d in keras.distribution.list_devices()]
+    cpus = [d for d in seen if d.startswith("cpu")] or ["cpu:0"]
+    gpus = [d for d in seen if d.startswith(("gpu", "cuda"))]
+    if not requested:
+        return cpus[:1] + gpus[:1]
+    if requested == ["all"]:
+        return cpus[:1] + gpus
+    missing = [d for d in requested if d.lower() not in seen]
+    if missing:
+        raise ValueError(f"{', '.join(missing)} not among the devices Keras sees: {', '.join(seen)}")
+    return [d.lower() for d in requested]
+
+
+def compare_fit(captured: dict, user_report, device_names: list[str], steps: int, interval: float, progress=None) -> Comparison:
+    import keras
+
+    model = captured["model"]
+    result = Comparison(
+        model=getattr(model, "name", type(model).__name__),
+        steps=steps,
+        steps_per_epoch=user_report.steps_per_epoch if user_report else None,
+        batch_size=user_report.batch_size if user_report else None,
+    )
+    config = model.get_compile_config() if hasattr(model, "get_compile_config") else None
+    if not config:
+        result.skipped = "the model was not compiled with compile(), so it cannot be compiled again elsewhere"
+        return result
+    if captured["weights"] is None:
+        result.notes.append("The model had no weights before its fit: each device starts from its own random weights.")
+    for name in device_names:
+        run = DeviceRun(frameworks._normalise_device(name), None)
+        try:
+            with keras.device(name):
+                clone = keras.models.clone_model(model)
+                if captured["weights"] is not None:
+                    clone.set_weights(captured["weights"])
+                clone.compile_from_config(config)
+                run.report = _time_clone(clone, captured["arguments"], steps, interval, progress)
+        except Exception as exc:  # noqa: BLE001 - one line per device; the user's own fit already ran
+            run.error = _one_line(exc)
+            if name == device_names[0] and _is_clone_problem(exc):
+                result.skipped = f"the model cannot be cloned ({run.error}); the comparison is skipped"
+                return result
+        result.runs.append(run)
+    _project(result, user_report)
+    return result
+
+
+def _time_clone(clone, arguments: dict, steps: int, interval: float, progress):
+    reports = []
+    kwargs = {
+        k: v
+        for k, v in arguments.items()
+        if k in ("x", "y", "batch_size", "sample_weight", "class_weight", "shuffle")
+    }
+    kwargs.update(epochs=1, steps_per_epoch=steps, verbose=0, callbacks=None)
+    signature = inspect.signature(type(clone).fit)
+    bound = signature.bind(clone, **kwargs)
+
+    def deliver(report, problem):
+        if report is not None:
+            reports.append(report)
+
+    original = type(clone).fit
+    timed_call(original, bound, interval, 1, deliver, on_step=progress)
+    return reports[0] if reports else None
+
+
+def _summarise(run: DeviceRun, steps_per_epoch: int | None) -> None:
+    rep = run.report
+    if rep is None or rep.step is None:
+        return
+    run.step_median_s, run.step_p90_s, run.samples_per_s = rep.step["median"], rep.step["p90"], rep.samples_per_s
+    gpu = next((g for g in rep.gpus if run.device == f"GPU:{g['index']}"), None)
+    if gpu is not None:
+        run.name, run.util_mean, run.memory_peak = gpu["name"], gpu["util_mean"], gpu["memory_peak"]
+    else:
+        run.util_mean, run.memory_peak = rep.host["cpu_system_mean"], rep.host["rss_peak"]
+    epoch = rep.epochs[0] if rep.epochs else None
+    fixed = (epoch["time_s"] - epoch["steps_s"]) if epoch and epoch["time_s"] is not None else 0.0
+    if steps_per_epoch:
+        run.projected_epoch_s = steps_per_epoch * rep.step["median"] + max(fixed, 0.0)
+
+
+def add_speedups(result: Comparison) -> None:
+    cpu = next((r for r in result.runs if r.device.startswith("CPU") and r.step_median_s), None)
+    for run in result.runs:
+        if cpu is not None and run.step_median_s:
+            run.speedup = cpu.step_median_s / run.step_median_s
+
+
+def from_history(record: dict, steps_per_epoch: int | None) -> DeviceRun:
+    """A run of the same model that the history holds, to stand beside the ones measured now."""
+    env = record.get("env") or {}
+    run = DeviceRun(
+        device=record.get("device") or "?",
+        report=None,
+        source=f"history: {env.get('runtime', '?')} on {env.get('host', '?')}, {record.get('time', '?')}",
+        name=record.get("device_name"),
+        step_median_s=record.get("step_median_s"),
+        step_p90_s=record.get("step_p90_s"),
+        samples_per_s=record.get("samples_per_s"),
+        util_mean=record.get("gpu_util_mean"),
+    )
+    spe = steps_per_epoch or record.get("steps_per_epoch")
+    if record.get("epoch_mean_s") and (not steps_per_epoch or steps_per_epoch == record.get("steps_per_epoch")):
+        run.projected_epoch_s = record["epoch_mean_s"]  # measured there: better than a projection
+    elif spe and run.step_median_s:
+        run.projected_epoch_s = spe * run.step_median_s
+    return run
+
+
+def _project(result: Comparison, user_report) -> None:
+    for run in result.runs:
+        _summarise(run, result.steps_per_epoch)
+    add_speedups(result)
+
+
+def _is_clone_problem(exc: Exception) -> bool:
+    text = f"{type(exc).__name__} {exc}".lower()
+    return any(word in text for word in ("get_config", "from_config", "clone", "not serializable", "notimplementederror"))
+
+
+def _one_line(exc: Exception) -> str:
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
