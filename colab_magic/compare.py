@@ -12,6 +12,7 @@ what the comparison's own epoch spent outside its steps (iterator set-up, callba
 from __future__ import annotations
 
 import inspect
+import time
 from dataclasses import dataclass, field
 
 from . import frameworks
@@ -48,9 +49,11 @@ class Comparison:
     runs: list[DeviceRun] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     skipped: str | None = None  # why no comparison ran for this model
+    wall_s: float | None = None  # what the comparison cost, clones and compiling included
 
     def to_dict(self) -> dict:
         return {
+            "wall_s": self.wall_s,
             "model": self.model,
             "steps": self.steps,
             "steps_per_epoch": self.steps_per_epoch,
@@ -79,9 +82,18 @@ def devices(requested: list[str] | None = None) -> list[str]:
 
 
 def compare_fit(captured: dict, user_report, device_names: list[str], steps: int, interval: float, progress=None) -> Comparison:
+    start = time.perf_counter()
+    result = _compare_fit(captured, user_report, device_names, steps, interval, progress)
+    result.wall_s = time.perf_counter() - start
+    return result
+
+
+def _compare_fit(captured, user_report, device_names, steps, interval, progress) -> Comparison:
     import keras
 
     model = captured["model"]
+    if user_report and user_report.steps_per_epoch:
+        steps = max(2, min(steps, user_report.steps_per_epoch))  # no more steps than the data holds
     result = Comparison(
         model=getattr(model, "name", type(model).__name__),
         steps=steps,
@@ -120,6 +132,12 @@ def _time_clone(clone, arguments: dict, steps: int, interval: float, progress):
         for k, v in arguments.items()
         if k in ("x", "y", "batch_size", "sample_weight", "class_weight", "shuffle")
     }
+    # Only the samples the steps will use: converting a whole 50,000-image array again for 30 steps
+    # cost more than the steps themselves (bench/compare.py).
+    needed = steps * (kwargs.get("batch_size") or 32)
+    for key in ("x", "y", "sample_weight"):
+        if key in kwargs:
+            kwargs[key] = _head(kwargs[key], needed)
     kwargs.update(epochs=1, steps_per_epoch=steps, verbose=0, callbacks=None)
     signature = inspect.signature(type(clone).fit)
     bound = signature.bind(clone, **kwargs)
@@ -175,6 +193,17 @@ def from_history(record: dict, steps_per_epoch: int | None) -> DeviceRun:
     elif spe and run.step_median_s:
         run.projected_epoch_s = spe * run.step_median_s
     return run
+
+
+def _head(data, n: int):
+    """The first ``n`` samples of an array (or a list/tuple/dict of arrays); anything else as is."""
+    if hasattr(data, "shape") and hasattr(data, "__getitem__") and len(data.shape) and data.shape[0] > n:
+        return data[:n]
+    if isinstance(data, (list, tuple)) and all(hasattr(d, "shape") for d in data):
+        return type(data)(_head(d, n) for d in data)
+    if isinstance(data, dict) and all(hasattr(d, "shape") for d in data.values()):
+        return {k: _head(v, n) for k, v in data.items()}
+    return data
 
 
 def _project(result: Comparison, user_report) -> None:

@@ -262,7 +262,8 @@ def _compare_all(result, captured, options, interval, progress, history_path) ->
             seen.add(id(cap["model"]))
             firsts.append((cap, result.reports[n] if n < len(result.reports) else None))
     steps = options["steps"]
-    bar = progress(len(firsts) * len(names) * steps) if progress else None
+    planned = sum(min(steps, rep.steps_per_epoch) if rep and rep.steps_per_epoch else steps for _, rep in firsts)
+    bar = progress(planned * len(names)) if progress else None
     try:
         for cap, user_report in firsts:
             comparison = compare.compare_fit(cap, user_report, names, steps, interval, bar.update if bar else None)

@@ -1,0 +1,138 @@
+"""%%timed_fit --compare on real Keras (TensorFlow backend, CPU: this machine has no GPU)."""
+
+import json
+
+import numpy as np
+import pytest
+from IPython.core.error import UsageError
+
+from colab_magic import history
+
+keras = pytest.importorskip("keras")
+pytestmark = pytest.mark.keras
+
+SETUP = '''
+import numpy as np, keras
+x = np.random.default_rng(0).random((640, 8), dtype=np.float32)
+y = (x.sum(axis=1) > 4).astype("float32")
+class Starts(keras.callbacks.Callback):
+    fits = 0
+    def on_train_begin(self, logs=None):
+        Starts.fits += 1
+def make_model():
+    model = keras.Sequential([keras.Input((8,)), keras.layers.Dense(16, activation="relu"), keras.layers.Dense(1)], name="net")
+    model.compile(optimizer="sgd", loss="mse")
+    return model
+'''
+
+
+@pytest.fixture
+def kip(ip):
+    ip.run_cell(SETUP).raise_error()
+    return ip
+
+
+def test_compare_times_a_clone_and_leaves_the_users_model_alone(kip, capsys):
+    cell = '''
+model = make_model()
+before = model.get_weights()
+history = model.fit(x, y, batch_size=32, epochs=2, verbose=0, callbacks=[Starts()])
+after = model.get_weights()
+'''
+    kip.run_cell(f"%%timed_fit --compare --steps 12 -v R\n{cell}").raise_error()
+    captured = capsys.readouterr()
+    r = kip.user_ns["R"]
+    assert kip.user_ns["Starts"].fits == 1  # the user's fit ran once; the clones don't carry user callbacks
+    for a, b in zip(kip.user_ns["after"], kip.user_ns["model"].get_weights()):
+        np.testing.assert_array_equal(a, b)  # the comparison did not touch the user's model
+    (c,) = r.comparisons
+    assert c.model == "net" and c.steps == 12 and c.steps_per_epoch == 20 and c.batch_size == 32
+    (cpu,) = c.runs
+    assert cpu.device == "CPU:0" and cpu.error is None and cpu.source == "measured now"
+    assert cpu.report.total_steps == 12 and cpu.report.step["n"] == 11
+    epoch = cpu.report.epochs[0]
+    fixed = epoch["time_s"] - epoch["steps_s"]
+    assert cpu.projected_epoch_s == pytest.approx(20 * cpu.step_median_s + fixed)
+    assert cpu.speedup == pytest.approx(1.0)
+    assert any("No GPU to compare with: no NVIDIA driver found" in n for n in c.notes)
+    assert "CPU vs GPU: net, 12 steps on each device" in captured.out
+    assert "projected s/epoch (20 steps)" in captured.out
+    assert "--compare" in captured.err  # the progress bar (text in a terminal)
+    json.dumps(r.to_dict())
+
+
+def test_clone_starts_from_the_weights_before_the_fit(kip):
+    from colab_magic.fit_hook import FitInterceptor
+
+    with FitInterceptor(capture=True) as fits:
+        kip.run_cell("m = make_model()\nw0 = m.get_weights()\nm.fit(x, y, epochs=1, verbose=0)").raise_error()
+    for a, b in zip(fits.captured[0]["weights"], kip.user_ns["w0"]):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_model_that_cannot_be_cloned_is_skipped_in_one_line(kip, capsys):
+    cell = '''
+class Opaque(keras.Model):
+    def __init__(self, inner):
+        super().__init__(name="opaque")
+        self.inner = inner
+    def call(self, inputs):
+        return self.inner(inputs)
+    def get_config(self):
+        raise NotImplementedError("no config")
+model = Opaque(keras.layers.Dense(1))
+model.compile(optimizer="sgd", loss="mse")
+model.fit(x, y, epochs=1, verbose=0)
+'''
+    kip.run_cell(f"%%timed_fit --compare -v R\n{cell}").raise_error()
+    r = kip.user_ns["R"]
+    assert len(r.reports) == 1 and r.reports[0].complete  # the normal fit ran
+    assert "cannot be cloned" in r.comparisons[0].skipped
+    assert "Skipped: the model cannot be cloned" in capsys.readouterr().out
+
+
+def test_unknown_device_skips_the_comparison_with_a_reason(kip):
+    kip.run_cell("%%timed_fit --compare --devices gpu:5 -q -v R\nmake_model().fit(x, y, epochs=1, verbose=0)").raise_error()
+    r = kip.user_ns["R"]
+    assert r.comparisons == [] and any("--compare skipped: gpu:5 not among the devices" in n for n in r.notes)
+
+
+def test_a_failed_cell_runs_no_comparison(kip):
+    res = kip.run_cell("%%timed_fit --compare -q -v R\nmake_model().fit(x, y, epochs=1, verbose=0)\n1 / 0")
+    assert isinstance(res.error_in_exec, ZeroDivisionError)
+    r = kip.user_ns["R"]
+    assert r.comparisons == [] and "The cell stopped, so --compare did not run." in r.notes
+
+
+def test_gpu_run_from_the_history_stands_beside_the_cpu(kip, tmp_path):
+    path = tmp_path / "runs.jsonl"
+    kip.run_cell(f"%%timed_fit -q --history {path}\nmake_model().fit(x, y, batch_size=32, epochs=1, verbose=0)").raise_error()
+    (mine,) = history.read(path)[0]
+    # The same model, as recorded earlier on a Colab GPU runtime (another machine): its record
+    # differs only in where it ran and how fast.
+    gpu = dict(mine, id="gpu00001", device="GPU:0", device_name="Tesla T4", step_median_s=mine["step_median_s"] / 8,
+               env=dict(mine["env"], runtime="Google Colab (GPU runtime)", host="colab-vm"), time="2026-11-25T10:00:00+00:00")
+    history.append(gpu, path)
+    kip.run_cell(f"%%timed_fit --compare -q -v R --history {path}\nmake_model().fit(x, y, batch_size=32, epochs=1, verbose=0)").raise_error()
+    c = kip.user_ns["R"].comparisons[0]
+    cpu, t4 = c.runs
+    assert t4.device == "GPU:0" and t4.name == "Tesla T4" and t4.report is None
+    assert t4.source == "history: Google Colab (GPU runtime) on colab-vm, 2026-11-25T10:00:00+00:00"
+    assert t4.speedup == pytest.approx(cpu.step_median_s / t4.step_median_s)
+    assert "GPU columns marked 'history'" in " ".join(c.notes)
+    text = str(kip.user_ns["R"])
+    assert "GPU:0 (Tesla T4)" in text and "history: Google Colab (GPU runtime) on colab-vm" in text
+
+
+@pytest.mark.parametrize(
+    "line, message",
+    [
+        ("--steps 10", "--steps and --devices go with --compare"),
+        ("--devices cpu:0", "--steps and --devices go with --compare"),
+        ("--compare --steps 1", "--steps must be at least 2"),
+        ("--history a.jsonl --no-history", "don't go together"),
+    ],
+)
+def test_bad_compare_flags(kip, line, message):
+    with pytest.raises(UsageError, match=message):
+        kip.run_cell_magic("timed_fit", line, "pass")

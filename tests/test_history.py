@@ -1,0 +1,189 @@
+"""The run history: crash-safe appends (real processes, a real SIGKILL), the reader, %fit_history."""
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import pytest
+from IPython.core.error import UsageError
+
+from colab_magic import history
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def rec(i, **extra):
+    return {"id": f"r{i:05d}", "time": f"2026-11-26T00:00:{i % 60:02d}+00:00", "payload": "x" * 3000, **extra}
+
+
+def test_append_and_read_back(tmp_path):
+    path = tmp_path / "deep" / "runs.jsonl"
+    for i in range(3):
+        history.append(rec(i), path)
+    records, warnings = history.read(path)
+    assert [r["id"] for r in records] == ["r00000", "r00001", "r00002"] and warnings == []
+    assert path.read_bytes().count(b"\n") == 3
+
+
+def test_missing_file_reads_as_empty(tmp_path):
+    assert history.read(tmp_path / "none.jsonl") == ([], [])
+
+
+WRITER = textwrap.dedent(
+    """
+    import sys
+    sys.path.insert(0, {root!r})
+    from colab_magic import history
+    tag, n, path = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+    for i in range(n):
+        history.append({{"id": f"{{tag}}{{i}}", "payload": tag * 5000}}, path)
+    """
+)
+
+
+def test_two_kernels_appending_at_once_lose_nothing(tmp_path):
+    path = tmp_path / "runs.jsonl"
+    code = WRITER.format(root=ROOT)
+    procs = [subprocess.Popen([sys.executable, "-c", code, tag, "150", str(path)]) for tag in "ab"]
+    assert [p.wait(timeout=120) for p in procs] == [0, 0]
+    records, warnings = history.read(path)
+    assert warnings == []
+    assert sorted(r["id"] for r in records) == sorted([f"a{i}" for i in range(150)] + [f"b{i}" for i in range(150)])
+    assert all(r["payload"] == r["id"][0] * 5000 for r in records)  # no line mixes two writers
+
+
+KILLED = textwrap.dedent(
+    """
+    import os, signal, sys
+    sys.path.insert(0, {root!r})
+    from colab_magic import history
+    path = sys.argv[1]
+    real_write = os.write
+    def write_half_then_die(fd, data):
+        real_write(fd, bytes(data[: len(data) // 2]))
+        os.kill(os.getpid(), signal.SIGKILL)  # killed in the middle of the record
+    history.os.write = write_half_then_die
+    history.append({{"id": "torn", "payload": "z" * 4000}}, path)
+    """
+)
+
+
+def test_process_killed_mid_write_damages_no_earlier_record(tmp_path):
+    path = tmp_path / "runs.jsonl"
+    for i in range(3):
+        history.append(rec(i), path)
+    child = subprocess.run([sys.executable, "-c", KILLED.format(root=ROOT), str(path)], timeout=60)
+    assert child.returncode == -9
+    assert not path.read_bytes().endswith(b"\n")  # the torn line is really there
+    records, warnings = history.read(path)
+    assert [r["id"] for r in records] == ["r00000", "r00001", "r00002"]
+    assert warnings == [f"skipped a torn last line in {path}"]
+    # the next append ends the torn line first, so the new record stands on its own
+    history.append(rec(3), path)
+    records, warnings = history.read(path)
+    assert [r["id"] for r in records] == ["r00000", "r00001", "r00002", "r00003"]
+    assert warnings == [f"skipped line 4 (torn by an interrupted write) in {path}"]
+
+
+def test_default_path_follows_the_drive(ip, tmp_path, private_home):
+    assert history.default_path() == private_home / ".colab_magic" / "runs.jsonl"
+    ip.run_line_magic("mount_drive", f"-q --local {tmp_path / 'd'}")
+    assert history.default_path() == tmp_path / "d" / "MyDrive" / "colab_magic" / "runs.jsonl"
+
+
+pytest.importorskip("keras")
+
+SETUP = '''
+import numpy as np, keras
+x = np.random.default_rng(0).random((128, 4), dtype=np.float32)
+y = x.sum(axis=1)
+def make_model(units=4):
+    m = keras.Sequential([keras.Input((4,)), keras.layers.Dense(units), keras.layers.Dense(1)], name=f"m{units}")
+    m.compile(optimizer="sgd", loss="mse")
+    return m
+'''
+
+
+@pytest.mark.keras
+def test_every_timed_fit_is_recorded_where_asked(ip, tmp_path, private_home):
+    ip.run_cell(SETUP).raise_error()
+    ip.run_cell("%%timed_fit -q\nmake_model().fit(x, y, epochs=1, verbose=0)\nmake_model(8).fit(x, y, epochs=2, verbose=0)").raise_error()
+    default = private_home / ".colab_magic" / "runs.jsonl"
+    records, _ = history.read(default)
+    assert [(r["model"], r["kind"], r["device"]) for r in records] == [("m4", "fit", "CPU:0"), ("m8", "fit", "CPU:0")]
+    r = records[1]
+    assert r["signature"] == {"layers": ["Dense", "Dense"], "params": 4 * 8 + 8 + 8 + 1, "input_shape": [None, 4]}
+    assert r["batch_size"] == 32 and r["steps_per_epoch"] == 4 and r["backend"] == "tensorflow"
+    assert r["step_median_s"] > 0 and r["epoch_mean_s"] > 0 and r["env"]["keras"]
+    assert r["signature_id"] != records[0]["signature_id"]
+    ip.run_cell("%%timed_fit -q --no-history\nmake_model().fit(x, y, epochs=1, verbose=0)").raise_error()
+    assert len(history.read(default)[0]) == 2
+    elsewhere = tmp_path / "mine.jsonl"
+    ip.run_cell(f"%%timed_fit -q --history {elsewhere}\nmake_model().fit(x, y, epochs=1, verbose=0)").raise_error()
+    assert len(history.read(elsewhere)[0]) == 1
+    ip.run_line_magic("mount_drive", f"-q --local {tmp_path / 'drive'}")
+    ip.run_cell("%%timed_fit -q\nmake_model().fit(x, y, epochs=1, verbose=0)").raise_error()
+    assert len(history.read(tmp_path / "drive" / "MyDrive" / "colab_magic" / "runs.jsonl")[0]) == 1
+
+
+def _colab_runs(path):
+    """Two earlier runs of one model on Colab (a CPU runtime, then a GPU runtime) and one of another model."""
+    base = {"signature_id": "aaaa", "model": "cnn", "kind": "fit", "steps_per_epoch": 1563, "batch_size": 32,
+            "samples_per_s": None, "signature": {"params": 122570}}
+    history.append(dict(base, id="cpu1", time="2026-11-25T09:00:00+00:00", device="CPU:0", device_name="CPU",
+                        step_median_s=0.09, step_p90_s=0.1, epoch_mean_s=140.0,
+                        env={"runtime": "Google Colab (CPU runtime)", "host": "vm-a"}), path)
+    history.append(dict(base, id="gpu1", time="2026-11-25T10:00:00+00:00", device="GPU:0", device_name="Tesla T4",
+                        step_median_s=0.0045, step_p90_s=0.005, epoch_mean_s=7.0, gpu_util_mean=61.0,
+                        env={"runtime": "Google Colab (GPU runtime)", "host": "vm-b"}), path)
+    history.append(dict(base, id="oth1", signature_id="bbbb", model="other", time="2026-11-25T08:00:00+00:00",
+                        device="CPU:0", device_name="CPU", step_median_s=0.01, env={"runtime": "x", "host": "vm-a"}), path)
+
+
+def test_fit_history_lists_and_compares_runs_across_runtimes(ip, tmp_path, capsys):
+    path = tmp_path / "runs.jsonl"
+    _colab_runs(path)
+    ip.run_line_magic("fit_history", f"--history {path}")
+    out = capsys.readouterr().out
+    assert all(i in out for i in ("cpu1", "gpu1", "oth1")) and "Google Colab (GPU runtime) on vm-b" in out
+    view = ip.run_line_magic("fit_history", f"--history {path} -n 1 -o -q")
+    assert [r["id"] for r in view.records] == ["oth1"]
+    # the newest record is "other", so name the article's runs by id
+    view = ip.run_line_magic("fit_history", f"--history {path} --compare cpu1 gpu1 -o")
+    out = capsys.readouterr().out
+    assert [r["id"] for r in view.records] == ["cpu1", "gpu1"]
+    speed = next(line for line in out.splitlines() if line.strip().startswith("speed-up vs CPU"))
+    assert "1.0x" in speed and "20.0x" in speed
+    epoch = next(line for line in out.splitlines() if line.strip().startswith("s/epoch"))
+    assert "140.0 s (measured)" in epoch and "7.0 s (measured)" in epoch
+    assert "GPU:0 (Tesla T4)" in out
+
+
+def test_fit_history_compare_defaults_to_the_newest_model(ip, tmp_path):
+    path = tmp_path / "runs.jsonl"
+    _colab_runs(path)
+    history.append({"id": "gpu2", "signature_id": "aaaa", "model": "cnn", "kind": "compare", "device": "GPU:0",
+                    "device_name": "Tesla T4", "time": "2026-11-25T10:00:00+00:00", "step_median_s": 0.005,
+                    "env": {"runtime": "Google Colab (GPU runtime)", "host": "vm-b"}}, path)
+    view = ip.run_line_magic("fit_history", f"--history {path} --compare -o -q")
+    # one run per device and machine; at the same time, the user's fit beats a --compare run
+    assert [r["id"] for r in view.records] == ["cpu1", "gpu1"]
+
+
+def test_fit_history_errors_and_warnings(ip, tmp_path, capsys):
+    path = tmp_path / "runs.jsonl"
+    ip.run_line_magic("fit_history", f"--history {path}")
+    assert "No runs recorded yet." in capsys.readouterr().out
+    _colab_runs(path)
+    with open(path, "ab") as fh:
+        fh.write(b'{"id": "half')
+    ip.run_line_magic("fit_history", f"--history {path}")
+    assert "skipped a torn last line" in capsys.readouterr().out
+    with pytest.raises(UsageError, match="no run with id nope"):
+        ip.run_line_magic("fit_history", f"--history {path} --compare nope")
+    with pytest.raises(UsageError, match="-n must be at least 1"):
+        ip.run_line_magic("fit_history", "-n 0")
+    ip.run_line_magic("fit_history", f"--history {path} --json")
+    assert len(json.loads(capsys.readouterr().out)["records"]) == 3
