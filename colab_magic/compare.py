@@ -11,6 +11,7 @@ what the comparison's own epoch spent outside its steps (iterator set-up, callba
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import time
 from dataclasses import dataclass, field
@@ -66,9 +67,7 @@ class Comparison:
 
 def devices(requested: list[str] | None = None) -> list[str]:
     """Keras device names to compare: the CPU and the first GPU by default, or those requested."""
-    import keras
-
-    seen = [str(d).lower() for d in keras.distribution.list_devices()]
+    seen = _keras_devices()
     cpus = [d for d in seen if d.startswith("cpu")] or ["cpu:0"]
     gpus = [d for d in seen if d.startswith(("gpu", "cuda"))]
     if not requested:
@@ -79,6 +78,32 @@ def devices(requested: list[str] | None = None) -> list[str]:
     if missing:
         raise ValueError(f"{', '.join(missing)} not among the devices Keras sees: {', '.join(seen)}")
     return [d.lower() for d in requested]
+
+
+def _device_scope(name: str):
+    """``keras.device(name)``, except on torch for the device Keras uses anyway: there, a model built
+    under keras.device() trains with no gradients (seen with Keras 3.15.1, torch 2.13 on the CPU)."""
+    import keras
+
+    if keras.backend.backend() == "torch":
+        import torch
+
+        default = "gpu" if torch.cuda.is_available() else "cpu"
+        if name.split(":")[0] == default and name.endswith(":0"):
+            return contextlib.nullcontext()
+    return keras.device(name)
+
+
+def _keras_devices() -> list[str]:
+    import keras
+
+    try:
+        return [str(d).lower() for d in keras.distribution.list_devices()]
+    except AttributeError:  # the torch backend has no distribution library: ask torch itself
+        import torch
+
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        return ["cpu:0"] + [f"gpu:{i}" for i in range(count)]
 
 
 def compare_fit(captured: dict, user_report, device_names: list[str], steps: int, interval: float, progress=None) -> Comparison:
@@ -109,7 +134,7 @@ def _compare_fit(captured, user_report, device_names, steps, interval, progress)
     for name in device_names:
         run = DeviceRun(frameworks._normalise_device(name), None)
         try:
-            with keras.device(name):
+            with _device_scope(name):
                 clone = keras.models.clone_model(model)
                 if captured["weights"] is not None:
                     clone.set_weights(captured["weights"])
@@ -117,6 +142,9 @@ def _compare_fit(captured, user_report, device_names, steps, interval, progress)
                 run.report = _time_clone(clone, captured["arguments"], steps, interval, progress)
         except Exception as exc:  # noqa: BLE001 - one line per device; the user's own fit already ran
             run.error = _one_line(exc)
+            if keras.backend.backend() == "torch" and "No gradients" in run.error:
+                run.error = (f"{run.error} (Keras' torch backend loses the gradients of a model built under "
+                             "keras.device(); compare on the JAX or TensorFlow backend)")
             if name == device_names[0] and _is_clone_problem(exc):
                 result.skipped = f"the model cannot be cloned ({run.error}); the comparison is skipped"
                 return result

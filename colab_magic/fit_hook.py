@@ -242,7 +242,10 @@ def time_cell(execute, interval: float = DEFAULT_INTERVAL, compare: dict | None 
         if error is not None:
             result.notes.append("The cell stopped, so --compare did not run.")
         else:
-            _compare_all(result, interceptor.captured, compare, interval, progress, history_path)
+            try:
+                _compare_all(result, interceptor.captured, compare, interval, progress, history_path)
+            except Exception as exc:  # noqa: BLE001 - a failed comparison must not fail the user's cell
+                result.notes.append(f"--compare failed: {type(exc).__name__}: {exc}")
     if history_path is not None and result.reports:
         _record(result, history_path, runtime)
     return result, value, error

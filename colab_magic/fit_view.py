@@ -49,7 +49,11 @@ def _fit_tables(r, count: int) -> list[Table]:
     title += f"{r.model} on {r.device or 'unknown device'} (Keras backend {r.backend})"
     if not r.complete:
         title += f" - INCOMPLETE ({r.error})"
-    return [_hardware(r, title), _training(r), _per_epoch(r)]
+    out = [_hardware(r, title), _training(r), _per_epoch(r)]
+    if r.findings:
+        rows = [[f"({n}) {f['title']}", f"{f['evidence']}. Fix: {f['fix']}."] for n, f in enumerate(r.findings, 1)]
+        out.append(Table("Verdict", rows))
+    return out
 
 
 def _hardware(r, title: str) -> Table:

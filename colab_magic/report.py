@@ -39,6 +39,7 @@ class FitReport:
     notes: list[str] = field(default_factory=list)
     timeline: dict = field(default_factory=dict)  # series as [[seconds since start, value], ...]
     signature: dict | None = None  # layer types, parameter count, input shape: the model's identity in the history
+    findings: list[dict] = field(default_factory=list)  # verdicts: rule, title, evidence, fix
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -135,6 +136,9 @@ def build_report(index: int, timer, sampler, info: dict) -> FitReport:
         signature=info.get("signature"),
     )
     report.notes = _notes(report, sampler)
+    from .verdicts import findings
+
+    report.findings = [f.to_dict() for f in findings(report)]
     return report
 
 

@@ -1,8 +1,9 @@
-"""%%timed_fit on the JAX backend (a fresh interpreter each: Keras picks its backend at import).
+"""%%timed_fit and --compare on the JAX and torch backends, and under tf.distribute.MirroredStrategy
+(a fresh interpreter each: Keras picks its backend at import, TensorFlow its devices at start-up).
 
-JAX is thread-safe in Keras' eyes, so Keras dispatches batch-end hooks on worker threads when every
-callback allows it. The step timer must allow it (or training loses its asynchronous dispatch) and
-still count every step right.
+JAX and torch are thread-safe in Keras' eyes, so Keras dispatches batch-end hooks on worker threads
+when every callback allows it. The step timer must allow it (or training loses its asynchronous
+dispatch) and still count every step right.
 """
 
 import json
@@ -10,10 +11,17 @@ import os
 import subprocess
 import sys
 
+import importlib.util
+
 import pytest
 
-pytest.importorskip("jax")
+
+def _has(module: str) -> bool:
+    return importlib.util.find_spec(module) is not None
+
+
 pytestmark = pytest.mark.keras
+BACKENDS = [pytest.param(name, marks=pytest.mark.skipif(not _has(name), reason=f"{name} not installed")) for name in ("jax", "torch")]
 
 SCRIPT = r'''
 import json, threading
@@ -36,12 +44,15 @@ model.compile(optimizer="sgd", loss="mse", steps_per_execution=SPE)
 history = model.fit(x, y, batch_size=16, epochs=3, verbose=0, callbacks=[Where()])
 """.replace("SPE", SPE_VALUE))
 res.raise_error()
+ip.run_cell("%%timed_fit --compare --steps 6 --no-history -q -v C\nmodel.fit(x, y, batch_size=16, epochs=1, verbose=0)").raise_error()
+comparison = ip.user_ns["C"].comparisons[0]
 rep = ip.user_ns["R"][0]
 print(json.dumps({
     "backend": rep.backend, "device": rep.device, "total_steps": rep.total_steps, "n": rep.step["n"],
     "epoch_steps": [e["steps"] for e in rep.epochs], "steps_s": sum(e["steps_s"] for e in rep.epochs),
     "train_s": sum(e["train_s"] for e in rep.epochs), "threads": sorted(ip.user_ns["Where"].threads),
     "loss_epochs": len(ip.user_ns["history"].history["loss"]),
+    "compare": [(r.device, r.error, r.report.total_steps if r.report else None) for r in comparison.runs],
 }))
 '''
 
@@ -55,18 +66,58 @@ def run_backend(backend: str, spe: int = 1) -> dict:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def test_jax_keeps_async_dispatch_and_counts_every_step():
-    r = run_backend("jax")
-    assert r["backend"] == "jax" and r["device"] == "CPU:0"
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_async_dispatch_kept_and_every_step_counted(backend):
+    r = run_backend(backend)
+    assert r["backend"] == backend and r["device"] == "CPU:0"
     # batch-end hooks ran on Keras' worker threads: async dispatch was kept with our timer present
     assert r["threads"] and "MainThread" not in r["threads"]
     assert r["total_steps"] == 3 * 20 and r["epoch_steps"] == [20, 20, 20]
     assert r["n"] == 3 * 20 - 1
     assert 0 < r["steps_s"] <= r["train_s"]
     assert r["loss_epochs"] == 3
+    assert r["compare"] == [["CPU:0", None, 6]]  # --compare works on this backend too
 
 
-def test_jax_steps_per_execution():
-    r = run_backend("jax", spe=4)
+@pytest.mark.parametrize("backend", BACKENDS[:1])  # torch's Keras trainer requires steps_per_execution = 1
+def test_steps_per_execution(backend):
+    r = run_backend(backend, spe=4)
     assert r["total_steps"] == 3 * 20 and r["epoch_steps"] == [20, 20, 20]
     assert r["n"] == 3 * 20 // 4 - 1
+
+
+MIRRORED = r'''
+import json
+import tensorflow as tf
+cpu = tf.config.list_physical_devices("CPU")[0]
+tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+from IPython.core.interactiveshell import InteractiveShell
+ip = InteractiveShell.instance()
+ip.run_line_magic("load_ext", "colab_magic")
+ip.run_cell("""
+import numpy as np, keras, tensorflow as tf
+strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+x = np.random.default_rng(0).random((512, 8), dtype=np.float32)
+y = x.sum(axis=1, keepdims=True)
+with strategy.scope():
+    model = keras.Sequential([keras.Input((8,)), keras.layers.Dense(16, activation="relu"), keras.layers.Dense(1)])
+    model.compile(optimizer="sgd", loss="mse")
+""").raise_error()
+ip.run_cell("%%timed_fit -q --no-history -v R\nhistory = model.fit(x, y, batch_size=64, epochs=2, verbose=0)").raise_error()
+rep = ip.user_ns["R"][0]
+print(json.dumps({"replicas": ip.user_ns["strategy"].num_replicas_in_sync, "total_steps": rep.total_steps,
+                  "epoch_steps": [e["steps"] for e in rep.epochs], "n": rep.step["n"], "device": rep.device,
+                  "batch": rep.batch_size, "loss": len(ip.user_ns["history"].history["loss"])}))
+'''
+
+
+def test_mirrored_strategy_on_two_logical_cpus_is_timed():
+    env = dict(os.environ, KERAS_BACKEND="tensorflow")
+    out = subprocess.run([sys.executable, "-c", MIRRORED], capture_output=True, text=True, timeout=300, env=env)
+    assert out.returncode == 0, out.stderr[-3000:]
+    r = json.loads(out.stdout.strip().splitlines()[-1])
+    # the global batch of 64 is split over the 2 replicas; Keras counts global steps: 512 / 64 = 8
+    assert r["replicas"] == 2
+    assert r["total_steps"] == 16 and r["epoch_steps"] == [8, 8] and r["n"] == 15
+    assert r["batch"] == 64 and r["loss"] == 2
+    assert r["device"] == "CPU:0"

@@ -273,7 +273,8 @@ def test_json_and_html(kip, capsys, fake_nvml):
     result = kip.run_cell_magic("timed_fit", "-q -o --no-history --interval 0.05", "make_model().fit(x, y, epochs=1, verbose=0)")
     page = result._repr_html_()
     assert "<b>GPU</b>" not in page and "&lt;b&gt;GPU&lt;/b&gt;" in page
-    assert page.count("<table>") == 3
+    # hardware, training, per epoch, and the verdict (a GPU is present, the fit ran on the CPU)
+    assert page.count("<table>") == 4 and "<caption>Verdict</caption>" in page
 
 
 @pytest.mark.parametrize(

@@ -1,0 +1,51 @@
+"""The verdict rules on synthetic reports, and end to end on a real fit with a fake two-GPU NVML."""
+
+import pytest
+
+from colab_magic.report import FitReport
+from colab_magic.verdicts import findings
+from tests.fake_pynvml import a100, t4
+
+
+def gpu(index, name, util):
+    return {"index": index, "name": name, "util_mean": util}
+
+
+def report(device, gpus):
+    return FitReport(
+        index=1, model="m", backend="jax", device=device, batch_size=32, epochs_planned=1, steps_per_epoch=10,
+        steps_per_execution=1, complete=True, error=None, wall_s=1.0, first_step_s=0.5, step=None, total_steps=10,
+        samples_per_s=None, epochs=[], host={}, gpus=gpus, gpu_note=None, framework_memory_peak=None, sampler={},
+    )
+
+
+def test_idle_gpu_among_several_is_named():
+    r = report("GPU:0", [gpu(0, "H100", 93.0), gpu(1, "H100", 0.4), gpu(2, "H100", 61.0)])
+    (f,) = findings(r)
+    assert f.rule == "idle_gpus" and f.title == "1 of 3 GPUs sat idle: GPU 1 (H100)"
+    assert "GPU 1 (H100) (0%)" in f.evidence and "GPU 0 (H100) (93%)" in f.evidence
+    assert "MirroredStrategy" in f.fix
+
+
+def test_busy_gpus_and_a_single_gpu_give_no_idle_verdict():
+    assert findings(report("GPU:0", [gpu(0, "A", 90.0), gpu(1, "B", 40.0)])) == []
+    assert findings(report("GPU:0", [gpu(0, "A", 1.0)])) == []
+    assert findings(report("GPU:1", [gpu(0, "A", None), gpu(1, "B", 70.0)])) == []  # unreadable is not idle
+
+
+def test_training_on_the_cpu_with_a_gpu_present():
+    (f,) = findings(report("CPU:0", [gpu(0, "Tesla T4", 0.0)]))
+    assert f.rule == "gpu_unused" and "GPU 0 (Tesla T4) 0% busy" in f.evidence
+    assert findings(report("CPU:0", [])) == []
+
+
+@pytest.mark.keras
+def test_verdict_shown_after_a_real_fit(ip, fake_nvml, capsys):
+    pytest.importorskip("keras")
+    fake_nvml([a100(util_gpu=0), t4(util_gpu=0)])
+    ip.run_cell("import numpy as np, keras\nx = np.ones((64, 4), 'float32'); y = np.ones((64, 1), 'float32')").raise_error()
+    cell = "m = keras.Sequential([keras.Input((4,)), keras.layers.Dense(1)])\nm.compile('sgd', 'mse')\nm.fit(x, y, epochs=1, verbose=0)"
+    ip.run_cell(f"%%timed_fit --interval 0.05 --no-history -v R\n{cell}").raise_error()
+    out = capsys.readouterr().out
+    assert ip.user_ns["R"][0].findings[0]["rule"] == "gpu_unused"
+    assert "Verdict" in out and "(1) GPU present but unused" in out
