@@ -16,23 +16,13 @@ import argparse
 import statistics
 import sys
 
+from article import CIFAR_CNN  # bench/ is the script's folder, so on sys.path
 from IPython.core.interactiveshell import InteractiveShell
 
-SETUP = """
-import numpy as np, keras
+SETUP = CIFAR_CNN + """
 rng = np.random.default_rng(0)
 x = rng.random(({samples}, 32, 32, 3), dtype=np.float32)
 y = rng.integers(0, 10, {samples})
-def cifar_cnn():
-    model = keras.Sequential([
-        keras.Input((32, 32, 3)),
-        keras.layers.Conv2D(32, 3, activation="relu"), keras.layers.MaxPooling2D(),
-        keras.layers.Conv2D(64, 3, activation="relu"), keras.layers.MaxPooling2D(),
-        keras.layers.Conv2D(64, 3, activation="relu"),
-        keras.layers.Flatten(), keras.layers.Dense(64, activation="relu"), keras.layers.Dense(10),
-    ])
-    model.compile("adam", keras.losses.SparseCategoricalCrossentropy(from_logits=True), metrics=["accuracy"])
-    return model
 """
 
 

@@ -31,19 +31,9 @@ import time
 
 os.environ.setdefault("KERAS_BACKEND", "jax")
 
-SETUP = """
-import numpy as np, keras
-def cifar_cnn():
-    model = keras.Sequential([
-        keras.Input((32, 32, 3)),
-        keras.layers.Conv2D(32, 3, activation="relu"), keras.layers.MaxPooling2D(),
-        keras.layers.Conv2D(64, 3, activation="relu"), keras.layers.MaxPooling2D(),
-        keras.layers.Conv2D(64, 3, activation="relu"),
-        keras.layers.Flatten(), keras.layers.Dense(64, activation="relu"), keras.layers.Dense(10),
-    ])
-    model.compile("adam", keras.losses.SparseCategoricalCrossentropy(from_logits=True), metrics=["accuracy"])
-    return model
-"""
+from article import CIFAR_CNN  # noqa: E402 - bench/ is the script's folder, so on sys.path
+
+SETUP = CIFAR_CNN
 
 
 class NvmlMonitor:

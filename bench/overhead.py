@@ -28,22 +28,11 @@ import statistics
 import sys
 import time
 
+from article import CIFAR_CNN  # bench/ is the script's folder, so on sys.path
 from IPython.core.interactiveshell import InteractiveShell
 
-SETUP = """
-import numpy as np, keras
+SETUP = CIFAR_CNN + """
 rng = np.random.default_rng(0)
-
-def cifar_cnn():
-    model = keras.Sequential([
-        keras.Input((32, 32, 3)),
-        keras.layers.Conv2D(32, 3, activation="relu"), keras.layers.MaxPooling2D(),
-        keras.layers.Conv2D(64, 3, activation="relu"), keras.layers.MaxPooling2D(),
-        keras.layers.Conv2D(64, 3, activation="relu"),
-        keras.layers.Flatten(), keras.layers.Dense(64, activation="relu"), keras.layers.Dense(10),
-    ])
-    model.compile("adam", keras.losses.SparseCategoricalCrossentropy(from_logits=True))
-    return model
 
 def tiny_dense():
     model = keras.Sequential([keras.Input((16,)), keras.layers.Dense(8, activation="relu"), keras.layers.Dense(1)])
@@ -52,7 +41,7 @@ def tiny_dense():
 """
 
 CASES = {
-    "cnn": dict(builder="cifar_cnn", x="rng.random((N, 32, 32, 3), dtype=np.float32)", y="rng.integers(0, 10, N)", batch=32),
+    "cnn": dict(builder="cifar_cnn", builder_args="metrics=()", x="rng.random((N, 32, 32, 3), dtype=np.float32)", y="rng.integers(0, 10, N)", batch=32),
     "dense": dict(builder="tiny_dense", x="rng.random((N, 16), dtype=np.float32)", y="rng.random((N, 1), dtype=np.float32)", batch=32),
 }
 
@@ -81,7 +70,7 @@ def bench_case(ip, name: str, steps: int, reps: int, per_step_cost: float) -> di
     case = CASES[name]
     n = steps * case["batch"]
     ip.run_cell(
-        f"N = {n}\nx_{name} = {case['x']}\ny_{name} = {case['y']}\nm_{name} = {case['builder']}()"
+        f"N = {n}\nx_{name} = {case['x']}\ny_{name} = {case['y']}\nm_{name} = {case['builder']}({case.get('builder_args', '')})"
     ).raise_error()
     # Every fit stops after steps_per_epoch, so a fit of N steps minus a fit of 1 step is N - 1 steps
     # if the fixed costs of a fit are the same each time. With NumPy arrays they are not: on the

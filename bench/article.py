@@ -1,0 +1,17 @@
+"""The article's CIFAR-10 CNN (Conv2D 32-64-64, Dense 64, 10), as source for the benchmarks' IPython
+cells: one definition for bench/overhead.py, bench/compare.py and bench/gpu_check.py."""
+
+CIFAR_CNN = '''
+import numpy as np, keras
+
+def cifar_cnn(metrics=("accuracy",)):
+    model = keras.Sequential([
+        keras.Input((32, 32, 3)),
+        keras.layers.Conv2D(32, 3, activation="relu"), keras.layers.MaxPooling2D(),
+        keras.layers.Conv2D(64, 3, activation="relu"), keras.layers.MaxPooling2D(),
+        keras.layers.Conv2D(64, 3, activation="relu"),
+        keras.layers.Flatten(), keras.layers.Dense(64, activation="relu"), keras.layers.Dense(10),
+    ])
+    model.compile("adam", keras.losses.SparseCategoricalCrossentropy(from_logits=True), metrics=list(metrics))
+    return model
+'''
