@@ -11,6 +11,11 @@ from dataclasses import asdict, dataclass
 
 IDLE_PCT = 5.0  # mean GPU utilisation below this: the GPU did nothing to speak of
 MAX_FINDINGS = 3
+TINY_STEP_S = 0.003  # below this a step is mostly Python and launch overhead (H200: CNN 1.3 ms, 10% busy)
+THROTTLED_SHARE = 0.10  # share of readings with a throttling clock-event reason
+MEMORY_FULL = 0.95  # share of GPU memory in use at the peak
+COMPILE_SHARE = 0.30  # share of a short fit spent in its first (compiling) step
+SHORT_FIT_S = 60.0
 
 
 @dataclass
@@ -62,7 +67,84 @@ def idle_gpus(r) -> Finding | None:
     )
 
 
-RULES = (gpu_unused, idle_gpus)
+def throttled(r) -> Finding | None:
+    """Clock-event reasons that slow a busy GPU: power cap, thermal, hardware slowdown."""
+    hit = [g for g in r.gpus if g.get("throttled_fraction", 0) >= THROTTLED_SHARE]
+    if not hit:
+        return None
+    from .nvml import THROTTLING_REASONS
+
+    parts = []
+    for g in hit:
+        reasons = ", ".join(f"{k} {100 * v:.0f}%" for k, v in g["clock_events"].items() if k in THROTTLING_REASONS)
+        parts.append(f"{_gpu_label(g)}: {reasons} of readings, SM clock mean {g.get('sm_clock_mean_mhz') or 0:.0f} MHz")
+    return Finding(
+        "throttled",
+        "GPU throttled: its clocks were held down while it worked",
+        "; ".join(parts),
+        "power cap: check the limit (nvidia-smi -q -d POWER); thermal: cooling or airflow; on a shared "
+        "cloud GPU, the host's limits: a steady figure needs an unthrottled run",
+    )
+
+
+def memory(r) -> Finding | None:
+    """GPU memory near full: either a real out-of-memory risk or a framework's up-front reservation."""
+    for g in r.gpus:
+        peak, total = g.get("memory_peak"), g.get("memory_total")
+        if not peak or not total or peak < MEMORY_FULL * total:
+            continue
+        own = r.framework_memory_peak
+        if own is not None and own < 0.5 * peak:
+            fix = (
+                "tf.config.experimental.set_memory_growth(gpu, True) for each GPU before TensorFlow runs anything"
+                if r.backend == "tensorflow"
+                else "XLA_PYTHON_CLIENT_PREALLOCATE=false in the environment before JAX starts"
+            )
+            return Finding(
+                "memory_reserved",
+                f"{r.backend} reserved nearly all of {_gpu_label(g)}'s memory; the model needed far less",
+                f"NVML: {peak / 2**30:.1f} of {total / 2**30:.1f} GiB in use; the framework's own peak {own / 2**30:.2f} GiB",
+                f"only if other work needs the GPU: {fix}",
+            )
+        return Finding(
+            "memory_full",
+            f"{_gpu_label(g)}'s memory is nearly full: out-of-memory risk",
+            f"peak {peak / 2**30:.1f} of {total / 2**30:.1f} GiB ({100 * peak / total:.0f}%)",
+            "a smaller batch, mixed precision (keras.mixed_precision.set_global_policy('mixed_float16')), or a smaller model",
+        )
+    return None
+
+
+def dispatch_bound(r) -> Finding | None:
+    """Steps so short that launching them costs as much as running them."""
+    if not r.step or r.step["median"] >= TINY_STEP_S or r.steps_per_execution > 1:
+        return None
+    gpu = next((g for g in r.gpus if r.device == f"GPU:{g['index']}"), None)
+    if gpu is not None and gpu["util_mean"] is not None and gpu["util_mean"] >= 50:
+        return None
+    busy = f"; {_gpu_label(gpu)} busy {gpu['util_mean']:.0f}% of the time" if gpu and gpu["util_mean"] is not None else ""
+    return Finding(
+        "dispatch_bound",
+        "Dispatch-bound: tiny steps, mostly overhead",
+        f"median step {r.step['median'] * 1000:.2f} ms at batch {r.batch_size or '?'}, one step per call{busy}",
+        "a larger batch; model.compile(..., steps_per_execution=32) to run many steps per call; or jit_compile=True",
+    )
+
+
+def compile_dominates(r) -> Finding | None:
+    if not r.first_step_s or not r.wall_s or r.wall_s > SHORT_FIT_S or r.first_step_s < COMPILE_SHARE * r.wall_s:
+        return None
+    return Finding(
+        "compile_dominates",
+        "Compilation dominates this short run",
+        f"the first step (tracing, compiling) took {r.first_step_s:.2f} s of the fit's {r.wall_s:.2f} s",
+        "judge speed on the step statistics (they leave the first step out) or on a longer run; "
+        "on a GPU the first epoch will always look slower than the rest",
+    )
+
+
+# In order of importance: at most MAX_FINDINGS are shown.
+RULES = (gpu_unused, idle_gpus, throttled, memory, dispatch_bound, compile_dominates)
 
 
 def findings(report) -> list[Finding]:

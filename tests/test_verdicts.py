@@ -14,7 +14,7 @@ def gpu(index, name, util):
 def report(device, gpus):
     return FitReport(
         index=1, model="m", backend="jax", device=device, batch_size=32, epochs_planned=1, steps_per_epoch=10,
-        steps_per_execution=1, complete=True, error=None, wall_s=1.0, first_step_s=0.5, step=None, total_steps=10,
+        steps_per_execution=1, complete=True, error=None, wall_s=100.0, first_step_s=0.5, step=None, total_steps=10,
         samples_per_s=None, epochs=[], host={}, gpus=gpus, gpu_note=None, framework_memory_peak=None, sampler={},
     )
 
@@ -70,3 +70,64 @@ def test_idle_gpu_named_from_a_sampled_fake_two_gpu_machine(fake_nvml):
     assert [g["util_mean"] for g in rep.gpus] == [90.0, 0.0]
     assert rep.findings[0]["title"] == "1 of 2 GPUs sat idle: GPU 1 (Tesla T4)"
     assert "GPU 0 (NVIDIA A100-SXM4-40GB) (90%)" in rep.findings[0]["evidence"]
+
+
+def full_gpu(index=0, name="A100", util=90.0, **kw):
+    g = {"index": index, "name": name, "util_mean": util, "clock_events": {}, "throttled_fraction": 0.0,
+         "memory_peak": 2 * 2**30, "memory_total": 40 * 2**30, "sm_clock_mean_mhz": 1400.0}
+    g.update(kw)
+    return g
+
+
+def timed(device="GPU:0", gpus=None, step=0.05, first=0.5, wall=100.0, spe=1, backend="tensorflow", own=None):
+    r = report(device, gpus if gpus is not None else [full_gpu()])
+    r.step = {"median": step, "p90": step, "mean": step, "n": 100}
+    r.first_step_s, r.wall_s, r.steps_per_execution, r.backend = first, wall, spe, backend
+    r.framework_memory_peak = own
+    return r
+
+
+def rules_of(r):
+    return [f.rule for f in findings(r)]
+
+
+def test_a_healthy_gpu_fit_gets_no_verdict():
+    assert findings(timed()) == []
+
+
+def test_throttling_names_reasons_and_share():
+    g = full_gpu(clock_events={"sw_power_cap": 0.4, "gpu_idle": 0.1}, throttled_fraction=0.4, sm_clock_mean_mhz=900.0)
+    (f,) = findings(timed(gpus=[g]))
+    assert f.rule == "throttled" and "sw_power_cap 40% of readings" in f.evidence and "900 MHz" in f.evidence
+    g["throttled_fraction"] = 0.05  # occasional: no verdict
+    assert findings(timed(gpus=[g])) == []
+
+
+def test_memory_reserved_by_tensorflow_versus_really_full():
+    g = full_gpu(memory_peak=39.5 * 2**30)
+    (f,) = findings(timed(gpus=[g], own=2 * 2**30))
+    assert f.rule == "memory_reserved" and "set_memory_growth" in f.fix
+    (f,) = findings(timed(gpus=[g], own=2 * 2**30, backend="jax"))
+    assert "XLA_PYTHON_CLIENT_PREALLOCATE=false" in f.fix
+    (f,) = findings(timed(gpus=[g], own=38 * 2**30))
+    assert f.rule == "memory_full" and "(99%)" in f.evidence
+
+
+def test_dispatch_bound_tiny_steps():
+    busy_little = [full_gpu(util=10.0)]
+    (f,) = findings(timed(gpus=busy_little, step=0.0013))
+    assert f.rule == "dispatch_bound" and "1.30 ms" in f.evidence and "busy 10%" in f.evidence
+    assert rules_of(timed(gpus=busy_little, step=0.0013, spe=32)) == []  # already many steps per call
+    assert rules_of(timed(gpus=[full_gpu(util=95.0)], step=0.0013)) == []  # tiny but the GPU is saturated
+    assert rules_of(timed(device="CPU:0", gpus=[], step=0.0008)) == ["dispatch_bound"]
+
+
+def test_compile_dominates_a_short_run_only():
+    assert rules_of(timed(first=4.0, wall=6.0)) == ["compile_dominates"]
+    assert rules_of(timed(first=4.0, wall=600.0)) == []
+
+
+def test_at_most_three_in_order_of_importance():
+    g = full_gpu(util=1.0, memory_peak=39.9 * 2**30, clock_events={"hw_thermal": 1.0}, throttled_fraction=1.0)
+    r = timed(device="CPU:0", gpus=[g], step=0.001, first=5.0, wall=6.0, own=38 * 2**30)
+    assert rules_of(r) == ["gpu_unused", "throttled", "memory_full"]
