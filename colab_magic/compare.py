@@ -248,3 +248,38 @@ def _is_clone_problem(exc: Exception) -> bool:
 def _one_line(exc: Exception) -> str:
     text = str(exc).strip().splitlines()
     return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
+
+
+INPUT_CHECK_STEPS = 20
+
+
+def input_wait(captured: dict, user_report, interval: float, steps: int = INPUT_CHECK_STEPS) -> dict | None:
+    """How much of a step waited for data: the same model trained on one batch held in memory gives the
+    step without input cost; the difference from the real step is the wait (TensorFlow Profiler's
+    "input time", measured from outside). For tf.data pipelines only."""
+    import keras
+
+    x = captured["arguments"].get("x")
+    model = captured["model"]
+    config = model.get_compile_config() if hasattr(model, "get_compile_config") else None
+    if not hasattr(x, "element_spec") or not config or user_report is None or not user_report.step:
+        return None
+    start = time.perf_counter()
+    clone = keras.models.clone_model(model)
+    clone.compile_from_config(config)
+    held = x.take(1).cache().repeat()
+    signature = inspect.signature(type(clone).fit)
+    bound = signature.bind(clone, held, epochs=1, steps_per_epoch=steps, verbose=0, shuffle=False)
+    reports = []
+    timed_call(type(clone).fit, bound, interval, 1, lambda report, problem: reports.append(report))
+    if not reports or not reports[0] or not reports[0].step:
+        return None
+    compute = reports[0].step["median"]
+    step = user_report.step["median"]
+    return {
+        "step_s": step,
+        "compute_step_s": compute,
+        "wait_share": max(0.0, (step - compute) / step),
+        "check_s": time.perf_counter() - start,
+        "steps": steps,
+    }

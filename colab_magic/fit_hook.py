@@ -22,7 +22,9 @@ from .sampler import DEFAULT_INTERVAL, Sampler
 class FitInterceptor:
     def __init__(self, interval: float = DEFAULT_INTERVAL, capture: bool = False):
         self.interval = interval
-        self.capture = capture  # keep each fitted model, its arguments and first weights (--compare)
+        # Each fit's model and arguments are kept (references, for the input check); with capture,
+        # also the weights before the fit (a copy, for --compare).
+        self.capture = capture
         self.reports = []
         self.captured: list[dict] = []
         self.errors: list[str] = []  # failures of our own bookkeeping, never the user's
@@ -61,8 +63,7 @@ class FitInterceptor:
             bound = signature.bind(model, *args, **kwargs)
         except TypeError:
             return original(model, *args, **kwargs)  # let Keras word the error
-        if self.capture:
-            self.captured.append(_capture(model, bound.arguments))
+        self.captured.append(_capture(model, bound.arguments, self.capture))
         self._local.busy = True
         try:
             return timed_call(original, bound, self.interval, len(self.reports) + 1, self._deliver)
@@ -140,8 +141,10 @@ def model_signature(model, x=None) -> dict:
     return {"layers": layers, "params": params, "input_shape": shape}
 
 
-def _capture(model, arguments) -> dict:
-    """What --compare needs to retrain this model elsewhere from the same start."""
+def _capture(model, arguments, weights: bool) -> dict:
+    """What --compare and the input check need to retrain this model elsewhere (from the same start)."""
+    if not weights:
+        return {"model": model, "arguments": dict(arguments), "weights": None}
     try:
         weights = model.get_weights() if model.built else None
     except Exception:  # noqa: BLE001 - a model whose weights can't be read is compared from a fresh start
@@ -196,12 +199,14 @@ def batch_size_of(x, batch_size) -> int | None:
 
 
 def time_cell(execute, interval: float = DEFAULT_INTERVAL, compare: dict | None = None, history_path=None,
-              runtime=None, progress=None):
+              runtime=None, progress=None, input_check: str = "auto"):
     """Run ``execute()`` with every Keras fit timed.
 
     ``compare``: None, or {"steps": N, "devices": [...] or None} to time each trained model on each
     device afterwards. ``history_path``: where to append the run records (None: don't). ``progress``:
     ``progress(total)`` returns a bar with ``update(n)`` and ``close()`` for the comparison.
+    ``input_check``: "on", "off", or "auto" (for tf.data inputs of fits that ran long enough that the
+    check costs little): measure how much of each step waited for data (see compare.input_wait).
 
     Returns ``(result, value, error)``: the :class:`TimedFitResult`, what ``execute`` returned, and
     the exception that stopped it (the caller shows the result, then re-raises).
@@ -238,6 +243,8 @@ def time_cell(execute, interval: float = DEFAULT_INTERVAL, compare: dict | None 
         result.notes.append("Keras is not installed, so no fit could be timed (pip install keras).")
         return result, value, error
     result.notes.extend(interceptor.errors)
+    if error is None and input_check != "off":
+        _check_inputs(result, interceptor.captured, input_check == "on", interval)
     if compare is not None and interceptor.captured:
         if error is not None:
             result.notes.append("The cell stopped, so --compare did not run.")
@@ -249,6 +256,27 @@ def time_cell(execute, interval: float = DEFAULT_INTERVAL, compare: dict | None 
     if history_path is not None and result.reports:
         _record(result, history_path, runtime)
     return result, value, error
+
+
+AUTO_INPUT_CHECK_S = 20.0  # a fit this long pays about a second for the check: a few % at most
+
+
+def _check_inputs(result, captured, forced: bool, interval: float) -> None:
+    from . import compare
+    from .verdicts import findings
+
+    for n, cap in enumerate(captured):
+        rep = result.reports[n] if n < len(result.reports) else None
+        if rep is None or not hasattr(cap["arguments"].get("x"), "element_spec"):
+            continue
+        if not forced and (rep.wall_s or 0) < AUTO_INPUT_CHECK_S:
+            continue
+        try:
+            rep.input_wait = compare.input_wait(cap, rep, interval)
+        except Exception as exc:  # noqa: BLE001 - the check is ours; the user's cell succeeded
+            result.notes.append(f"The input check failed: {type(exc).__name__}: {exc}")
+            continue
+        rep.findings = [f.to_dict() for f in findings(rep)]
 
 
 def _compare_all(result, captured, options, interval, progress, history_path) -> None:

@@ -65,6 +65,7 @@ class ColabMagics(Magics):
     @argument("--devices", metavar="LIST", help="with --compare: comma-separated Keras devices (cpu:0,gpu:1), or 'all'")
     @argument("--history", metavar="PATH", help="the run history file (default: <MyDrive>/colab_magic/runs.jsonl after %%mount_drive, else ~/.colab_magic/runs.jsonl)")
     @argument("--no-history", action="store_true", help="don't record this run")
+    @argument("--input-check", choices=("auto", "on", "off"), default="auto", help="for tf.data inputs: measure how much of a step waits for data (auto: fits of 20 s or more)")
     @argument("--json", action="store_true", help="print the result as JSON")
     @argument("-o", dest="output", action="store_true", help="return the TimedFitResult")
     @argument("-v", dest="variable", metavar="NAME", help="store the TimedFitResult in variable NAME")
@@ -107,6 +108,7 @@ class ColabMagics(Magics):
             history_path=None if args.no_history else _history_path(args.history),
             runtime=detect(self.shell),
             progress=None if args.quiet else _progress_bar,
+            input_check=args.input_check,
         )
         if args.variable:
             self.shell.user_ns[args.variable] = result

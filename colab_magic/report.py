@@ -40,6 +40,7 @@ class FitReport:
     timeline: dict = field(default_factory=dict)  # series as [[seconds since start, value], ...]
     signature: dict | None = None  # layer types, parameter count, input shape: the model's identity in the history
     findings: list[dict] = field(default_factory=list)  # verdicts: rule, title, evidence, fix
+    input_wait: dict | None = None  # the input check: step_s, compute_step_s, wait_share, check_s, steps
 
     def to_dict(self) -> dict:
         return asdict(self)

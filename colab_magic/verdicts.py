@@ -16,6 +16,13 @@ THROTTLED_SHARE = 0.10  # share of readings with a throttling clock-event reason
 MEMORY_FULL = 0.95  # share of GPU memory in use at the peak
 COMPILE_SHARE = 0.30  # share of a short fit spent in its first (compiling) step
 SHORT_FIT_S = 60.0
+# TensorFlow Profiler's thresholds for the share of a step spent waiting for input.
+HIGHLY_INPUT_BOUND = 0.20
+MODERATELY_INPUT_BOUND = 0.05
+INPUT_FIX = (
+    "in the tf.data pipeline: .map(f, num_parallel_calls=tf.data.AUTOTUNE), .cache() after the "
+    "expensive steps if the data fits, and .prefetch(tf.data.AUTOTUNE) at the end; or a larger batch"
+)
 
 
 @dataclass
@@ -65,6 +72,36 @@ def idle_gpus(r) -> Finding | None:
         "to train on every GPU, build and compile the model under tf.distribute.MirroredStrategy() "
         "(TensorFlow) or keras.distribution.set_distribution(keras.distribution.DataParallel()) (JAX)",
     )
+
+
+def input_bound(r) -> Finding | None:
+    """Steps that wait for data: measured by the input check, or seen as an idle GPU beside a busy host."""
+    check = getattr(r, "input_wait", None)
+    if check:
+        share = check["wait_share"]
+        if share < MODERATELY_INPUT_BOUND:
+            return None
+        level = "Highly" if share >= HIGHLY_INPUT_BOUND else "Moderately"
+        return Finding(
+            "input_bound",
+            f"{level} input-bound: {100 * share:.0f}% of each step waits for data",
+            f"median step {check['step_s'] * 1000:.1f} ms with your pipeline, {check['compute_step_s'] * 1000:.1f} ms "
+            f"with one batch held in memory ({check['steps']} steps of a copy of the model)",
+            INPUT_FIX,
+        )
+    gpu = next((g for g in r.gpus if r.device == f"GPU:{g['index']}"), None)
+    cpu = (r.host or {}).get("cpu_process_mean")
+    if gpu is None or gpu["util_mean"] is None or cpu is None or not r.step or r.step["median"] < TINY_STEP_S:
+        return None
+    if gpu["util_mean"] < 50 and cpu >= 80:
+        return Finding(
+            "input_bound",
+            "Likely input-bound: the GPU idles while the host is busy",
+            f"{_gpu_label(gpu)} busy {gpu['util_mean']:.0f}% of the time; this process used {cpu:.0f}% of a core; "
+            f"median step {r.step['median'] * 1000:.1f} ms",
+            INPUT_FIX + " (for a tf.data input, %%timed_fit --input-check on measures the wait)",
+        )
+    return None
 
 
 def throttled(r) -> Finding | None:
@@ -144,7 +181,7 @@ def compile_dominates(r) -> Finding | None:
 
 
 # In order of importance: at most MAX_FINDINGS are shown.
-RULES = (gpu_unused, idle_gpus, throttled, memory, dispatch_bound, compile_dominates)
+RULES = (gpu_unused, idle_gpus, input_bound, throttled, memory, dispatch_bound, compile_dominates)
 
 
 def findings(report) -> list[Finding]:
