@@ -66,6 +66,8 @@ class ColabMagics(Magics):
     @argument("--history", metavar="PATH", help="the run history file (default: <MyDrive>/colab_magic/runs.jsonl after %%mount_drive, else ~/.colab_magic/runs.jsonl)")
     @argument("--no-history", action="store_true", help="don't record this run")
     @argument("--input-check", choices=("auto", "on", "off"), default="auto", help="for tf.data inputs: measure how much of a step waits for data (auto: fits of 20 s or more)")
+    @argument("--plot", action="store_true", help="show a timeline of GPU and CPU use (needs matplotlib)")
+    @argument("--plot-file", metavar="PATH", help="save the timeline to PATH (png, svg, pdf...; a number is added per fit when there are several)")
     @argument("--json", action="store_true", help="print the result as JSON")
     @argument("-o", dest="output", action="store_true", help="return the TimedFitResult")
     @argument("-v", dest="variable", metavar="NAME", help="store the TimedFitResult in variable NAME")
@@ -90,6 +92,11 @@ class ColabMagics(Magics):
             raise UsageError("--steps and --devices go with --compare")
         if args.history and args.no_history:
             raise UsageError("--history and --no-history don't go together")
+        if args.plot or args.plot_file:
+            from .plot import INSTALL_HINT, available
+
+            if not available():
+                raise UsageError(INSTALL_HINT)
         from .environment import detect
         from .fit_hook import time_cell
 
@@ -113,6 +120,8 @@ class ColabMagics(Magics):
         if args.variable:
             self.shell.user_ns[args.variable] = result
         _show(result, args)
+        if result.reports and (args.plot or args.plot_file):
+            self._plots(result, args)
         if error is not None:
             raise error
         return result if args.output else value
@@ -209,6 +218,31 @@ class ColabMagics(Magics):
             view = HistoryView(str(path), chosen, compare=True, warnings=warnings, note=note)
         _show(view, args)
         return view if args.output else None
+
+    def _plots(self, result, args) -> None:
+        from pathlib import Path
+
+        from IPython.display import Image
+
+        from .plot import png
+
+        for n, report in enumerate(result.reports, 1):
+            fig = report.plot()
+            if args.plot_file:
+                target = Path(_unquote(args.plot_file)).expanduser()
+                if len(result.reports) > 1:
+                    target = target.with_name(f"{target.stem}_{n}{target.suffix}")
+                try:
+                    fig.savefig(target)
+                except (OSError, ValueError) as exc:
+                    raise UsageError(f"could not save the plot to {target}: {exc}") from None
+                if not args.quiet:
+                    print(f"Timeline of fit {n} saved to {target}")
+            if args.plot:
+                if type(self.shell).__name__ == "ZMQInteractiveShell":
+                    display(Image(data=png(fig)))
+                elif not args.quiet:
+                    print("--plot shows the timeline in a notebook; in a terminal use --plot-file PATH")
 
     @staticmethod
     def _say(text: str, args) -> None:

@@ -45,6 +45,12 @@ class FitReport:
     def to_dict(self) -> dict:
         return asdict(self)
 
+    def plot(self):
+        """A matplotlib Figure of this fit's timeline (needs matplotlib)."""
+        from .plot import figure
+
+        return figure(self)
+
 
 @dataclass
 class TimedFitResult:
@@ -58,6 +64,10 @@ class TimedFitResult:
 
     def __len__(self) -> int:
         return len(self.reports)
+
+    def plot(self, fit: int = 1):
+        """A matplotlib Figure of the timeline of the cell's fit number ``fit`` (1 = the first)."""
+        return self.reports[fit - 1].plot()
 
     def __getitem__(self, i) -> FitReport:
         return self.reports[i]
