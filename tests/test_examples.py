@@ -1,0 +1,64 @@
+"""The example notebooks, executed in a real Jupyter kernel (ipykernel) through nbclient."""
+
+import os
+from pathlib import Path
+
+import pytest
+
+nbformat = pytest.importorskip("nbformat")
+pytest.importorskip("nbclient")
+pytestmark = pytest.mark.keras
+
+EXAMPLES = Path(__file__).parent.parent / "examples"
+
+
+def execute(name, monkeypatch, tmp_path, **env):
+    import sys
+
+    sys.path.insert(0, str(EXAMPLES))
+    try:
+        from run_notebook import run, text_of
+    finally:
+        sys.path.remove(str(EXAMPLES))
+    # The kernel inherits this environment: its own home and drive, and (quickstart) fewer samples.
+    monkeypatch.setenv("COLAB_MAGIC_DRIVE", str(tmp_path / "drive"))
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    nb = run(str(EXAMPLES / f"{name}.ipynb"), timeout=600)
+    cells = [c for c in nb.cells if c.cell_type == "code"]
+    return cells, text_of
+
+
+def outputs(cell, text_of):
+    return "".join(text_of(o) for o in cell.get("outputs", []))
+
+
+def test_notebooks_are_committed_without_outputs():
+    for path in EXAMPLES.glob("*.ipynb"):
+        nb = nbformat.read(path, as_version=4)
+        assert all(not c.get("outputs") and not c.get("execution_count") for c in nb.cells if c.cell_type == "code"), path
+
+
+def test_quickstart(monkeypatch, tmp_path):
+    cells, text_of = execute("quickstart", monkeypatch, tmp_path, QUICKSTART_SAMPLES="1600")
+    assert not any(o.output_type == "error" for c in cells for o in c.get("outputs", []))
+    by_source = {c.source.splitlines()[0]: outputs(c, text_of) for c in cells}
+    assert "local folder" in by_source["%mount_drive"] and str(tmp_path / "drive") in by_source["%mount_drive"]
+    assert "Host" in by_source["%device_info"] and "Frameworks" in by_source["%device_info"]
+    assert "synthetic images of the same shape stand in" in by_source["import os, socket"]
+    summary = by_source["%%timed_fit --compare"]
+    for field in ("Fit: sequential on CPU:0", "utilisation mean / p95", "step time", "first step", "samples/s",
+                  "Per epoch", "CPU vs GPU: sequential", "projected s/epoch (45 steps)", "speed-up vs CPU"):
+        assert field in summary, field
+    html = [o for c in cells for o in c.get("outputs", []) if "text/html" in o.get("data", {})]
+    assert any("<caption>Training</caption>" in o["data"]["text/html"] for o in html)  # rich output in a notebook
+    assert "Run history" in by_source["%fit_history"] and "compare" in by_source["%fit_history"]
+    assert (tmp_path / "drive" / "MyDrive" / "colab_magic" / "runs.jsonl").exists()
+
+
+def test_input_pipeline_verdict_then_fix(monkeypatch, tmp_path):
+    cells, text_of = execute("input_pipeline", monkeypatch, tmp_path)
+    timed = [outputs(c, text_of) for c in cells if c.source.startswith("%%timed_fit")]
+    naive, fixed = timed
+    assert "Highly input-bound" in naive and "num_parallel_calls=tf.data.AUTOTUNE" in naive
+    assert "Highly input-bound" not in fixed
