@@ -259,7 +259,13 @@ def _history_path(flag: str | None):
 
 
 def _progress_bar(total: int):
-    from tqdm.auto import tqdm
+    import importlib.util
+
+    # tqdm.auto wants ipywidgets for its notebook bar and warns without them: use the text bar then.
+    if importlib.util.find_spec("ipywidgets") is not None:
+        from tqdm.auto import tqdm
+    else:
+        from tqdm.std import tqdm
 
     class Bar(tqdm):
         monitor_interval = 0  # tqdm's monitor thread would outlive the cell

@@ -40,7 +40,7 @@ def to_text(tables: list[Table]) -> str:
 
 _STYLE = (
     "<style>.cm-report table{border-collapse:collapse;margin:0 0 .8em 0;font-size:12px}"
-    ".cm-report th,.cm-report td{border:1px solid #ccc;padding:2px 8px;text-align:left;vertical-align:top}"
+    ".cm-report th,.cm-report td{border:1px solid #ccc;padding:2px 8px;text-align:left!important;vertical-align:top}"
     ".cm-report caption{text-align:left;font-weight:bold;padding:2px 0}"
     ".cm-report .cm-note{margin:0 0 .8em 0;font-size:12px}</style>"
 )

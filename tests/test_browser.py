@@ -1,0 +1,60 @@
+"""The executed quickstart, rendered to HTML by nbconvert, opened in headless Chromium: the summary
+must be laid out as tables (no escaped HTML, no raw tags), and a screenshot is taken to look at."""
+
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("nbconvert")
+pytestmark = pytest.mark.keras
+
+EXAMPLES = Path(__file__).parent.parent / "examples"
+CHROMIUM_FLAGS = [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+]
+
+
+def chromium() -> str:
+    path = shutil.which("chromium") or shutil.which("chromium-browser")
+    assert path, "chromium is not installed: .ci/setup installs it (apt-get install chromium)"
+    return path
+
+
+def test_quickstart_summary_renders_as_tables_in_a_browser(monkeypatch, tmp_path):
+    import sys
+
+    from nbconvert import HTMLExporter
+    from PIL import Image
+
+    sys.path.insert(0, str(EXAMPLES))
+    try:
+        from run_notebook import run
+    finally:
+        sys.path.remove(str(EXAMPLES))
+    monkeypatch.setenv("COLAB_MAGIC_DRIVE", str(tmp_path / "drive"))
+    monkeypatch.setenv("QUICKSTART_SAMPLES", "1600")
+    nb = run(str(EXAMPLES / "quickstart.ipynb"), timeout=600)
+    body, _ = HTMLExporter().from_notebook_node(nb)
+    page = tmp_path / "quickstart.html"
+    page.write_text(body, encoding="utf-8")
+
+    base = [chromium(), *CHROMIUM_FLAGS, f"--user-data-dir={tmp_path / 'profile'}"]
+    dom = subprocess.run([*base, "--dump-dom", page.as_uri()], capture_output=True, text=True, timeout=120).stdout
+    # Rendered as real tables: the captions are table elements, not text.
+    for caption in ("Training", "Per epoch", "GPUs (NVML)" if "GPUs (NVML)" in dom else "Host"):
+        assert f"<caption>{caption}</caption>" in dom, caption
+    assert dom.count('<div class="cm-report">') >= 3  # %device_info, %%timed_fit, %fit_history
+    # Nothing of ours shown as escaped markup or raw tags.
+    for escaped in ("&lt;table", "&lt;caption", "&lt;td", "&lt;div class=\"cm-report", "&lt;style"):
+        assert escaped not in dom, escaped
+
+    shot = tmp_path / "quickstart.png"
+    subprocess.run([*base, f"--screenshot={shot}", "--window-size=1280,2400", page.as_uri()],
+                   capture_output=True, timeout=120, check=True)
+    image = Image.open(shot).convert("RGB")
+    assert image.size == (1280, 2400)
+    colours = image.getcolors(maxcolors=1_000_000)
+    assert colours is not None and len(colours) > 50  # text and table borders, not a blank page
