@@ -58,11 +58,12 @@ def quickstart():
         new_code_cell(DATA),
         new_code_cell(CNN),
         new_markdown_cell(
-            "`%%timed_fit --compare` times every step and epoch, samples the GPU and the host while it trains, "
-            "then times a copy of the model for a few steps on each device and projects an epoch."
+            "`%%timed_fit --compare --plot` times every step and epoch, samples the GPU and the host while it "
+            "trains, then times a copy of the model for a few steps on each device and projects an epoch, "
+            "and draws the timeline."
         ),
         new_code_cell(
-            "%%timed_fit --compare\n"
+            "%%timed_fit --compare --plot\n"
             "model = cifar_cnn()\n"
             "history = model.fit(x, y, batch_size=32, epochs=2, validation_split=0.1, verbose=2)"
         ),

@@ -46,12 +46,14 @@ def test_quickstart(monkeypatch, tmp_path):
     assert "local folder" in by_source["%mount_drive"] and str(tmp_path / "drive") in by_source["%mount_drive"]
     assert "Host" in by_source["%device_info"] and "Frameworks" in by_source["%device_info"]
     assert "synthetic images of the same shape stand in" in by_source["import os, socket"]
-    summary = by_source["%%timed_fit --compare"]
+    summary = by_source["%%timed_fit --compare --plot"]
     for field in ("Fit: sequential on CPU:0", "utilisation mean / p95", "step time", "first step", "samples/s",
                   "Per epoch", "CPU vs GPU: sequential", "projected s/epoch (45 steps)", "speed-up vs CPU"):
         assert field in summary, field
     html = [o for c in cells for o in c.get("outputs", []) if "text/html" in o.get("data", {})]
     assert any("<caption>Training</caption>" in o["data"]["text/html"] for o in html)  # rich output in a notebook
+    timed = next(c for c in cells if c.source.startswith("%%timed_fit"))
+    assert any("image/png" in o.get("data", {}) for o in timed.outputs)  # --plot shows the timeline inline
     assert "Run history" in by_source["%fit_history"] and "compare" in by_source["%fit_history"]
     assert (tmp_path / "drive" / "MyDrive" / "colab_magic" / "runs.jsonl").exists()
 

@@ -131,3 +131,20 @@ def test_at_most_three_in_order_of_importance():
     g = full_gpu(util=1.0, memory_peak=39.9 * 2**30, clock_events={"hw_thermal": 1.0}, throttled_fraction=1.0)
     r = timed(device="CPU:0", gpus=[g], step=0.001, first=5.0, wall=6.0, own=38 * 2**30)
     assert rules_of(r) == ["gpu_unused", "throttled", "memory_full"]
+
+
+def test_input_bound_from_the_input_check_and_from_an_idle_gpu_beside_a_busy_host():
+    r = timed()
+    r.input_wait = {"step_s": 0.030, "compute_step_s": 0.019, "wait_share": 0.37, "steps": 20, "check_s": 0.6}
+    (f,) = findings(r)
+    assert f.title == "Highly input-bound: 37% of each step waits for data" and "19.0 ms with one batch" in f.evidence
+    r.input_wait["wait_share"] = 0.08
+    assert findings(r)[0].title.startswith("Moderately input-bound")
+    r.input_wait["wait_share"] = 0.01
+    assert findings(r) == []
+    r = timed(gpus=[full_gpu(util=20.0)], step=0.040)
+    r.host = {"cpu_process_mean": 98.0}
+    (f,) = findings(r)
+    assert f.title == "Likely input-bound: the GPU idles while the host is busy" and "busy 20%" in f.evidence
+    r.host = {"cpu_process_mean": 30.0}  # a quiet host: not the input pipeline
+    assert findings(r) == []
