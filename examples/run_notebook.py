@@ -19,7 +19,10 @@ def text_of(output) -> str:
     if output.output_type == "stream":
         return output.text
     if output.output_type in ("execute_result", "display_data"):
-        return output.get("data", {}).get("text/plain", "") + "\n"
+        data = output.get("data", {})
+        if "image/png" in data:
+            return "[a figure: open the notebook to see it, or use --save]\n"
+        return data.get("text/plain", "") + "\n"
     if output.output_type == "error":
         return f"{output.ename}: {output.evalue}\n"
     return ""
