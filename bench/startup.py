@@ -12,7 +12,6 @@ import json
 import statistics
 import subprocess
 import sys
-import time
 
 FRAMEWORKS = ("tensorflow", "keras", "jax", "torch")
 

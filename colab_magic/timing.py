@@ -56,7 +56,6 @@ class StepTimer(keras.callbacks.Callback):
         self.fit_start: float | None = None
         self.fit_end: float | None = None
         self.first_step: float | None = None  # seconds of the fit's first execution (tracing, compiling)
-        self.first_step_steps = 0
         self.steps = Reservoir()  # per-step seconds of every later execution
         self.executions = 0
         self.total_steps = 0
@@ -121,7 +120,7 @@ class StepTimer(keras.callbacks.Callback):
         epoch.steps_s += elapsed
         epoch.train_end = self._last
         if self.first_step is None:
-            self.first_step, self.first_step_steps = elapsed, steps
+            self.first_step = elapsed
         else:
             per_step = elapsed / steps
             self.steps.add(per_step)

@@ -1,6 +1,5 @@
 """The example notebooks, executed in a real Jupyter kernel (ipykernel) through nbclient."""
 
-import os
 from pathlib import Path
 
 import pytest
