@@ -144,7 +144,9 @@ def _training(r) -> Table:
 
 def _per_epoch(r) -> Table:
     gpu_cols = [f"GPU {g['index']} J" for g in r.gpus]
-    header = ["epoch", "time", "train", "validation", "steps", "median step"] + gpu_cols
+    # "outside steps": the epoch's time in neither a step nor validation (iterator set-up, shuffling a
+    # large array, callbacks): where an epoch much longer than steps x median step went.
+    header = ["epoch", "time", "train", "validation", "outside steps", "steps", "median step"] + gpu_cols
     epochs = r.epochs
     rows = []
     shown = epochs if len(epochs) <= MAX_EPOCH_ROWS else epochs[:10] + [None] + epochs[-9:]
@@ -154,9 +156,11 @@ def _per_epoch(r) -> Table:
             continue
         label = str(e["epoch"]) + ("" if e["complete"] else " (cut)")
         energy = [fmt(j, ".0f") for j in e["energy_j"]]
+        outside = e["time_s"] - e["steps_s"] - e["val_s"] if e["time_s"] is not None else None
         rows.append(
-            [label, fmt_s(e["time_s"]), fmt_s(e["train_s"]), fmt_s(e["val_s"]) if e["val_s"] else "-", str(e["steps"]),
-             fmt_s(e["step_median_s"])] + energy
+            [label, fmt_s(e["time_s"]), fmt_s(e["train_s"]), fmt_s(e["val_s"]) if e["val_s"] else "-",
+             fmt_s(max(outside, 0.0)) if outside is not None else NA, str(e["steps"]), fmt_s(e["step_median_s"])]
+            + energy
         )
     return Table("Per epoch", rows, header)
 

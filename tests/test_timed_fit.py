@@ -289,3 +289,23 @@ def test_json_and_html(kip, capsys, fake_nvml):
 def test_bad_flags_are_usage_errors(kip, line, message):
     with pytest.raises(UsageError, match=message):
         kip.run_cell_magic("timed_fit", line, "pass")
+
+
+def test_per_epoch_table_shows_time_outside_steps(kip, capsys):
+    cell = '''
+import time
+class Pause(keras.callbacks.Callback):
+    def on_epoch_end(self, epoch, logs=None):
+        time.sleep(0.3)  # an expensive callback: time in the epoch but in no step
+make_model().fit(x, y, epochs=2, verbose=0, callbacks=[Pause()])
+'''
+    from colab_magic.fit_view import fmt_s
+
+    kip.run_cell(f"%%timed_fit --no-history -v R\n{cell}").raise_error()
+    out = capsys.readouterr().out
+    assert "validation  outside steps" in next(line for line in out.splitlines() if "outside steps" in line)
+    for e in kip.user_ns["R"][0].epochs:
+        outside = e["time_s"] - e["steps_s"] - e["val_s"]
+        assert outside >= 0.3
+        row = next(line for line in out.splitlines() if line.strip().startswith(f"{e['epoch']} "))
+        assert fmt_s(outside) in row
