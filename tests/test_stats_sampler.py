@@ -76,11 +76,12 @@ def test_sampler_thread_and_nvml_are_released(fake_nvml):
 
 def test_sampler_records_host_cpu_of_this_process():
     with Sampler(interval=0.02) as sampler:
-        deadline = time.monotonic() + 0.3
+        deadline = time.monotonic() + 0.5
         while time.monotonic() < deadline:  # keep one core busy
             sum(range(1000))
     cpu = sampler.host["cpu_process"]
-    assert cpu.count >= 5 and cpu.mean > 30  # busy-looping: most of a core
+    # the busy loop holds the GIL between switches, so under load the sampler gets fewer ticks in
+    assert cpu.count >= 3 and cpu.mean > 30  # busy-looping: most of a core
     assert sampler.host["rss"].peak > 0 and sampler.gpus == [] and sampler.gpu_note
 
 
