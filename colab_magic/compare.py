@@ -106,6 +106,13 @@ def _keras_devices() -> list[str]:
         return ["cpu:0"] + [f"gpu:{i}" for i in range(count)]
 
 
+def steps_for(steps: int, user_report) -> int:
+    """The comparison's steps per device: no more than the user's epoch holds."""
+    if user_report and user_report.steps_per_epoch:
+        return max(2, min(steps, user_report.steps_per_epoch))
+    return steps
+
+
 def compare_fit(captured: dict, user_report, device_names: list[str], steps: int, interval: float, progress=None) -> Comparison:
     start = time.perf_counter()
     result = _compare_fit(captured, user_report, device_names, steps, interval, progress)
@@ -117,8 +124,7 @@ def _compare_fit(captured, user_report, device_names, steps, interval, progress)
     import keras
 
     model = captured["model"]
-    if user_report and user_report.steps_per_epoch:
-        steps = max(2, min(steps, user_report.steps_per_epoch))  # no more steps than the data holds
+    steps = steps_for(steps, user_report)
     result = Comparison(
         model=getattr(model, "name", type(model).__name__),
         steps=steps,
@@ -154,7 +160,6 @@ def _compare_fit(captured, user_report, device_names, steps, interval, progress)
 
 
 def _time_clone(clone, arguments: dict, steps: int, interval: float, progress):
-    reports = []
     kwargs = {
         k: v
         for k, v in arguments.items()
@@ -167,15 +172,14 @@ def _time_clone(clone, arguments: dict, steps: int, interval: float, progress):
         if key in kwargs:
             kwargs[key] = _head(kwargs[key], needed)
     kwargs.update(epochs=1, steps_per_epoch=steps, verbose=0, callbacks=None)
-    signature = inspect.signature(type(clone).fit)
-    bound = signature.bind(clone, **kwargs)
+    return _timed_fit(clone, interval, progress, **kwargs)
 
-    def deliver(report, problem):
-        if report is not None:
-            reports.append(report)
 
-    original = type(clone).fit
-    timed_call(original, bound, interval, 1, deliver, on_step=progress)
+def _timed_fit(clone, interval: float, progress=None, **kwargs):
+    """``clone.fit(**kwargs)`` timed and sampled: its FitReport, or None if none could be built."""
+    bound = inspect.signature(type(clone).fit).bind(clone, **kwargs)
+    reports = []
+    timed_call(type(clone).fit, bound, interval, 1, lambda report, problem: reports.append(report), on_step=progress)
     return reports[0] if reports else None
 
 
@@ -268,13 +272,10 @@ def input_wait(captured: dict, user_report, interval: float, steps: int = INPUT_
     clone = keras.models.clone_model(model)
     clone.compile_from_config(config)
     held = x.take(1).cache().repeat()
-    signature = inspect.signature(type(clone).fit)
-    bound = signature.bind(clone, held, epochs=1, steps_per_epoch=steps, verbose=0, shuffle=False)
-    reports = []
-    timed_call(type(clone).fit, bound, interval, 1, lambda report, problem: reports.append(report))
-    if not reports or not reports[0] or not reports[0].step:
+    report = _timed_fit(clone, interval, x=held, epochs=1, steps_per_epoch=steps, verbose=0, shuffle=False)
+    if report is None or not report.step:
         return None
-    compute = reports[0].step["median"]
+    compute = report.step["median"]
     step = user_report.step["median"]
     return {
         "step_s": step,

@@ -63,18 +63,21 @@ class FitInterceptor:
             bound = signature.bind(model, *args, **kwargs)
         except TypeError:
             return original(model, *args, **kwargs)  # let Keras word the error
-        self.captured.append(_capture(model, bound.arguments, self.capture))
+        captured = _capture(model, bound.arguments, self.capture)
+        self.captured.append(captured)
+
+        def deliver(report, problem):
+            captured["report"] = report  # None when the report could not be built
+            if report is not None:
+                self.reports.append(report)
+            if problem:
+                self.errors.append(problem)
+
         self._local.busy = True
         try:
-            return timed_call(original, bound, self.interval, len(self.reports) + 1, self._deliver)
+            return timed_call(original, bound, self.interval, len(self.reports) + 1, deliver)
         finally:
             self._local.busy = False
-
-    def _deliver(self, report, problem):
-        if report is not None:
-            self.reports.append(report)
-        if problem:
-            self.errors.append(problem)
 
 
 def timed_call(original, bound, interval: float, index: int, deliver, on_step=None):
@@ -265,8 +268,8 @@ def _check_inputs(result, captured, forced: bool, interval: float) -> None:
     from . import compare
     from .verdicts import findings
 
-    for n, cap in enumerate(captured):
-        rep = result.reports[n] if n < len(result.reports) else None
+    for cap in captured:
+        rep = cap.get("report")
         if rep is None or not hasattr(cap["arguments"].get("x"), "element_spec"):
             continue
         if not forced and (rep.wall_s or 0) < AUTO_INPUT_CHECK_S:
@@ -288,12 +291,12 @@ def _compare_all(result, captured, options, interval, progress, history_path) ->
         result.notes.append(f"--compare skipped: {exc}")
         return
     firsts, seen = [], set()
-    for n, cap in enumerate(captured):  # a model fitted twice is compared once, from its first start
+    for cap in captured:  # a model fitted twice is compared once, from its first start
         if id(cap["model"]) not in seen:
             seen.add(id(cap["model"]))
-            firsts.append((cap, result.reports[n] if n < len(result.reports) else None))
+            firsts.append((cap, cap.get("report")))
     steps = options["steps"]
-    planned = sum(min(steps, rep.steps_per_epoch) if rep and rep.steps_per_epoch else steps for _, rep in firsts)
+    planned = sum(compare.steps_for(steps, rep) for _, rep in firsts)
     bar = progress(planned * len(names)) if progress else None
     try:
         for cap, user_report in firsts:
@@ -317,11 +320,8 @@ def _no_gpu(comparison, user_report, history_path) -> None:
         return
     records, _ = history.read(history_path)
     wanted = history.signature_id(user_report.signature)
-    latest = {}
-    for rec in records:
-        if rec.get("signature_id") == wanted and str(rec.get("device", "")).startswith("GPU") and rec.get("step_median_s"):
-            latest[(rec.get("device_name"), (rec.get("env") or {}).get("host"))] = rec
-    for rec in latest.values():
+    latest = history.latest_per_device(records, wanted, lambda rec: str(rec.get("device", "")).startswith("GPU"))
+    for rec in latest:
         comparison.runs.append(compare.from_history(rec, comparison.steps_per_epoch))
     if latest:
         comparison.notes.append("GPU columns marked 'history' ran earlier, elsewhere: see where and when in each.")

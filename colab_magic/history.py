@@ -81,6 +81,24 @@ def read(path: Path) -> tuple[list[dict], list[str]]:
     return records, warnings
 
 
+def latest_per_device(records: list[dict], signature: str, keep=None) -> list[dict]:
+    """The latest timed run of one model (``signature``) on each device and machine, oldest first.
+
+    At the same time, the user's own fit beats a --compare run of it. ``keep`` filters further.
+    """
+    latest: dict = {}
+    for rec in records:
+        if rec.get("signature_id") != signature or not rec.get("step_median_s"):
+            continue
+        if keep is not None and not keep(rec):
+            continue
+        key = (rec.get("device_name"), (rec.get("env") or {}).get("host"))
+        rank = (rec.get("time", ""), rec.get("kind") == "fit")
+        if key not in latest or rank >= (latest[key].get("time", ""), latest[key].get("kind") == "fit"):
+            latest[key] = rec
+    return list(latest.values())
+
+
 def environment(runtime, gpu_names: list[str]) -> dict:
     import keras
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from .history import latest_per_device
 from .tables import NA, Table, fmt, to_html, to_text
 
 
@@ -44,17 +45,8 @@ def select(records: list[dict], ids: list[str] | None) -> tuple[list[dict], str 
         return [by_id[i] for i in ids], None
     if not records:
         return [], None
-    wanted = records[-1].get("signature_id")
-    latest: dict = {}
-    for rec in records:
-        if rec.get("signature_id") != wanted or not rec.get("step_median_s"):
-            continue
-        key = (rec.get("device_name"), (rec.get("env") or {}).get("host"))
-        # newest wins; at the same time, the user's own fit beats a --compare run of it
-        rank = (rec.get("time", ""), rec.get("kind") == "fit")
-        if key not in latest or rank >= (latest[key].get("time", ""), latest[key].get("kind") == "fit"):
-            latest[key] = rec
-    chosen = sorted(latest.values(), key=lambda r: (not str(r.get("device", "")).startswith("CPU"), r.get("time", "")))
+    latest = latest_per_device(records, records[-1].get("signature_id"))
+    chosen = sorted(latest, key=lambda r: (not str(r.get("device", "")).startswith("CPU"), r.get("time", "")))
     return chosen, f"The latest run of {records[-1].get('model')} on each device and machine."
 
 
