@@ -5,8 +5,14 @@ GPU and reused under a CPU scope can fail on TensorFlow), with the weights the u
 its fit and a fresh optimizer from the same compile config. The user's model and its training are
 never touched: the comparison runs after the cell, on the clones.
 
-A projected epoch is ``steps_per_epoch x median step + the epoch's fixed cost``, the fixed cost being
-what the comparison's own epoch spent outside its steps (iterator set-up, callbacks).
+A projected epoch is ``steps_per_epoch x mean step + the epoch's fixed cost``:
+- the mean, not the median, because an epoch is the sum of its steps, and step times are skewed (a CPU
+  step's median sits 3-5% under its mean; on a GPU with async dispatch, 20% or more). The first
+  execution (compiling) and a few warm-up steps after it are left out.
+- the fixed cost (time in an epoch outside its steps and validation) is the user's fit's, measured:
+  it is host-side work on the user's full data (iterator set-up, shuffling, callbacks, tearing down
+  the previous epoch's iterator) that a few steps on a slice of the data cannot show. With a
+  50,000-image array, TensorFlow spends 3-7 s of some epochs there (bench/compare.py).
 """
 
 from __future__ import annotations
@@ -29,6 +35,7 @@ class DeviceRun:
     name: str | None = None  # the GPU's name
     step_median_s: float | None = None
     step_p90_s: float | None = None
+    step_mean_s: float | None = None  # the projection's basis
     samples_per_s: float | None = None
     util_mean: float | None = None  # the device's own: GPU utilisation, or the host's CPU
     memory_peak: float | None = None  # bytes: GPU memory, or the process RSS on the CPU
@@ -51,6 +58,7 @@ class Comparison:
     notes: list[str] = field(default_factory=list)
     skipped: str | None = None  # why no comparison ran for this model
     wall_s: float | None = None  # what the comparison cost, clones and compiling included
+    fixed_s: float | None = None  # an epoch's time outside its steps, from the user's fit
 
     def to_dict(self) -> dict:
         return {
@@ -59,6 +67,7 @@ class Comparison:
             "steps": self.steps,
             "steps_per_epoch": self.steps_per_epoch,
             "batch_size": self.batch_size,
+            "fixed_s": self.fixed_s,
             "runs": [r.to_dict() for r in self.runs],
             "notes": list(self.notes),
             "skipped": self.skipped,
@@ -106,11 +115,32 @@ def _keras_devices() -> list[str]:
         return ["cpu:0"] + [f"gpu:{i}" for i in range(count)]
 
 
+WARMUP_STEPS = 5  # after compiling, a fresh clone's first ~5 steps ran 10-50% slower (bench/compare.py)
+
+
 def steps_for(steps: int, user_report) -> int:
     """The comparison's steps per device: no more than the user's epoch holds."""
     if user_report and user_report.steps_per_epoch:
         return max(2, min(steps, user_report.steps_per_epoch))
     return steps
+
+
+def warmup_for(steps: int) -> int:
+    """Warm-up steps left out of a comparison of ``steps``: at most a third of those after the first."""
+    return min(WARMUP_STEPS, (steps - 1) // 3)
+
+
+def fixed_cost_s(report) -> float | None:
+    """The mean time an epoch of ``report`` spent outside its steps and validation.
+
+    Epochs after the first when there are some: Keras sets up the first epoch's iterator before the
+    epoch starts, and each later epoch also waits for the previous iterator to shut down.
+    """
+    closed = [e for e in (report.epochs if report else []) if e.get("time_s") is not None and e.get("steps")]
+    later = closed[1:] or closed
+    if not later:
+        return None
+    return sum(max(0.0, e["time_s"] - e["steps_s"] - e["val_s"]) for e in later) / len(later)
 
 
 def compare_fit(captured: dict, user_report, device_names: list[str], steps: int, interval: float, progress=None) -> Comparison:
@@ -130,6 +160,7 @@ def _compare_fit(captured, user_report, device_names, steps, interval, progress)
         steps=steps,
         steps_per_epoch=user_report.steps_per_epoch if user_report else None,
         batch_size=user_report.batch_size if user_report else None,
+        fixed_s=fixed_cost_s(user_report),
     )
     config = model.get_compile_config() if hasattr(model, "get_compile_config") else None
     if not config:
@@ -155,7 +186,7 @@ def _compare_fit(captured, user_report, device_names, steps, interval, progress)
                 result.skipped = f"the model cannot be cloned ({run.error}); the comparison is skipped"
                 return result
         result.runs.append(run)
-    _project(result, user_report)
+    _project(result)
     return result
 
 
@@ -172,38 +203,49 @@ def _time_clone(clone, arguments: dict, steps: int, interval: float, progress):
         if key in kwargs:
             kwargs[key] = _head(kwargs[key], needed)
     kwargs.update(epochs=1, steps_per_epoch=steps, verbose=0, callbacks=None)
-    return _timed_fit(clone, interval, progress, **kwargs)
+    return _timed_fit(clone, interval, progress, warmup_for(steps), **kwargs)
 
 
-def _timed_fit(clone, interval: float, progress=None, **kwargs):
+def _timed_fit(clone, interval: float, progress=None, warmup: int = 0, **kwargs):
     """``clone.fit(**kwargs)`` timed and sampled: its FitReport, or None if none could be built."""
     bound = inspect.signature(type(clone).fit).bind(clone, **kwargs)
     reports = []
-    timed_call(type(clone).fit, bound, interval, 1, lambda report, problem: reports.append(report), on_step=progress)
+    timed_call(type(clone).fit, bound, interval, 1, lambda report, problem: reports.append(report), on_step=progress,
+               warmup_steps=warmup)
     return reports[0] if reports else None
 
 
-def _summarise(run: DeviceRun, steps_per_epoch: int | None) -> None:
+def _summarise(run: DeviceRun, steps_per_epoch: int | None, fixed_s: float | None) -> None:
     rep = run.report
     if rep is None or rep.step is None:
         return
-    run.step_median_s, run.step_p90_s, run.samples_per_s = rep.step["median"], rep.step["p90"], rep.samples_per_s
+    run.step_median_s, run.step_p90_s, run.step_mean_s = rep.step["median"], rep.step["p90"], rep.step["mean"]
+    run.samples_per_s = rep.batch_size / run.step_mean_s if rep.batch_size and run.step_mean_s else None
     gpu = next((g for g in rep.gpus if run.device == f"GPU:{g['index']}"), None)
     if gpu is not None:
         run.name, run.util_mean, run.memory_peak = gpu["name"], gpu["util_mean"], gpu["memory_peak"]
     else:
         run.util_mean, run.memory_peak = rep.host["cpu_system_mean"], rep.host["rss_peak"]
-    epoch = rep.epochs[0] if rep.epochs else None
-    fixed = (epoch["time_s"] - epoch["steps_s"]) if epoch and epoch["time_s"] is not None else 0.0
+    if fixed_s is None:  # no finished epoch of the user's to measure it on: the clone's own
+        fixed_s = fixed_cost_s(rep) or 0.0
     if steps_per_epoch:
-        run.projected_epoch_s = steps_per_epoch * rep.step["median"] + max(fixed, 0.0)
+        run.projected_epoch_s = steps_per_epoch * run.step_mean_s + fixed_s
+
+
+def _typical_step(run: DeviceRun, both_have_mean: bool) -> float | None:
+    return run.step_mean_s if both_have_mean else run.step_median_s
 
 
 def add_speedups(result: Comparison) -> None:
-    cpu = next((r for r in result.runs if r.device.startswith("CPU") and r.step_median_s), None)
+    """Speed-ups against the CPU column, from mean steps (medians when a history run has no mean)."""
+    cpu = next((r for r in result.runs if r.device.startswith("CPU") and (r.step_mean_s or r.step_median_s)), None)
+    if cpu is None:
+        return
     for run in result.runs:
-        if cpu is not None and run.step_median_s:
-            run.speedup = cpu.step_median_s / run.step_median_s
+        means = bool(cpu.step_mean_s and run.step_mean_s)
+        mine, theirs = _typical_step(run, means), _typical_step(cpu, means)
+        if mine and theirs:
+            run.speedup = theirs / mine
 
 
 def from_history(record: dict, steps_per_epoch: int | None) -> DeviceRun:
@@ -216,14 +258,15 @@ def from_history(record: dict, steps_per_epoch: int | None) -> DeviceRun:
         name=record.get("device_name"),
         step_median_s=record.get("step_median_s"),
         step_p90_s=record.get("step_p90_s"),
+        step_mean_s=record.get("step_mean_s"),
         samples_per_s=record.get("samples_per_s"),
         util_mean=record.get("gpu_util_mean"),
     )
     spe = steps_per_epoch or record.get("steps_per_epoch")
     if record.get("epoch_mean_s") and (not steps_per_epoch or steps_per_epoch == record.get("steps_per_epoch")):
         run.projected_epoch_s = record["epoch_mean_s"]  # measured there: better than a projection
-    elif spe and run.step_median_s:
-        run.projected_epoch_s = spe * run.step_median_s
+    elif spe and (run.step_mean_s or run.step_median_s):
+        run.projected_epoch_s = spe * (run.step_mean_s or run.step_median_s)
     return run
 
 
@@ -238,9 +281,9 @@ def _head(data, n: int):
     return data
 
 
-def _project(result: Comparison, user_report) -> None:
+def _project(result: Comparison) -> None:
     for run in result.runs:
-        _summarise(run, result.steps_per_epoch)
+        _summarise(run, result.steps_per_epoch, result.fixed_s)
     add_speedups(result)
 
 

@@ -80,7 +80,7 @@ class FitInterceptor:
             self._local.busy = False
 
 
-def timed_call(original, bound, interval: float, index: int, deliver, on_step=None):
+def timed_call(original, bound, interval: float, index: int, deliver, on_step=None, warmup_steps: int = 0):
     """Call ``original`` (an unpatched ``fit``) with ``bound`` arguments, timed and sampled.
 
     ``deliver(report, problem)`` gets the FitReport, also when fit raises (then marked incomplete),
@@ -92,7 +92,7 @@ def timed_call(original, bound, interval: float, index: int, deliver, on_step=No
     model = bound.arguments["self"]
     sampler = Sampler(interval)
     spe = getattr(model, "steps_per_execution", 1) or 1
-    timer = StepTimer(on_epoch_end=sampler.mark, steps_per_execution=spe, on_step=on_step)
+    timer = StepTimer(on_epoch_end=sampler.mark, steps_per_execution=spe, on_step=on_step, warmup_steps=warmup_steps)
     callbacks, detach = _attach(bound.arguments.get("callbacks"), timer, model)
     bound.arguments["callbacks"] = callbacks
     error = None
@@ -342,8 +342,10 @@ def _record(result, path, runtime) -> None:
             for run in comparison.runs:
                 if run.report is not None:
                     record = history.make_record(run.report, env, "compare")
-                    # the comparison ran a few steps; its epoch is the user's, projected
-                    record.update(steps_per_epoch=comparison.steps_per_epoch, projected_epoch_s=run.projected_epoch_s)
+                    # the comparison ran a few steps; its epoch is the user's, projected, and its
+                    # samples/s is the table's (from the mean step, like the projection)
+                    record.update(steps_per_epoch=comparison.steps_per_epoch, projected_epoch_s=run.projected_epoch_s,
+                                  samples_per_s=run.samples_per_s)
                     history.append(record, path)
         result.history_path = str(path)
     except OSError as exc:  # a full disk or a lost Drive must not cost the user their summary

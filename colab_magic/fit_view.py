@@ -179,6 +179,7 @@ def comparison_table(c) -> Table:
     rows = [
         row("ms/step median", lambda r: fmt(r.step_median_s and r.step_median_s * 1000, ".2f")),
         row("ms/step p90", lambda r: fmt(r.step_p90_s and r.step_p90_s * 1000, ".2f")),
+        row("ms/step mean", lambda r: fmt(r.step_mean_s and r.step_mean_s * 1000, ".2f")),
         row(per_epoch, lambda r: fmt(r.projected_epoch_s, ".1f", " s")),
         row("samples/s", lambda r: fmt(r.samples_per_s, ",.0f")),
         row("speed-up vs CPU", lambda r: fmt(r.speedup, ".1f", "x")),
@@ -186,4 +187,12 @@ def comparison_table(c) -> Table:
         row("memory peak", lambda r: fmt_bytes(r.memory_peak)),
         ["source"] + [r.source if r.error is None else f"failed: {r.error}" for r in runs],
     ]
-    return Table(title, rows, header, list(c.notes))
+    return Table(title, rows, header, [_projection_note(c)] + list(c.notes))
+
+
+def _projection_note(c) -> str:
+    basis = "steps per epoch x mean step (compiling and warm-up steps left out)"
+    if c.fixed_s is not None:
+        return (f"Projected epoch = {basis} + {fmt_s(c.fixed_s)} per epoch outside steps, as measured in your fit "
+                "(iterator set-up, callbacks); validation not included.")
+    return f"Projected epoch = {basis} + the comparison's own time outside steps; validation not included."

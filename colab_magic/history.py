@@ -144,6 +144,7 @@ def make_record(report, env: dict, kind: str = "fit") -> dict:
         "total_steps": report.total_steps,
         "step_median_s": step.get("median"),
         "step_p90_s": step.get("p90"),
+        "step_mean_s": step.get("mean"),
         "first_step_s": report.first_step_s,
         "epoch_mean_s": sum(e["time_s"] for e in closed) / len(closed) if closed and kind == "fit" else None,
         "samples_per_s": report.samples_per_s,

@@ -18,7 +18,7 @@ from . import drive
 from .tables import fmt_bytes
 
 DEFAULT_INTERVAL = 0.5  # seconds; the sampler's own default, repeated here to keep loading light
-DEFAULT_COMPARE_STEPS = 30  # enough for a steady median; a small CNN does 30 CPU steps in about a second
+DEFAULT_COMPARE_STEPS = 35  # 1 compiling + 5 warm-up + 29 timed: about 0.35 s of the article's CNN on 2 vCPUs
 
 
 def _show(result, args) -> None:

@@ -41,14 +41,20 @@ class EpochTiming:
     val_s: float = 0.0
     steps: int = 0
     steps_s: float = 0.0  # time inside steps; the rest of the epoch is its fixed cost
-    step_median: float | None = None  # seconds per step, first execution of the fit excluded
+    step_median: float | None = None  # seconds per step, first execution (and any warm-up steps) excluded
 
 
 class StepTimer(keras.callbacks.Callback):
     async_safe = True
 
-    def __init__(self, on_epoch_end=None, clock=time.perf_counter, steps_per_execution: int = 1, on_step=None):
+    def __init__(self, on_epoch_end=None, clock=time.perf_counter, steps_per_execution: int = 1, on_step=None,
+                 warmup_steps: int = 0):
         super().__init__()
+        # Steps after the first execution that stay out of the steady-state figures: a fresh model's
+        # first few steps after compiling run slower (allocator, kernel caches), which a short timing
+        # such as --compare's would otherwise count as steady state.
+        self.warmup_steps = max(0, int(warmup_steps))
+        self._warm = 0
         self.clock = clock
         self.on_step = on_step  # called with the number of steps each execution covered (progress bars)
         self.steps_per_execution = max(1, int(steps_per_execution))
@@ -121,6 +127,8 @@ class StepTimer(keras.callbacks.Callback):
         epoch.train_end = self._last
         if self.first_step is None:
             self.first_step = elapsed
+        elif self._warm < self.warmup_steps:
+            self._warm += steps
         else:
             per_step = elapsed / steps
             self.steps.add(per_step)

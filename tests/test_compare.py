@@ -49,14 +49,25 @@ after = model.get_weights()
     assert c.model == "net" and c.steps == 12 and c.steps_per_epoch == 20 and c.batch_size == 32
     (cpu,) = c.runs
     assert cpu.device == "CPU:0" and cpu.error is None and cpu.source == "measured now"
-    assert cpu.report.total_steps == 12 and cpu.report.step["n"] == 11
-    epoch = cpu.report.epochs[0]
-    fixed = epoch["time_s"] - epoch["steps_s"]
-    assert cpu.projected_epoch_s == pytest.approx(20 * cpu.step_median_s + fixed)
+    # 12 steps: the first compiles, the next 3 warm up, 8 are timed
+    assert cpu.report.total_steps == 12 and cpu.report.step["n"] == 8
+    # the projection: the clone's mean step and the fixed cost of the user's own (second) epoch
+    user_epoch = r.reports[0].epochs[1]
+    fixed = user_epoch["time_s"] - user_epoch["steps_s"] - user_epoch["val_s"]
+    assert c.fixed_s == pytest.approx(fixed) and fixed > 0
+    assert cpu.step_mean_s == pytest.approx(cpu.report.step["mean"])
+    assert cpu.projected_epoch_s == pytest.approx(20 * cpu.step_mean_s + fixed)
+    assert cpu.samples_per_s == pytest.approx(32 / cpu.step_mean_s)
     assert cpu.speedup == pytest.approx(1.0)
+    records, _ = history.read(r.history_path)
+    (compared,) = [rec for rec in records if rec["kind"] == "compare"]
+    assert compared["projected_epoch_s"] == pytest.approx(cpu.projected_epoch_s)
+    assert compared["samples_per_s"] == pytest.approx(cpu.samples_per_s)  # the same figure as the table's
+    assert compared["step_mean_s"] == pytest.approx(cpu.step_mean_s)
     assert any("No GPU to compare with: no NVIDIA driver found" in n for n in c.notes)
     assert "CPU vs GPU: net, 12 steps on each device" in captured.out
-    assert "projected s/epoch (20 steps)" in captured.out
+    assert "projected s/epoch (20 steps)" in captured.out and "ms/step mean" in captured.out
+    assert "as measured in your fit" in captured.out
     assert "--compare" in captured.err  # the progress bar (text in a terminal)
     json.dumps(r.to_dict())
 
@@ -111,6 +122,7 @@ def test_gpu_run_from_the_history_stands_beside_the_cpu(kip, tmp_path):
     # The same model, as recorded earlier on a Colab GPU runtime (another machine): its record
     # differs only in where it ran and how fast.
     gpu = dict(mine, id="gpu00001", device="GPU:0", device_name="Tesla T4", step_median_s=mine["step_median_s"] / 8,
+               step_mean_s=mine["step_mean_s"] / 8,
                env=dict(mine["env"], runtime="Google Colab (GPU runtime)", host="colab-vm"), time="2026-11-25T10:00:00+00:00")
     history.append(gpu, path)
     kip.run_cell(f"%%timed_fit --compare -q -v R --history {path}\nmake_model().fit(x, y, batch_size=32, epochs=1, verbose=0)").raise_error()
@@ -118,7 +130,7 @@ def test_gpu_run_from_the_history_stands_beside_the_cpu(kip, tmp_path):
     cpu, t4 = c.runs
     assert t4.device == "GPU:0" and t4.name == "Tesla T4" and t4.report is None
     assert t4.source == "history: Google Colab (GPU runtime) on colab-vm, 2026-11-25T10:00:00+00:00"
-    assert t4.speedup == pytest.approx(cpu.step_median_s / t4.step_median_s)
+    assert t4.speedup == pytest.approx(cpu.step_mean_s / t4.step_mean_s)
     assert "GPU columns marked 'history'" in " ".join(c.notes)
     text = str(kip.user_ns["R"])
     assert "GPU:0 (Tesla T4)" in text and "history: Google Colab (GPU runtime) on colab-vm" in text
@@ -136,3 +148,34 @@ def test_gpu_run_from_the_history_stands_beside_the_cpu(kip, tmp_path):
 def test_bad_compare_flags(kip, line, message):
     with pytest.raises(UsageError, match=message):
         kip.run_cell_magic("timed_fit", line, "pass")
+
+
+def test_speedup_falls_back_to_medians_for_a_history_run_without_a_mean():
+    from colab_magic import compare
+
+    # A record written before the history kept mean steps has only the median: both sides use it.
+    cpu = compare.DeviceRun("CPU:0", None, step_median_s=0.010, step_mean_s=0.012)
+    old_gpu = compare.DeviceRun("GPU:0", None, step_median_s=0.002)
+    new_gpu = compare.DeviceRun("GPU:1", None, step_median_s=0.002, step_mean_s=0.003)
+    c = compare.Comparison("net", 40, 100, 32, runs=[cpu, old_gpu, new_gpu])
+    compare.add_speedups(c)
+    assert old_gpu.speedup == pytest.approx(5.0) and new_gpu.speedup == pytest.approx(4.0) and cpu.speedup == pytest.approx(1.0)
+
+
+def test_fixed_cost_comes_from_the_epochs_after_the_first():
+    from colab_magic import compare
+    from colab_magic.report import FitReport
+
+    def epoch(time_s, steps_s, val_s=0.0):
+        return {"time_s": time_s, "steps_s": steps_s, "val_s": val_s, "steps": 10}
+
+    def report(epochs):
+        return FitReport(1, "m", "tensorflow", "CPU:0", 32, len(epochs), 10, 1, True, None, 1.0, 0.5, None, 10,
+                         None, epochs, {}, [], None, None, {})
+
+    # the first epoch's iterator is built before it starts; the later ones pay for theirs (and for
+    # shutting the previous one down), so they are the typical epoch
+    assert compare.fixed_cost_s(report([epoch(10.0, 9.9), epoch(15.0, 9.0, 1.0), epoch(11.0, 9.0, 1.0)])) == pytest.approx(3.0)
+    assert compare.fixed_cost_s(report([epoch(10.0, 9.5)])) == pytest.approx(0.5)
+    assert compare.fixed_cost_s(report([{"time_s": None, "steps_s": 3.0, "val_s": 0.0, "steps": 3}])) is None
+    assert compare.fixed_cost_s(None) is None

@@ -44,6 +44,22 @@ def test_in_order_steps_first_kept_apart():
     assert e.step_median == pytest.approx(0.5)
 
 
+def test_warmup_steps_are_timed_but_kept_out_of_the_steady_state():
+    clock = Clock()
+    t = StepTimer(clock=clock, warmup_steps=2)
+    t.on_train_begin()
+    t.on_epoch_begin(0)
+    t.on_train_batch_begin(0)
+    # compile 1.0 s, two warm-up steps of 0.3 s, then 0.1 s steps
+    for i, at in enumerate([1.0, 1.3, 1.6, 1.7, 1.8, 1.9]):
+        step(t, clock, i, i, at)
+    t.on_epoch_end(0)
+    assert t.first_step == pytest.approx(1.0)
+    assert t.steps.summary()["n"] == 3 and t.steps.summary()["mean"] == pytest.approx(0.1)
+    assert t.epochs[0].steps == 6 and t.epochs[0].steps_s == pytest.approx(1.9)  # the epoch still holds them
+    assert t.epochs[0].step_median == pytest.approx(0.1)
+
+
 def test_steps_per_execution_with_a_short_last_execution():
     clock = Clock()
     t = timer_at(clock, spe=4)
