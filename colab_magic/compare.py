@@ -232,20 +232,19 @@ def _summarise(run: DeviceRun, steps_per_epoch: int | None, fixed_s: float | Non
         run.projected_epoch_s = steps_per_epoch * run.step_mean_s + fixed_s
 
 
-def _typical_step(run: DeviceRun, both_have_mean: bool) -> float | None:
-    return run.step_mean_s if both_have_mean else run.step_median_s
+def speedup(cpu: tuple, other: tuple) -> float | None:
+    """The CPU's step over the other's, each given as (mean, median): from the means when both have
+    one (history records written before they kept the mean have only the median), else the medians."""
+    pick = 0 if cpu[0] and other[0] else 1
+    return cpu[pick] / other[pick] if cpu[pick] and other[pick] else None
 
 
 def add_speedups(result: Comparison) -> None:
-    """Speed-ups against the CPU column, from mean steps (medians when a history run has no mean)."""
     cpu = next((r for r in result.runs if r.device.startswith("CPU") and (r.step_mean_s or r.step_median_s)), None)
     if cpu is None:
         return
     for run in result.runs:
-        means = bool(cpu.step_mean_s and run.step_mean_s)
-        mine, theirs = _typical_step(run, means), _typical_step(cpu, means)
-        if mine and theirs:
-            run.speedup = theirs / mine
+        run.speedup = speedup((cpu.step_mean_s, cpu.step_median_s), (run.step_mean_s, run.step_median_s))
 
 
 def from_history(record: dict, steps_per_epoch: int | None) -> DeviceRun:

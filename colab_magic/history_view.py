@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from . import compare
 from .history import latest_per_device
 from .tables import NA, Table, fmt, to_html, to_text
 
@@ -66,8 +67,9 @@ def _epoch_s(rec: dict):
         return rec["epoch_mean_s"], "measured"
     if rec.get("projected_epoch_s") is not None:
         return rec["projected_epoch_s"], "projected"
-    if rec.get("steps_per_epoch") and rec.get("step_median_s"):
-        return rec["steps_per_epoch"] * rec["step_median_s"], "projected"
+    step = rec.get("step_mean_s") or rec.get("step_median_s")  # the mean: an epoch is the sum of its steps
+    if rec.get("steps_per_epoch") and step:
+        return rec["steps_per_epoch"] * step, "projected"
     return None, None
 
 
@@ -103,9 +105,10 @@ def _compare_table(view: HistoryView, notes: list[str]) -> Table:
         return NA if value is None else f"{value:.1f} s ({how})"
 
     def speedup(rec):
-        if cpu is None or not rec.get("step_median_s"):
+        if cpu is None:
             return NA
-        return f"{cpu['step_median_s'] / rec['step_median_s']:.1f}x"
+        value = compare.speedup((cpu.get("step_mean_s"), cpu.get("step_median_s")), (rec.get("step_mean_s"), rec.get("step_median_s")))
+        return NA if value is None else f"{value:.1f}x"
 
     rows = [
         row("run", lambda r: f"{r.get('id')} ({r.get('kind')})"),
@@ -113,6 +116,7 @@ def _compare_table(view: HistoryView, notes: list[str]) -> Table:
         row("when (UTC)", lambda r: str(r.get("time", "?")).replace("T", " ").replace("+00:00", "Z")),
         row("ms/step median", lambda r: fmt(r.get("step_median_s") and r["step_median_s"] * 1000, ".2f")),
         row("ms/step p90", lambda r: fmt(r.get("step_p90_s") and r["step_p90_s"] * 1000, ".2f")),
+        row("ms/step mean", lambda r: fmt(r.get("step_mean_s") and r["step_mean_s"] * 1000, ".2f")),
         row("s/epoch", epoch),
         row("samples/s", lambda r: fmt(r.get("samples_per_s"), ",.0f")),
         row("speed-up vs CPU", speedup),

@@ -133,10 +133,10 @@ def _colab_runs(path):
     base = {"signature_id": "aaaa", "model": "cnn", "kind": "fit", "steps_per_epoch": 1563, "batch_size": 32,
             "samples_per_s": None, "signature": {"params": 122570}}
     history.append(dict(base, id="cpu1", time="2026-11-25T09:00:00+00:00", device="CPU:0", device_name="CPU",
-                        step_median_s=0.09, step_p90_s=0.1, epoch_mean_s=140.0,
+                        step_median_s=0.09, step_p90_s=0.1, step_mean_s=0.1, epoch_mean_s=140.0,
                         env={"runtime": "Google Colab (CPU runtime)", "host": "vm-a"}), path)
     history.append(dict(base, id="gpu1", time="2026-11-25T10:00:00+00:00", device="GPU:0", device_name="Tesla T4",
-                        step_median_s=0.0045, step_p90_s=0.005, epoch_mean_s=7.0, gpu_util_mean=61.0,
+                        step_median_s=0.0045, step_p90_s=0.005, step_mean_s=0.004, epoch_mean_s=7.0, gpu_util_mean=61.0,
                         env={"runtime": "Google Colab (GPU runtime)", "host": "vm-b"}), path)
     history.append(dict(base, id="oth1", signature_id="bbbb", model="other", time="2026-11-25T08:00:00+00:00",
                         device="CPU:0", device_name="CPU", step_median_s=0.01, env={"runtime": "x", "host": "vm-a"}), path)
@@ -155,7 +155,7 @@ def test_fit_history_lists_and_compares_runs_across_runtimes(ip, tmp_path, capsy
     out = capsys.readouterr().out
     assert [r["id"] for r in view.records] == ["cpu1", "gpu1"]
     speed = next(line for line in out.splitlines() if line.strip().startswith("speed-up vs CPU"))
-    assert "1.0x" in speed and "20.0x" in speed
+    assert "1.0x" in speed and "25.0x" in speed  # from the mean steps (0.1 s / 4 ms), as --compare does
     epoch = next(line for line in out.splitlines() if line.strip().startswith("s/epoch"))
     assert "140.0 s (measured)" in epoch and "7.0 s (measured)" in epoch
     assert "GPU:0 (Tesla T4)" in out
