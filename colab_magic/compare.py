@@ -7,12 +7,12 @@ never touched: the comparison runs after the cell, on the clones.
 
 A projected epoch is ``steps_per_epoch x mean step + the epoch's fixed cost``:
 - the mean, not the median, because an epoch is the sum of its steps, and step times are skewed (a CPU
-  step's median sits 3-5% under its mean; on a GPU with async dispatch, 20% or more). The first
+  step's median sits 3-5% under its mean; on an H200 with JAX's async dispatch, 21%). The first
   execution (compiling) and a few warm-up steps after it are left out.
 - the fixed cost (time in an epoch outside its steps and validation) is the user's fit's, measured:
   it is host-side work on the user's full data (iterator set-up, shuffling, callbacks, tearing down
   the previous epoch's iterator) that a few steps on a slice of the data cannot show. With a
-  50,000-image array, TensorFlow spends 3-7 s of some epochs there (bench/compare.py).
+  50,000-image array, TensorFlow spends 3-7 s of some epochs there (bench/results/README.md).
 """
 
 from __future__ import annotations
@@ -115,7 +115,7 @@ def _keras_devices() -> list[str]:
         return ["cpu:0"] + [f"gpu:{i}" for i in range(count)]
 
 
-WARMUP_STEPS = 5  # after compiling, a fresh clone's first ~5 steps ran 10-50% slower (bench/compare.py)
+WARMUP_STEPS = 5  # after compiling, a fresh clone's first 5 steps ran 18% slower on average (bench/results/README.md)
 
 
 def steps_for(steps: int, user_report) -> int:
