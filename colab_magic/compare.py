@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 
 from . import frameworks
 from .fit_hook import timed_call
+from .report import outside_steps_s
 
 
 @dataclass
@@ -140,7 +141,7 @@ def fixed_cost_s(report) -> float | None:
     later = closed[1:] or closed
     if not later:
         return None
-    return sum(max(0.0, e["time_s"] - e["steps_s"] - e["val_s"]) for e in later) / len(later)
+    return sum(outside_steps_s(e) for e in later) / len(later)
 
 
 def compare_fit(captured: dict, user_report, device_names: list[str], steps: int, interval: float, progress=None) -> Comparison:

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from .report import outside_steps_s
 from .tables import NA, Table, fmt, fmt_bytes, to_html, to_text
 
 MAX_EPOCH_ROWS = 20  # a long run shows its first and last epochs
@@ -144,8 +145,7 @@ def _training(r) -> Table:
 
 def _per_epoch(r) -> Table:
     gpu_cols = [f"GPU {g['index']} J" for g in r.gpus]
-    # "outside steps": the epoch's time in neither a step nor validation (iterator set-up, shuffling a
-    # large array, callbacks): where an epoch much longer than steps x median step went.
+    # "outside steps" shows where an epoch much longer than steps x median step went.
     header = ["epoch", "time", "train", "validation", "outside steps", "steps", "median step"] + gpu_cols
     epochs = r.epochs
     rows = []
@@ -156,10 +156,10 @@ def _per_epoch(r) -> Table:
             continue
         label = str(e["epoch"]) + ("" if e["complete"] else " (cut)")
         energy = [fmt(j, ".0f") for j in e["energy_j"]]
-        outside = e["time_s"] - e["steps_s"] - e["val_s"] if e["time_s"] is not None else None
+        outside = outside_steps_s(e)
         rows.append(
             [label, fmt_s(e["time_s"]), fmt_s(e["train_s"]), fmt_s(e["val_s"]) if e["val_s"] else "-",
-             fmt_s(max(outside, 0.0)) if outside is not None else NA, str(e["steps"]), fmt_s(e["step_median_s"])]
+             fmt_s(outside) if outside is not None else NA, str(e["steps"]), fmt_s(e["step_median_s"])]
             + energy
         )
     return Table("Per epoch", rows, header)

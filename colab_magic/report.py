@@ -97,6 +97,14 @@ class TimedFitResult:
         return as_html(self)
 
 
+def outside_steps_s(epoch: dict) -> float | None:
+    """An epoch's time in neither a step nor validation (iterator set-up, shuffling, callbacks): its
+    fixed cost. None for an epoch that did not finish."""
+    if epoch.get("time_s") is None:
+        return None
+    return max(0.0, epoch["time_s"] - epoch["steps_s"] - epoch["val_s"])
+
+
 def build_report(index: int, timer, sampler, info: dict) -> FitReport:
     """``info``: model, backend, device, batch_size, steps_per_execution, error, framework_memory_peak."""
     step = timer.steps.summary()
