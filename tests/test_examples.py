@@ -1,5 +1,6 @@
 """The example notebooks, executed in a real Jupyter kernel (ipykernel) through nbclient."""
 
+import importlib.util
 from pathlib import Path
 
 import pytest
@@ -53,6 +54,14 @@ def test_quickstart(monkeypatch, tmp_path):
     assert any("<caption>Training</caption>" in o["data"]["text/html"] for o in html)  # rich output in a notebook
     timed = next(c for c in cells if c.source.startswith("%%timed_fit"))
     assert any("image/png" in o.get("data", {}) for o in timed.outputs)  # --plot shows the timeline inline
+    # --compare's progress: tqdm's widget bar where ipywidgets is installed (Colab has 7.7.1), else the
+    # text bar on stderr
+    widget = [o for o in timed.outputs if "application/vnd.jupyter.widget-view+json" in o.get("data", {})]
+    text_bar = "".join(o.get("text", "") for o in timed.outputs if o.get("name") == "stderr")
+    if importlib.util.find_spec("ipywidgets") is not None:
+        assert widget and "--compare:" not in text_bar
+    else:
+        assert not widget and "--compare: 100%" in text_bar
     assert "Run history" in by_source["%fit_history"] and "compare" in by_source["%fit_history"]
     assert (tmp_path / "drive" / "MyDrive" / "colab_magic" / "runs.jsonl").exists()
 
