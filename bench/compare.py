@@ -54,21 +54,21 @@ def main() -> int:
         ).raise_error()
         r = ip.user_ns["R"]
         epochs = r.reports[0].epochs
-        measured = epochs[1]["time_s"]
+        measured = epochs[1].time_s
         c = r.comparisons[0]
         cpu = c.runs[0]
         error = 100 * (cpu.projected_epoch_s / measured - 1)
-        step_error = 100 * (c.steps_per_epoch * cpu.step_mean_s / epochs[1]["steps_s"] - 1)
+        step_error = 100 * (c.steps_per_epoch * cpu.step_mean_s / epochs[1].steps_s - 1)
         cost = 100 * c.wall_s / measured
         errors.append(error)
         step_errors.append(step_error)
         costs.append(cost)
         print(
-            f"rep {rep + 1}: epochs measured {epochs[0]['time_s']:.1f} s (with compile), {measured:.1f} s "
-            f"({epochs[1]['steps_s']:.1f} s in steps, {c.fixed_s:.2f} s outside); "
+            f"rep {rep + 1}: epochs measured {epochs[0].time_s:.1f} s (with compile), {measured:.1f} s "
+            f"({epochs[1].steps_s:.1f} s in steps, {c.fixed_s:.2f} s outside); "
             f"projected {cpu.projected_epoch_s:.1f} s -> {error:+.1f}%; "
-            f"steps alone: {cpu.report.step['n']} timed, mean {1000 * cpu.step_mean_s:.2f} ms "
-            f"(median {1000 * cpu.step_median_s:.2f}) vs the epoch's {1000 * epochs[1]['steps_s'] / epochs[1]['steps']:.2f} ms "
+            f"steps alone: {cpu.report.step.n} timed, mean {1000 * cpu.step_mean_s:.2f} ms "
+            f"(median {1000 * cpu.step_median_s:.2f}) vs the epoch's {1000 * epochs[1].steps_s / epochs[1].steps:.2f} ms "
             f"-> {step_error:+.1f}%; comparison took {c.wall_s:.2f} s = {cost:.1f}% of the epoch",
             flush=True,
         )

@@ -250,31 +250,31 @@ def main() -> int:
         check("fit ran on the GPU", rep.device and rep.device.startswith("GPU"), f"device {rep.device}")
         check("steps per epoch as the article (1563 at batch 32)", rep.steps_per_epoch == steps_per_epoch,
               f"{rep.steps_per_epoch}")
-        check("utilisation above zero and plausible", g["util_mean"] is not None and 0 < g["util_mean"] <= 100,
-              f"report {g['util_mean']:.1f}% ({g['util_source']}, {g['util_samples']} samples), "
+        check("utilisation above zero and plausible", g.util_mean is not None and 0 < g.util_mean <= 100,
+              f"report {g.util_mean:.1f}% ({g.util_source}, {g.util_samples} samples), "
               f"independent polled {ind['util_mean']:.1f}%")
         check("utilisation agrees with independent polling (within 15 points)",
-              abs(g["util_mean"] - ind["util_mean"]) <= 15, f"{g['util_mean']:.1f} vs {ind['util_mean']:.1f}")
-        check("memory peak agrees with independent NVML (within 2%)", close(g["memory_peak"], ind["memory_peak"], 0.02),
-              f"{g['memory_peak'] / 2**20:.0f} MiB vs {ind['memory_peak'] / 2**20:.0f} MiB")
-        check("power mean agrees with independent NVML (within 10%)", close(g["power_mean_w"], ind["power_mean_w"], 0.10),
-              f"{g['power_mean_w']:.1f} W vs {ind['power_mean_w']:.1f} W")
+              abs(g.util_mean - ind["util_mean"]) <= 15, f"{g.util_mean:.1f} vs {ind['util_mean']:.1f}")
+        check("memory peak agrees with independent NVML (within 2%)", close(g.memory_peak, ind["memory_peak"], 0.02),
+              f"{g.memory_peak / 2**20:.0f} MiB vs {ind['memory_peak'] / 2**20:.0f} MiB")
+        check("power mean agrees with independent NVML (within 10%)", close(g.power_mean_w, ind["power_mean_w"], 0.10),
+              f"{g.power_mean_w:.1f} W vs {ind['power_mean_w']:.1f} W")
         # The report's energy covers the sampler's window; integrate the monitor's own power
         # readings over that same window for an independent figure.
         start_wall, stop_wall = ip.user_ns["R"][0].sampler.get("started"), ip.user_ns["R"][0].sampler.get("stopped")
         ind_energy = mon.energy_j_between(start_wall, stop_wall) if start_wall and stop_wall else None
         check("energy agrees with independent power readings over the same window (within 10%)",
-              close(g["energy_j"], ind_energy, 0.10),
-              f"{g['energy_j']:.0f} J (energy counter, fit) vs {ind_energy and round(ind_energy)} J "
+              close(g.energy_j, ind_energy, 0.10),
+              f"{g.energy_j:.0f} J (energy counter, fit) vs {ind_energy and round(ind_energy)} J "
               f"(integrated 50 ms power readings over the same {stop_wall - start_wall:.1f} s)")
-        per_epoch = sum(e["energy_j"][0] for e in rep.epochs)
-        check("per-epoch energy adds up to the total (within 10%)", close(per_epoch, g["energy_j"], 0.10),
-              f"{per_epoch:.0f} J vs {g['energy_j']:.0f} J")
-        check("sampler cost <= 0.5% of a core", rep.sampler["cost_pct_of_core"] <= 0.5,
-              f"{rep.sampler['cost_pct_of_core']:.3f}%")
+        per_epoch = sum(e.energy_j[0] for e in rep.epochs)
+        check("per-epoch energy adds up to the total (within 10%)", close(per_epoch, g.energy_j, 0.10),
+              f"{per_epoch:.0f} J vs {g.energy_j:.0f} J")
+        check("sampler cost <= 0.5% of a core", rep.sampler.cost_pct_of_core <= 0.5,
+              f"{rep.sampler.cost_pct_of_core:.3f}%")
         if rep.framework_memory_peak:
             say(f"JAX peak_bytes_in_use: {rep.framework_memory_peak / 2**20:.0f} MiB "
-                f"(NVML shows {g['memory_peak'] / 2**20:.0f} MiB: JAX preallocates)")
+                f"(NVML shows {g.memory_peak / 2**20:.0f} MiB: JAX preallocates)")
     else:
         say("[SKIP] no GPU: the timed GPU fit and its independent comparison skipped")
 
@@ -288,15 +288,15 @@ def main() -> int:
     say("\n--- %%timed_fit, the same CNN under keras.device('cpu:0') ---\n" + buf.getvalue())
     cpu = ip.user_ns["RC"][0]
     check("CPU fit ran on the CPU", cpu.device == "CPU:0", f"device {cpu.device}")
-    cpu_epoch = cpu.step["median"] * steps_per_epoch
+    cpu_epoch = cpu.step.median * steps_per_epoch
     result["cpu_report"] = cpu.to_dict()
     if has_gpu:
-        gpu_med = rep.step["median"]
-        speedup = cpu.step["median"] / gpu_med
-        gpu_epoch = statistics.median(e["time_s"] for e in rep.epochs[1:]) if len(rep.epochs) > 1 else rep.epochs[0]["time_s"]
-        result["speedup"] = {"cpu_step_ms": 1000 * cpu.step["median"], "gpu_step_ms": 1000 * gpu_med,
+        gpu_med = rep.step.median
+        speedup = cpu.step.median / gpu_med
+        gpu_epoch = statistics.median(e.time_s for e in rep.epochs[1:]) if len(rep.epochs) > 1 else rep.epochs[0].time_s
+        result["speedup"] = {"cpu_step_ms": 1000 * cpu.step.median, "gpu_step_ms": 1000 * gpu_med,
                              "speedup": speedup, "cpu_epoch_projected_s": cpu_epoch, "gpu_epoch_measured_s": gpu_epoch}
-        say(f"speed-up: CPU {1000 * cpu.step['median']:.2f} ms/step vs GPU {1000 * gpu_med:.2f} ms/step -> "
+        say(f"speed-up: CPU {1000 * cpu.step.median:.2f} ms/step vs GPU {1000 * gpu_med:.2f} ms/step -> "
             f"{speedup:.1f}x; epoch: CPU {cpu_epoch:.1f} s (projected, {steps_per_epoch} x median) vs GPU "
             f"{gpu_epoch:.1f} s (measured). Article: 140 s vs 7 s on a Colab GPU.")
 
@@ -319,7 +319,7 @@ def main() -> int:
         if g_run is not None and c_run is not None and g_run.step_mean_s:
             check("--compare: the GPU is faster than the CPU", g_run.speedup and g_run.speedup > 1,
                   f"speed-up {g_run.speedup:.1f}x ({1000 * c_run.step_mean_s:.2f} vs {1000 * g_run.step_mean_s:.2f} ms/step, means)")
-            measured = rx.reports[0].epochs[1]["time_s"]
+            measured = rx.reports[0].epochs[1].time_s
             err = 100 * (g_run.projected_epoch_s / measured - 1)
             check("--compare: projected GPU epoch within 15% of the measured one", abs(err) <= 15,
                   f"{g_run.projected_epoch_s:.2f} s vs {measured:.2f} s ({err:+.1f}%)")
@@ -352,10 +352,10 @@ def main() -> int:
             t = time.perf_counter()
             ip.run_cell(code).raise_error()
             runs[kind].append(time.perf_counter() - t)
-        medians.append(ip.user_ns["RO"][0].step["median"])
-        means.append(ip.user_ns["RO"][0].step["mean"])
+        medians.append(ip.user_ns["RO"][0].step.median)
+        means.append(ip.user_ns["RO"][0].step.mean)
         inner.append(ip.user_ns["_inner"])
-        stops.append(ip.user_ns["RO"][0].sampler["stop_wait_s"])
+        stops.append(ip.user_ns["RO"][0].sampler.stop_wait_s)
     plain, timed, one, sync = runs["plain"], runs["timed"], runs["one"], runs["sync"]
     ratios = [t / p for t, p in zip(timed, plain)]
     overhead = 100 * (statistics.median(ratios) - 1)

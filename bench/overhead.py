@@ -92,10 +92,10 @@ def bench_case(ip, name: str, steps: int, reps: int, per_step_cost: float) -> di
         timed.append(wall(ip, cell))
         inner.append(ip.user_ns["_inner"])
         rep = ip.user_ns["_r"][0]
-        medians.append(rep.step["median"])
-        means.append(rep.step["mean"])
-        costs.append(rep.sampler["cost_pct_of_core"])
-        cpu_s.append(rep.sampler["cpu_s"])
+        medians.append(rep.step.median)
+        means.append(rep.step.mean)
+        costs.append(rep.sampler.cost_pct_of_core)
+        cpu_s.append(rep.sampler.cpu_s)
         one.append(wall(ip, fit.format(n=1)))
     # The independent step time comes from the same fit the report timed: this machine switches
     # between speeds from one fit to the next, which no comparison across fits survives.

@@ -3,16 +3,8 @@ processes and the diagnosis."""
 
 from __future__ import annotations
 
-from . import nvml
-from .tables import NA, Table, fmt, fmt_bytes, fmt_used, to_html, to_text
-
-
-def as_text(info) -> str:
-    return to_text(tables(info))
-
-
-def as_html(info) -> str:
-    return to_html(tables(info))
+from .parts import THROTTLING_REASONS
+from .tables import NA, Table, fmt, fmt_bytes, fmt_used
 
 
 def tables(info) -> list[Table]:
@@ -57,7 +49,7 @@ def _clock_events(gpu) -> str:
         return NA
     if not gpu.clock_events:
         return "none"
-    throttling = [e for e in gpu.clock_events if e in nvml.THROTTLING_REASONS]
+    throttling = [e for e in gpu.clock_events if e in THROTTLING_REASONS]
     text = ", ".join(gpu.clock_events)
     return text + (" (throttling)" if throttling else "")
 

@@ -17,6 +17,7 @@ import psutil
 from . import environment, frameworks, nvml
 from .environment import Runtime
 from .frameworks import FrameworkInfo
+from .tables import Rendered
 
 
 @dataclass
@@ -66,7 +67,9 @@ class HostInfo:
 
 
 @dataclass
-class DeviceInfo:
+class DeviceInfo(Rendered):
+    _view = "colab_magic.device_view"
+
     runtime: Runtime
     host: HostInfo
     gpus: list[GpuInfo]
@@ -81,19 +84,6 @@ class DeviceInfo:
     def to_dict(self) -> dict:
         return asdict(self)
 
-    def __str__(self) -> str:
-        from .device_view import as_text
-
-        return as_text(self)
-
-    def _repr_pretty_(self, p, cycle) -> None:
-        p.text("DeviceInfo(...)" if cycle else str(self))
-
-    def _repr_html_(self) -> str:
-        from .device_view import as_html
-
-        return as_html(self)
-
 
 def collect(shell=None, import_frameworks: bool = False, disk_path: str | None = None) -> DeviceInfo:
     runtime = environment.detect(shell)
@@ -104,7 +94,7 @@ def collect(shell=None, import_frameworks: bool = False, disk_path: str | None =
             error = None if gpus else "NVML found no NVIDIA GPU"
         else:
             gpus, driver, cuda, error = [], None, None, nvml.reason()
-    found = frameworks.inspect(include_unloaded=import_frameworks)
+    found = frameworks.survey(include_unloaded=import_frameworks)
     info = DeviceInfo(
         runtime=runtime,
         host=host_info(disk_path or os.getcwd()),

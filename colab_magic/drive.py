@@ -30,8 +30,10 @@ class DriveMount:
     mode: str  # "colab" or "local"
     root: Path  # the mountpoint, or the local stand-in folder
     mydrive: Path  # where files go: <root>/MyDrive
-    message: str  # what happened, in plain words
     readonly: bool = False
+    already: bool = False  # Colab: it was mounted before this call
+    chosen_by: str | None = None  # local: "--local", "$COLAB_MAGIC_DRIVE" or "the default"
+    runtime_kind: str | None = None  # where the kernel runs (environment.Runtime.kind)
 
     def free_bytes(self) -> int | None:
         try:
@@ -71,20 +73,21 @@ def mount(
     return result
 
 
-def unmount(runtime: Runtime, timeout_s: float = 120.0) -> str:
+def unmount(runtime: Runtime, timeout_s: float = 120.0) -> DriveMount | None:
+    """Colab: flush pending writes and unmount. Returns what was mounted (None: nothing); a local
+    stand-in is only forgotten, its files stay."""
     global _current
-    if _current is None or _current.mode != "colab":
-        where = f" ({_current.root})" if _current else ""
+    was = _current
+    if was is None or was.mode != "colab":
         _current = None
-        return f"Nothing to unmount: the local stand-in folder{where} is a plain folder; its files stay."
+        return was
     drive = _colab_drive()
     try:
         drive.flush_and_unmount(timeout_ms=int(timeout_s * 1000))
     except Exception as exc:  # Colab's own errors, reworded into one line
         raise DriveError(f"Could not unmount Google Drive: {_first_line(exc)}") from None
-    root = _current.root
     _current = None
-    return f"Google Drive at {root}: pending writes flushed, then unmounted."
+    return was
 
 
 # --- Colab -------------------------------------------------------------------------------------
@@ -105,7 +108,7 @@ def _mount_colab(mountpoint: str, force_remount: bool, readonly: bool, timeout_s
     root = Path(mountpoint)
     mydrive = root / "MyDrive"
     if not force_remount and os.path.ismount(root) and mydrive.is_dir():
-        return DriveMount("colab", root, mydrive, f"Google Drive is already mounted at {root}.", readonly)
+        return DriveMount("colab", root, mydrive, readonly, already=True)
     drive = _colab_drive()
     kwargs = {"force_remount": force_remount, "timeout_ms": int(timeout_s * 1000)}
     if readonly:
@@ -114,8 +117,7 @@ def _mount_colab(mountpoint: str, force_remount: bool, readonly: bool, timeout_s
         drive.mount(str(root), **kwargs)
     except Exception as exc:  # ValueError, and whatever a Colab Enterprise runtime raises
         raise DriveError(_explain_colab_error(exc, root, timeout_s)) from None
-    mode = " read-only" if readonly else ""
-    return DriveMount("colab", root, mydrive, f"Google Drive mounted{mode} at {root}; files are under {mydrive}.", readonly)
+    return DriveMount("colab", root, mydrive, readonly)
 
 
 def _explain_colab_error(exc: Exception, root: Path, timeout_s: float) -> str:
@@ -153,11 +155,7 @@ def _mount_local(runtime: Runtime, local: str | None, environ) -> DriveMount:
     _prepare(root)
     mydrive = root / "MyDrive"
     _prepare(mydrive)
-    where = "Not in Colab" if not runtime.is_colab else "In Colab, but --local was given"
-    message = f"{where}: the local folder {mydrive} stands in for Google Drive (chosen by {why})."
-    if runtime.kind == "kaggle":
-        message += " On Kaggle, files that must outlive the session belong under /kaggle/working."
-    return DriveMount("local", root, mydrive, message)
+    return DriveMount("local", root, mydrive, chosen_by=why, runtime_kind=runtime.kind)
 
 
 def _prepare(folder: Path) -> None:

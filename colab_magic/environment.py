@@ -1,11 +1,13 @@
 """Where the kernel runs: Colab, Kaggle, VS Code, Jupyter, terminal IPython or plain Python.
 
 Only environment variables, ``sys.modules`` and the shell's class are read: nothing is imported,
-so detection is cheap and safe to call from any magic.
+so detection is cheap and safe to call from any magic. :func:`front_end` decides how output can be
+shown (widgets, notebook, terminal).
 """
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import sys
 from dataclasses import asdict, dataclass
@@ -65,3 +67,16 @@ def tpu_attached(environ=None) -> bool:
         return any(name.startswith("accel") for name in os.listdir("/dev"))
     except OSError:
         return False
+
+
+def front_end(shell=None) -> str:
+    """How output can be shown, decided in this one place: "widgets" (a Jupyter kernel with
+    ipywidgets: tqdm's widget bar), "notebook" (a kernel without them: HTML and images, text bars)
+    or "terminal" (text only)."""
+    if type(shell).__name__ != "ZMQInteractiveShell":
+        return "terminal"
+    try:
+        widgets = importlib.util.find_spec("ipywidgets") is not None
+    except ValueError:  # a module set to None in sys.modules
+        widgets = False
+    return "widgets" if widgets else "notebook"

@@ -13,10 +13,23 @@ import functools
 import inspect
 import sys
 import threading
+from dataclasses import dataclass
 
 from . import frameworks
-from .report import build_report
+from .parts import ModelSignature
 from .sampler import DEFAULT_INTERVAL, Sampler
+from .summarise import build_report
+from .timing import StepTimer
+
+
+@dataclass
+class CapturedFit:
+    """What --compare and the input check need to retrain a fit's model elsewhere, from the same start."""
+
+    model: object  # the user's model (a reference)
+    arguments: dict  # fit's arguments, bound by name
+    weights: list | None  # a copy of the weights before the fit (with capture); None otherwise
+    report: object | None = None  # the fit's FitReport, once built
 
 
 class FitInterceptor:
@@ -26,7 +39,7 @@ class FitInterceptor:
         # also the weights before the fit (a copy, for --compare).
         self.capture = capture
         self.reports = []
-        self.captured: list[dict] = []
+        self.captured: list[CapturedFit] = []
         self.errors: list[str] = []  # failures of our own bookkeeping, never the user's
         self._local = threading.local()
 
@@ -67,7 +80,7 @@ class FitInterceptor:
         self.captured.append(captured)
 
         def deliver(report, problem):
-            captured["report"] = report  # None when the report could not be built
+            captured.report = report  # None when the report could not be built
             if report is not None:
                 self.reports.append(report)
             if problem:
@@ -75,20 +88,18 @@ class FitInterceptor:
 
         self._local.busy = True
         try:
-            return timed_call(original, bound, self.interval, len(self.reports) + 1, deliver)
+            return time_fit_call(original, bound, self.interval, len(self.reports) + 1, deliver)
         finally:
             self._local.busy = False
 
 
-def timed_call(original, bound, interval: float, index: int, deliver, on_step=None, warmup_steps: int = 0):
+def time_fit_call(original, bound, interval: float, index: int, deliver, on_step=None, warmup_steps: int = 0):
     """Call ``original`` (an unpatched ``fit``) with ``bound`` arguments, timed and sampled.
 
     ``deliver(report, problem)`` gets the FitReport, also when fit raises (then marked incomplete),
     or the reason no report could be built. Returns what fit returned; re-raises what it raised.
     """
     __tracebackhide__ = True
-    from .timing import StepTimer
-
     model = bound.arguments["self"]
     sampler = Sampler(interval)
     spe = getattr(model, "steps_per_execution", 1) or 1
@@ -129,7 +140,7 @@ def _report(index, model, arguments, timer, sampler, error, deliver) -> None:
         deliver(None, f"could not build the report: {type(exc).__name__}: {exc}")
 
 
-def model_signature(model, x=None) -> dict:
+def model_signature(model, x=None) -> ModelSignature:
     """Layer types, parameter count and input shape: what makes two runs "the same model"."""
     layers = [type(layer).__name__ for layer in getattr(model, "layers", [])]
     try:
@@ -141,18 +152,17 @@ def model_signature(model, x=None) -> dict:
         shape = [None] + [int(d) for d in x.shape[1:]]
     elif getattr(model, "inputs", None):
         shape = [None if d is None else int(d) for d in model.inputs[0].shape]
-    return {"layers": layers, "params": params, "input_shape": shape}
+    return ModelSignature(layers, params, shape)
 
 
-def _capture(model, arguments, weights: bool) -> dict:
-    """What --compare and the input check need to retrain this model elsewhere (from the same start)."""
+def _capture(model, arguments, weights: bool) -> CapturedFit:
     if not weights:
-        return {"model": model, "arguments": dict(arguments), "weights": None}
+        return CapturedFit(model, dict(arguments), None)
     try:
-        weights = model.get_weights() if model.built else None
+        copied = model.get_weights() if model.built else None
     except Exception:  # noqa: BLE001 - a model whose weights can't be read is compared from a fresh start
-        weights = None
-    return {"model": model, "arguments": dict(arguments), "weights": weights}
+        copied = None
+    return CapturedFit(model, dict(arguments), copied)
 
 
 def _attach(callbacks, timer, model):
@@ -199,154 +209,3 @@ def batch_size_of(x, batch_size) -> int | None:
             if shape is not None and shape.rank and shape[0] is not None:
                 return int(shape[0])
     return None
-
-
-def time_cell(execute, interval: float = DEFAULT_INTERVAL, compare: dict | None = None, history_path=None,
-              runtime=None, progress=None, input_check: str = "auto"):
-    """Run ``execute()`` with every Keras fit timed.
-
-    ``compare``: None, or {"steps": N, "devices": [...] or None} to time each trained model on each
-    device afterwards. ``history_path``: where to append the run records (None: don't). ``progress``:
-    ``progress(total)`` returns a bar with ``update(n)`` and ``close()`` for the comparison.
-    ``input_check``: "on", "off", or "auto" (for tf.data inputs of fits that ran long enough that the
-    check costs little): measure how much of each step waited for data (see compare.input_wait).
-
-    Returns ``(result, value, error)``: the :class:`TimedFitResult`, what ``execute`` returned, and
-    the exception that stopped it (the caller shows the result, then re-raises).
-    """
-    __tracebackhide__ = True
-    import time
-
-    from .report import TimedFitResult
-
-    start = time.perf_counter()
-    value = error = None
-    try:
-        import keras  # noqa: F401 - patching needs it; a cell that trains with Keras imports it anyway
-    except ImportError:
-        interceptor = None
-    else:
-        interceptor = FitInterceptor(interval, capture=compare is not None)
-    try:
-        if interceptor is None:
-            value = execute()
-        else:
-            with interceptor:
-                value = execute()
-    except BaseException as exc:  # KeyboardInterrupt included: summarise what ran, then re-raise
-        error = exc
-    described = None if error is None else f"{type(error).__name__}" + (f": {error}" if str(error) else "")
-    result = TimedFitResult(
-        reports=interceptor.reports if interceptor else [],
-        cell_s=time.perf_counter() - start,
-        complete=error is None,
-        error=described,
-    )
-    if interceptor is None:
-        result.notes.append("Keras is not installed, so no fit could be timed (pip install keras).")
-        return result, value, error
-    result.notes.extend(interceptor.errors)
-    if error is None and input_check != "off":
-        _check_inputs(result, interceptor.captured, input_check == "on", interval)
-    if compare is not None and interceptor.captured:
-        if error is not None:
-            result.notes.append("The cell stopped, so --compare did not run.")
-        else:
-            try:
-                _compare_all(result, interceptor.captured, compare, interval, progress, history_path)
-            except Exception as exc:  # noqa: BLE001 - a failed comparison must not fail the user's cell
-                result.notes.append(f"--compare failed: {type(exc).__name__}: {exc}")
-    if history_path is not None and result.reports:
-        _record(result, history_path, runtime)
-    return result, value, error
-
-
-AUTO_INPUT_CHECK_S = 20.0  # a fit this long pays about a second for the check: a few % at most
-
-
-def _check_inputs(result, captured, forced: bool, interval: float) -> None:
-    from . import compare
-    from .verdicts import findings
-
-    for cap in captured:
-        rep = cap.get("report")
-        if rep is None or not hasattr(cap["arguments"].get("x"), "element_spec"):
-            continue
-        if not forced and (rep.wall_s or 0) < AUTO_INPUT_CHECK_S:
-            continue
-        try:
-            rep.input_wait = compare.input_wait(cap, rep, interval)
-        except Exception as exc:  # noqa: BLE001 - the check is ours; the user's cell succeeded
-            result.notes.append(f"The input check failed: {type(exc).__name__}: {exc}")
-            continue
-        rep.findings = [f.to_dict() for f in findings(rep)]
-
-
-def _compare_all(result, captured, options, interval, progress, history_path) -> None:
-    from . import compare
-
-    try:
-        names = compare.devices(options.get("devices"))
-    except ValueError as exc:
-        result.notes.append(f"--compare skipped: {exc}")
-        return
-    firsts, seen = [], set()
-    for cap in captured:  # a model fitted twice is compared once, from its first start
-        if id(cap["model"]) not in seen:
-            seen.add(id(cap["model"]))
-            firsts.append((cap, cap.get("report")))
-    steps = options["steps"]
-    planned = sum(compare.steps_for(steps, rep) for _, rep in firsts)
-    bar = progress(planned * len(names)) if progress else None
-    try:
-        for cap, user_report in firsts:
-            comparison = compare.compare_fit(cap, user_report, names, steps, interval, bar.update if bar else None)
-            if not any(n.startswith(("gpu", "cuda")) for n in names):
-                _no_gpu(comparison, user_report, history_path)
-            result.comparisons.append(comparison)
-    finally:
-        if bar is not None:
-            bar.close()
-
-
-def _no_gpu(comparison, user_report, history_path) -> None:
-    """No GPU here: say why, and bring in this model's GPU runs from the history, if any."""
-    from . import compare, history
-
-    backend = user_report.backend if user_report else "Keras"
-    why = user_report.gpu_note if user_report and user_report.gpu_note else f"the {backend} backend sees none"
-    comparison.notes.append(f"No GPU to compare with: {why}.")
-    if history_path is None or user_report is None or not user_report.signature:
-        return
-    records, _ = history.read(history_path)
-    wanted = history.signature_id(user_report.signature)
-    latest = history.latest_per_device(records, wanted, lambda rec: str(rec.get("device", "")).startswith("GPU"))
-    for rec in latest:
-        comparison.runs.append(compare.from_history(rec, comparison.steps_per_epoch))
-    if latest:
-        comparison.notes.append("GPU columns marked 'history' ran earlier, elsewhere: see where and when in each.")
-        compare.add_speedups(comparison)
-
-
-def _record(result, path, runtime) -> None:
-    from . import history
-    from .environment import detect
-
-    runtime = runtime or detect()
-    try:
-        gpus = [g["name"] for g in result.reports[0].gpus]
-        env = history.environment(runtime, gpus)
-        for rep in result.reports:
-            history.append(history.make_record(rep, env, "fit"), path)
-        for comparison in result.comparisons:
-            for run in comparison.runs:
-                if run.report is not None:
-                    record = history.make_record(run.report, env, "compare")
-                    # the comparison ran a few steps; its epoch is the user's, projected, and its
-                    # samples/s is the table's (from the mean step, like the projection)
-                    record.update(steps_per_epoch=comparison.steps_per_epoch, projected_epoch_s=run.projected_epoch_s,
-                                  samples_per_s=run.samples_per_s)
-                    history.append(record, path)
-        result.history_path = str(path)
-    except OSError as exc:  # a full disk or a lost Drive must not cost the user their summary
-        result.notes.append(f"Could not record this run in {path}: {exc}")

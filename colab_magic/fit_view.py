@@ -3,18 +3,9 @@
 
 from __future__ import annotations
 
-from .report import outside_steps_s
-from .tables import NA, Table, fmt, fmt_bytes, to_html, to_text
+from .tables import NA, Table, fmt, fmt_bytes
 
 MAX_EPOCH_ROWS = 20  # a long run shows its first and last epochs
-
-
-def as_text(result) -> str:
-    return to_text(tables(result))
-
-
-def as_html(result) -> str:
-    return to_html(tables(result))
 
 
 def tables(result) -> list[Table]:
@@ -52,14 +43,14 @@ def _fit_tables(r, count: int) -> list[Table]:
         title += f" - INCOMPLETE ({r.error})"
     out = [_hardware(r, title), _training(r), _per_epoch(r)]
     if r.findings:
-        rows = [[f"({n}) {f['title']}", f"{f['evidence']}. Fix: {f['fix']}."] for n, f in enumerate(r.findings, 1)]
+        rows = [[f"({n}) {f.title}", f"{f.evidence}. Fix: {f.fix}."] for n, f in enumerate(r.findings, 1)]
         out.append(Table("Verdict", rows))
     return out
 
 
 def _hardware(r, title: str) -> Table:
     h = r.host
-    header = ["", "Host (CPU)"] + [f"GPU {g['index']}" + (f" ({g['name']})" if g["name"] else "") for g in r.gpus]
+    header = ["", "Host (CPU)"] + [g.label for g in r.gpus]
 
     def row(label, host, gpu):
         return [label, host] + [gpu(g) for g in r.gpus]
@@ -67,52 +58,52 @@ def _hardware(r, title: str) -> Table:
     rows = [
         row(
             "utilisation mean / p95",
-            f"{fmt(h['cpu_system_mean'], '.0f', '%')} / {fmt(h['cpu_system_p95'], '.0f', '%')} of {h['logical_cores']} cores",
-            lambda g: f"{fmt(g['util_mean'], '.0f', '%')} / {fmt(g['util_p95'], '.0f', '%')} ({g['util_source']})",
+            f"{fmt(h.cpu_system_mean, '.0f', '%')} / {fmt(h.cpu_system_p95, '.0f', '%')} of {h.logical_cores} cores",
+            lambda g: f"{fmt(g.util_mean, '.0f', '%')} / {fmt(g.util_p95, '.0f', '%')} ({g.util_source})",
         ),
         row(
             "this process",
-            f"{fmt(h['cpu_process_mean'], '.0f', '%')} of one core (p95 {fmt(h['cpu_process_p95'], '.0f', '%')})",
-            lambda g: f"{fmt_bytes(g['process_memory_peak'])} peak",
+            f"{fmt(h.cpu_process_mean, '.0f', '%')} of one core (p95 {fmt(h.cpu_process_p95, '.0f', '%')})",
+            lambda g: f"{fmt_bytes(g.process_memory_peak)} peak",
         ),
         row(
             "memory peak / total",
-            f"{fmt_bytes(h['ram_used_peak'])} / {fmt_bytes(h['ram_total'])} (process RSS {fmt_bytes(h['rss_peak'])})",
-            lambda g: f"{fmt_bytes(g['memory_peak'])} / {fmt_bytes(g['memory_total'])}",
+            f"{fmt_bytes(h.ram_used_peak)} / {fmt_bytes(h.ram_total)} (process RSS {fmt_bytes(h.rss_peak)})",
+            lambda g: f"{fmt_bytes(g.memory_peak)} / {fmt_bytes(g.memory_total)}",
         ),
     ]
     if r.framework_memory_peak is not None and r.gpus:
-        rows.append(row("framework peak", "", lambda g: fmt_bytes(r.framework_memory_peak) if g["index"] == 0 else ""))
+        rows.append(row("framework peak", "", lambda g: fmt_bytes(r.framework_memory_peak) if g.index == 0 else ""))
     if r.gpus:
         rows += [
-            row("power mean / limit", NA, lambda g: f"{fmt(g['power_mean_w'], '.0f', ' W')} / {fmt(g['power_limit_w'], '.0f', ' W')}"),
+            row("power mean / limit", NA, lambda g: f"{fmt(g.power_mean_w, '.0f', ' W')} / {fmt(g.power_limit_w, '.0f', ' W')}"),
             row("energy", NA, _energy),
-            row("temperature max", NA, lambda g: fmt(g["temperature_max_c"], ".0f", " °C")),
-            row("SM clock mean", NA, lambda g: fmt(g["sm_clock_mean_mhz"], ".0f", " MHz")),
+            row("temperature max", NA, lambda g: fmt(g.temperature_max_c, ".0f", " °C")),
+            row("SM clock mean", NA, lambda g: fmt(g.sm_clock_mean_mhz, ".0f", " MHz")),
             row("clock events", "", _clock_events),
         ]
     notes = list(r.notes)
-    cost = r.sampler.get("cost_pct_of_core")
+    cost = r.sampler.cost_pct_of_core
     notes.append(
-        f"Sampled every {r.sampler['interval_s']:g} s ({r.sampler['ticks']} readings); "
+        f"Sampled every {r.sampler.interval_s:g} s ({r.sampler.ticks} readings); "
         f"sampler cost {fmt(cost, '.2f', '%')} of one core."
     )
     return Table(title, rows, header, notes)
 
 
 def _energy(g) -> str:
-    if g["energy_j"] is None:
+    if g.energy_j is None:
         return NA
-    text = f"{g['energy_j']:.0f} J"
-    return text + (" (estimated from power)" if g["energy_source"] == "estimated from power" else "")
+    text = f"{g.energy_j:.0f} J"
+    return text + (" (estimated from power)" if g.energy_source == "estimated from power" else "")
 
 
 def _clock_events(g) -> str:
-    events = {k: v for k, v in g["clock_events"].items() if k != "gpu_idle"}
+    events = {k: v for k, v in g.clock_events.items() if k != "gpu_idle"}
     if not events:
         return "none"
     text = ", ".join(f"{k} {100 * v:.0f}%" for k, v in events.items())
-    return text + (" of readings (throttling)" if g["throttled_fraction"] > 0 else " of readings")
+    return text + (" of readings (throttling)" if g.throttled_fraction > 0 else " of readings")
 
 
 def _training(r) -> Table:
@@ -123,20 +114,20 @@ def _training(r) -> Table:
     steps += f"; batch {r.batch_size or NA}"
     if r.steps_per_execution > 1:
         steps += f", steps_per_execution {r.steps_per_execution} (timed per execution)"
-    closed = [e for e in r.epochs if e["time_s"] is not None]
+    closed = r.closed_epochs
     rows = [
         ["steps", steps],
         [
             "step time",
-            f"median {fmt_s(s['median'])}, p10 {fmt_s(s['p10'])}, p90 {fmt_s(s['p90'])}, mean {fmt_s(s['mean'])}"
+            f"median {fmt_s(s.median)}, p10 {fmt_s(s.p10)}, p90 {fmt_s(s.p90)}, mean {fmt_s(s.mean)}"
             if s
             else NA,
         ],
         ["first step", f"{fmt_s(r.first_step_s)} (tracing and compilation; not in the step statistics)"],
     ]
     if closed:
-        mean_epoch = sum(e["time_s"] for e in closed) / len(closed)
-        val = sum(e["val_s"] for e in closed) / len(closed)
+        mean_epoch = sum(e.time_s for e in closed) / len(closed)
+        val = sum(e.val_s for e in closed) / len(closed)
         rows.append(["epoch time", f"mean {fmt_s(mean_epoch)}" + (f" (validation {fmt_s(val)})" if val else "")])
     rows.append(["samples/s", fmt(r.samples_per_s, ",.0f")])
     rows.append(["fit wall time", fmt_s(r.wall_s)])
@@ -144,7 +135,7 @@ def _training(r) -> Table:
 
 
 def _per_epoch(r) -> Table:
-    gpu_cols = [f"GPU {g['index']} J" for g in r.gpus]
+    gpu_cols = [f"GPU {g.index} J" for g in r.gpus]
     # "outside steps" shows where an epoch much longer than steps x median step went.
     header = ["epoch", "time", "train", "validation", "outside steps", "steps", "median step"] + gpu_cols
     epochs = r.epochs
@@ -154,12 +145,12 @@ def _per_epoch(r) -> Table:
         if e is None:
             rows.append(["..."] + [""] * (len(header) - 1))
             continue
-        label = str(e["epoch"]) + ("" if e["complete"] else " (cut)")
-        energy = [fmt(j, ".0f") for j in e["energy_j"]]
-        outside = outside_steps_s(e)
+        label = str(e.epoch) + ("" if e.complete else " (cut)")
+        energy = [fmt(j, ".0f") for j in e.energy_j]
+        outside = e.outside_steps_s
         rows.append(
-            [label, fmt_s(e["time_s"]), fmt_s(e["train_s"]), fmt_s(e["val_s"]) if e["val_s"] else "-",
-             fmt_s(outside) if outside is not None else NA, str(e["steps"]), fmt_s(e["step_median_s"])]
+            [label, fmt_s(e.time_s), fmt_s(e.train_s), fmt_s(e.val_s) if e.val_s else "-",
+             fmt_s(outside) if outside is not None else NA, str(e.steps), fmt_s(e.step_median_s)]
             + energy
         )
     return Table("Per epoch", rows, header)
@@ -196,3 +187,11 @@ def _projection_note(c) -> str:
         return (f"Projected epoch = {basis} + {fmt_s(c.fixed_s)} per epoch outside steps, as measured in your fit "
                 "(iterator set-up, callbacks); validation not included.")
     return f"Projected epoch = {basis} + the comparison's own time outside steps; validation not included."
+
+
+def plot_saved(n: int, target) -> str:
+    return f"Timeline of fit {n} saved to {target}"
+
+
+def plot_needs_notebook() -> str:
+    return "--plot shows the timeline in a notebook; in a terminal use --plot-file PATH"

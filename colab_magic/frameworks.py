@@ -26,7 +26,9 @@ class FrameworkInfo:
         return asdict(self)
 
 
-def inspect(include_unloaded: bool = False) -> list[FrameworkInfo]:
+def survey(include_unloaded: bool = False) -> list[FrameworkInfo]:
+    """The frameworks already imported (and, with ``include_unloaded``, TensorFlow and Keras), each
+    with the devices it sees."""
     found = []
     for name, probe in _PROBES.items():
         module = sys.modules.get(name)
@@ -102,10 +104,11 @@ def weight_device(model) -> str | None:
         device = next(iter(value.devices()), None)
     if device is None:
         return None
-    return _normalise_device(str(device))
+    return normalise_device(str(device))
 
 
-def _normalise_device(text: str) -> str:
+def normalise_device(text: str) -> str:
+    """A framework's device name as 'CPU:0' / 'GPU:0' / 'TPU:0'."""
     # '/job:localhost/replica:0/task:0/device:GPU:0' (TF), 'cuda:0' / 'cpu' (torch), 'cuda:0' / 'TFRT_CPU_0' (JAX)
     tail = text.rsplit("device:", 1)[-1].lower()
     for prefix, label in (("gpu", "GPU"), ("cuda", "GPU"), ("tpu", "TPU"), ("tfrt_cpu", "CPU"), ("cpu", "CPU")):

@@ -11,14 +11,16 @@ records are never touched.
 
 from __future__ import annotations
 
-import datetime
-import hashlib
 import json
 import os
 import platform
 import socket
-import uuid
+from dataclasses import dataclass, field
 from pathlib import Path
+
+from . import drive
+from .run_summary import RunSummary
+from .tables import Rendered
 
 try:
     import fcntl
@@ -29,8 +31,6 @@ DEFAULT_PATH = "~/.colab_magic/runs.jsonl"
 
 
 def default_path() -> Path:
-    from . import drive
-
     mounted = drive.current()
     if mounted is not None:
         return mounted.mydrive / "colab_magic" / "runs.jsonl"
@@ -81,21 +81,21 @@ def read(path: Path) -> tuple[list[dict], list[str]]:
     return records, warnings
 
 
-def latest_per_device(records: list[dict], signature: str, keep=None) -> list[dict]:
-    """The latest timed run of one model (``signature``) on each device and machine, oldest first.
+def latest_per_device(runs: list[RunSummary], signature_id: str | None, keep=None) -> list[RunSummary]:
+    """The latest timed run of one model on each device and machine, oldest first.
 
     At the same time, the user's own fit beats a --compare run of it. ``keep`` filters further.
     """
     latest: dict = {}
-    for rec in records:
-        if rec.get("signature_id") != signature or not rec.get("step_median_s"):
+    for run in runs:
+        if run.signature_id != signature_id or not run.step_median_s:
             continue
-        if keep is not None and not keep(rec):
+        if keep is not None and not keep(run):
             continue
-        key = (rec.get("device_name"), (rec.get("env") or {}).get("host"))
-        rank = (rec.get("time", ""), rec.get("kind") == "fit")
-        if key not in latest or rank >= (latest[key].get("time", ""), latest[key].get("kind") == "fit"):
-            latest[key] = rec
+        key = (run.name, (run.env or {}).get("host"))
+        rank = (str(run.time or ""), run.kind == "fit")
+        if key not in latest or rank >= (str(latest[key].time or ""), latest[key].kind == "fit"):
+            latest[key] = run
     return list(latest.values())
 
 
@@ -113,42 +113,40 @@ def environment(runtime, gpu_names: list[str]) -> dict:
     }
 
 
-def signature_id(signature: dict) -> str:
-    text = json.dumps([signature.get("layers"), signature.get("params"), signature.get("input_shape")])
-    return hashlib.sha1(text.encode()).hexdigest()[:12]
+@dataclass
+class HistoryView(Rendered):
+    """What ``%fit_history`` shows: the latest runs listed, or chosen runs side by side."""
+
+    _view = "colab_magic.history_view"
+
+    path: str
+    records: list[dict]  # what is shown, as read: the listing, or the compared runs in column order
+    compare: bool = False
+    warnings: list[str] = field(default_factory=list)
+    note: str | None = None
+
+    @property
+    def runs(self) -> list[RunSummary]:
+        return [RunSummary.from_record(rec) for rec in self.records]
+
+    def to_dict(self) -> dict:
+        return {"path": self.path, "compare": self.compare, "records": self.records, "warnings": self.warnings,
+                "note": self.note}
 
 
-def make_record(report, env: dict, kind: str = "fit") -> dict:
-    """The history line for one FitReport."""
-    step = report.step or {}
-    closed = [e for e in report.epochs if e["time_s"] is not None]
-    device_gpu = None
-    if report.device and report.device.startswith("GPU"):
-        pos = int(report.device.split(":")[1])
-        names = env.get("gpus") or []
-        device_gpu = names[pos] if pos < len(names) else None
-    gpu_util = next((g["util_mean"] for g in report.gpus if report.device == f"GPU:{g['index']}"), None)
-    return {
-        "id": uuid.uuid4().hex[:8],
-        "time": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "kind": kind,
-        "model": report.model,
-        "signature": report.signature,
-        "signature_id": signature_id(report.signature or {}),
-        "batch_size": report.batch_size,
-        "steps_per_epoch": report.steps_per_epoch,
-        "backend": report.backend,
-        "device": report.device,
-        "device_name": device_gpu or ("CPU" if report.device and report.device.startswith("CPU") else None),
-        "complete": report.complete,
-        "total_steps": report.total_steps,
-        "step_median_s": step.get("median"),
-        "step_p90_s": step.get("p90"),
-        "step_mean_s": step.get("mean"),
-        "first_step_s": report.first_step_s,
-        "epoch_mean_s": sum(e["time_s"] for e in closed) / len(closed) if closed and kind == "fit" else None,
-        "samples_per_s": report.samples_per_s,
-        "gpu_util_mean": gpu_util,
-        "cpu_util_mean": report.host.get("cpu_system_mean"),
-        "env": env,
-    }
+def select(records: list[dict], ids: list[str] | None) -> tuple[list[dict], str | None]:
+    """Records to compare: those named, or the latest run of the newest model on each device and
+    machine (CPU first). Raises KeyError naming the ids that are not in the history."""
+    if ids:
+        by_id = {r.get("id"): r for r in records}
+        missing = [i for i in ids if i not in by_id]
+        if missing:
+            raise KeyError(f"no run with id {', '.join(missing)} in the history")
+        return [by_id[i] for i in ids], None
+    if not records:
+        return [], None
+    newest = RunSummary.from_record(records[-1])
+    by_id = {r.get("id"): r for r in records}
+    latest = latest_per_device([RunSummary.from_record(r) for r in records], newest.signature_id)
+    latest.sort(key=lambda run: (not run.is_cpu, str(run.time or "")))
+    return [by_id[run.id] for run in latest if run.id in by_id], f"The latest run of {newest.model} on each device and machine."

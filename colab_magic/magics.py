@@ -1,24 +1,36 @@
 """The IPython face of colab_magic: parse the arguments, make one call into the core, show the result.
 
 Argument parsing goes through IPython's ``magic_arguments``, which gives ``%magic?`` help from the
-docstrings and turns a bad flag into a one-line ``UsageError``.
+docstrings and turns a bad flag into a one-line ``UsageError``. The core modules are imported inside
+the magics, when one first runs: loading the extension imports no framework.
 """
 
 from __future__ import annotations
 
 import ast
 import json
+from pathlib import Path
 
 from IPython.core.error import UsageError
 from IPython.core.magic import Magics, cell_magic, line_magic, magics_class
-from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
-from IPython.display import display
+from IPython.core.magic_arguments import argument, argument_group, magic_arguments, parse_argstring
+from IPython.display import Image, display
 
-from . import drive
-from .tables import fmt_bytes
+from . import drive, drive_view
+from .environment import detect, front_end
 
 DEFAULT_INTERVAL = 0.5  # seconds; the sampler's own default, repeated here to keep loading light
 DEFAULT_COMPARE_STEPS = 35  # 1 compiling + 5 warm-up + 29 timed: about 0.35 s of the article's CNN on 2 vCPUs
+
+# The output flags every magic shares, as %timeit has them.
+JSON = argument("--json", action="store_true", help="print the result as JSON (the same fields as to_dict())")
+OUTPUT = argument("-o", dest="output", action="store_true", help="return the result object (as %%timeit -o does)")
+QUIET = argument("-q", dest="quiet", action="store_true", help="print nothing (with -o: just return the object)")
+
+
+def output_flags(magic):
+    """--json, -o and -q on a magic: the argument decorators are objects, reused here."""
+    return JSON(OUTPUT(QUIET(magic)))
 
 
 def _show(result, args) -> None:
@@ -35,9 +47,7 @@ def _show(result, args) -> None:
 class ColabMagics(Magics):
     @magic_arguments()
     @argument("--frameworks", action="store_true", help="also import TensorFlow and Keras to ask which devices they see")
-    @argument("--json", action="store_true", help="print the report as JSON")
-    @argument("-o", dest="output", action="store_true", help="return the DeviceInfo object")
-    @argument("-q", dest="quiet", action="store_true", help="print nothing (with -o: just return the object)")
+    @output_flags
     @line_magic
     def device_info(self, line=""):
         """Show the GPUs (through NVML), the host, and whether the frameworks see the GPU.
@@ -60,18 +70,17 @@ class ColabMagics(Magics):
         metavar="SECONDS",
         help=f"how often the GPUs and host are sampled while a fit runs (default {DEFAULT_INTERVAL})",
     )
-    @argument("--compare", action="store_true", help="also time each trained model for a few steps on the CPU and on the GPU")
-    @argument("--steps", type=int, default=DEFAULT_COMPARE_STEPS, metavar="N", help=f"steps per device for --compare (default {DEFAULT_COMPARE_STEPS})")
-    @argument("--devices", metavar="LIST", help="with --compare: comma-separated Keras devices (cpu:0,gpu:1), or 'all'")
     @argument("--history", metavar="PATH", help="the run history file (default: <MyDrive>/colab_magic/runs.jsonl after %%mount_drive, else ~/.colab_magic/runs.jsonl)")
     @argument("--no-history", action="store_true", help="don't record this run")
     @argument("--input-check", choices=("auto", "on", "off"), default="auto", help="for tf.data inputs: measure how much of a step waits for data (auto: fits of 20 s or more)")
     @argument("--plot", action="store_true", help="show a timeline of GPU and CPU use (needs matplotlib)")
     @argument("--plot-file", metavar="PATH", help="save the timeline to PATH (png, svg, pdf...; a number is added per fit when there are several)")
-    @argument("--json", action="store_true", help="print the result as JSON")
-    @argument("-o", dest="output", action="store_true", help="return the TimedFitResult")
     @argument("-v", dest="variable", metavar="NAME", help="store the TimedFitResult in variable NAME")
-    @argument("-q", dest="quiet", action="store_true", help="print no summary")
+    @output_flags
+    @argument_group("--compare: the same model timed on each device (trains copies of it after the cell; your model is not touched)")
+    @argument("--compare", action="store_true", help="also time each trained model for a few steps on the CPU and on the GPU")
+    @argument("--steps", type=int, default=DEFAULT_COMPARE_STEPS, metavar="N", help=f"steps per device (default {DEFAULT_COMPARE_STEPS})")
+    @argument("--devices", metavar="LIST", help="comma-separated Keras devices (cpu:0,gpu:1), or 'all'")
     @cell_magic
     def timed_fit(self, line, cell):
         """Run the cell; time every Keras Model.fit in it per step and per epoch, and sample the
@@ -97,8 +106,8 @@ class ColabMagics(Magics):
 
             if not available():
                 raise UsageError(INSTALL_HINT)
-        from .environment import detect
-        from .fit_hook import time_cell
+        from .cell import time_cell
+        from .comparison import CompareOptions
 
         def run():
             __tracebackhide__ = True
@@ -107,14 +116,14 @@ class ColabMagics(Magics):
         compare = None
         if args.compare:
             devices = [d.strip() for d in args.devices.split(",") if d.strip()] if args.devices else None
-            compare = {"steps": args.steps, "devices": devices}
+            compare = CompareOptions(args.steps, devices)
         result, value, error = time_cell(
             run,
             args.interval,
             compare=compare,
             history_path=None if args.no_history else _history_path(args.history),
             runtime=detect(self.shell),
-            progress=None if args.quiet else _progress_bar,
+            progress=None if args.quiet else self._progress_bar,
             input_check=args.input_check,
         )
         if args.variable:
@@ -152,7 +161,7 @@ class ColabMagics(Magics):
     @argument("--status", action="store_true", help="show what is mounted, where, and the free space")
     @argument("--local", metavar="PATH", help=f"the folder that stands in for Drive outside Colab (default ${drive.ENV_LOCAL}, else {drive.DEFAULT_LOCAL})")
     @argument("--var", default="DRIVE", metavar="NAME", help="the variable that gets the MyDrive path (default DRIVE)")
-    @argument("-q", dest="quiet", action="store_true", help="print nothing")
+    @QUIET
     @line_magic
     def mount_drive(self, line=""):
         """Mount Google Drive in Colab; elsewhere a local folder with the same MyDrive layout stands in.
@@ -167,32 +176,28 @@ class ColabMagics(Magics):
             raise UsageError("--timeout must be a positive number of seconds")
         if not args.var.isidentifier():
             raise UsageError(f"--var needs a Python variable name, not {args.var!r}")
-        from .environment import detect
-
         runtime = detect(self.shell)
         local = _unquote(args.local) if args.local is not None else None
         mountpoint = _unquote(args.mountpoint)
         if args.status:
-            self._say(_drive_status(), args)
+            self._say(drive_view.status(drive.current()), args)
             return None
         try:
             if args.unmount:
-                self._say(drive.unmount(runtime, args.timeout), args)
+                self._say(drive_view.unmounted(drive.unmount(runtime, args.timeout)), args)
                 return None
             mounted = drive.mount(runtime, mountpoint, args.force_remount, args.readonly, args.timeout, local)
         except drive.DriveError as exc:
             raise UsageError(str(exc)) from None
         self.shell.user_ns[args.var] = mounted.mydrive
-        self._say(f"{mounted.message} {args.var} = {str(mounted.mydrive)!r}", args)
+        self._say(drive_view.mounted(mounted, args.var), args)
         return mounted.mydrive
 
     @magic_arguments()
     @argument("-n", dest="count", type=int, default=20, metavar="N", help="how many of the latest runs to list (default 20)")
     @argument("--compare", nargs="*", metavar="ID", help="runs side by side: the ids given, or by default the latest run of the newest model on each device")
     @argument("--history", metavar="PATH", help="the run history file (default as for %%timed_fit)")
-    @argument("--json", action="store_true", help="print as JSON")
-    @argument("-o", dest="output", action="store_true", help="return the HistoryView")
-    @argument("-q", dest="quiet", action="store_true", help="print nothing")
+    @output_flags
     @line_magic
     def fit_history(self, line=""):
         """List the runs %%timed_fit recorded, or show chosen runs side by side.
@@ -203,8 +208,7 @@ class ColabMagics(Magics):
         args = parse_argstring(self.fit_history, line)
         if args.count < 1:
             raise UsageError("-n must be at least 1")
-        from .history import read
-        from .history_view import HistoryView, select
+        from .history import HistoryView, read, select
 
         path = _history_path(args.history)
         records, warnings = read(path)
@@ -220,10 +224,7 @@ class ColabMagics(Magics):
         return view if args.output else None
 
     def _plots(self, result, args) -> None:
-        from pathlib import Path
-
-        from IPython.display import Image
-
+        from .fit_view import plot_needs_notebook, plot_saved
         from .plot import png
 
         for n, report in enumerate(result.reports, 1):
@@ -236,13 +237,24 @@ class ColabMagics(Magics):
                     fig.savefig(target)
                 except (OSError, ValueError) as exc:
                     raise UsageError(f"could not save the plot to {target}: {exc}") from None
-                if not args.quiet:
-                    print(f"Timeline of fit {n} saved to {target}")
+                self._say(plot_saved(n, target), args)
             if args.plot:
-                if type(self.shell).__name__ == "ZMQInteractiveShell":
+                if front_end(self.shell) != "terminal":
                     display(Image(data=png(fig)))
-                elif not args.quiet:
-                    print("--plot shows the timeline in a notebook; in a terminal use --plot-file PATH")
+                else:
+                    self._say(plot_needs_notebook(), args)
+
+    def _progress_bar(self, total: int):
+        if front_end(self.shell) == "widgets":
+            from tqdm.notebook import tqdm
+        else:
+            # tqdm.auto wants ipywidgets for its notebook bar and warns without them: the text bar then.
+            from tqdm.std import tqdm
+
+        class Bar(tqdm):
+            monitor_interval = 0  # tqdm's monitor thread would outlive the cell
+
+        return Bar(total=total, desc="--compare", unit="step", leave=False)
 
     @staticmethod
     def _say(text: str, args) -> None:
@@ -250,27 +262,10 @@ class ColabMagics(Magics):
             print(text)
 
 
-def _history_path(flag: str | None):
-    from pathlib import Path
-
+def _history_path(flag: str | None) -> Path:
     from .history import default_path
 
     return Path(_unquote(flag)).expanduser() if flag else default_path()
-
-
-def _progress_bar(total: int):
-    import importlib.util
-
-    # tqdm.auto wants ipywidgets for its notebook bar and warns without them: use the text bar then.
-    if importlib.util.find_spec("ipywidgets") is not None:
-        from tqdm.auto import tqdm
-    else:
-        from tqdm.std import tqdm
-
-    class Bar(tqdm):
-        monitor_interval = 0  # tqdm's monitor thread would outlive the cell
-
-    return Bar(total=total, desc="--compare", unit="step", leave=False)
 
 
 def _unquote(text: str) -> str:
@@ -278,12 +273,3 @@ def _unquote(text: str) -> str:
     if len(text) >= 2 and text[0] == text[-1] and text[0] in "'\"":
         return text[1:-1]
     return text
-
-
-def _drive_status() -> str:
-    mounted = drive.current()
-    if mounted is None:
-        return "No drive mounted by %mount_drive in this kernel yet."
-    kind = "Google Drive" if mounted.mode == "colab" else "Local stand-in for Google Drive"
-    mode = ", read-only" if mounted.readonly else ""
-    return f"{kind} at {mounted.root}{mode}; files under {mounted.mydrive}; {fmt_bytes(mounted.free_bytes())} free."

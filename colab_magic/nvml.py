@@ -13,6 +13,8 @@ from __future__ import annotations
 import threading
 from contextlib import contextmanager
 
+from .parts import THROTTLING_REASONS  # noqa: F401 - part of this module's interface
+
 _lock = threading.RLock()
 _users = 0
 _pynvml = None
@@ -32,9 +34,6 @@ CLOCK_EVENT_REASONS = {
     0x080: "hw_power_brake",
     0x100: "display_clock",
 }
-
-# Reasons that mean the GPU runs slower than it could while it has work to do.
-THROTTLING_REASONS = frozenset({"sw_power_cap", "hw_slowdown", "sw_thermal", "hw_thermal", "hw_power_brake"})
 
 
 def start() -> bool:

@@ -6,14 +6,13 @@ No pyplot: a bare ``Figure`` keeps no global state and needs no GUI backend.
 
 from __future__ import annotations
 
+import importlib.util
 import io
 
 INSTALL_HINT = "plots need matplotlib: pip install matplotlib (or colab-magic[plot])"
 
 
 def available() -> bool:
-    import importlib.util
-
     try:
         return importlib.util.find_spec("matplotlib") is not None
     except ValueError:  # a module set to None in sys.modules
@@ -29,7 +28,7 @@ def figure(report):
     util, mem, cpu = fig.subplots(3, 1, sharex=True)
     tl = report.timeline or {}
     for n, series in enumerate(tl.get("gpus", [])):
-        label = f"GPU {report.gpus[n]['index']}" if n < len(report.gpus) else f"GPU {n}"
+        label = f"GPU {report.gpus[n].index}" if n < len(report.gpus) else f"GPU {n}"
         _line(util, series.get("util"), label)
         _line(mem, series.get("memory_used"), label, scale=1 / 2**30)
     host = tl.get("host", {})

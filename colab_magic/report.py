@@ -1,16 +1,17 @@
-"""What a timed fit measured, as plain data: :class:`FitReport` per fit, :class:`TimedFitResult` per cell.
-
-:func:`build_report` turns the raw step timer and sampler into figures (seconds, bytes, watts,
-joules, percent). Shaped like IPython's ``TimeitResult``: fields, ``to_dict()`` (JSON-serialisable),
-``_repr_pretty_`` and ``_repr_html_``. Nothing here prints.
+"""What a timed cell measured, as plain data: a :class:`FitReport` per fit, a :class:`TimedFitResult`
+per cell. Shaped like IPython's ``TimeitResult``: typed fields (see :mod:`colab_magic.parts`),
+``to_dict()`` (JSON-serialisable, the stable public format), and rich reprs drawn by
+:mod:`colab_magic.fit_view`. :mod:`colab_magic.summarise` builds the reports; nothing here prints.
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+import importlib
+from dataclasses import dataclass, field, fields
 
-from .nvml import THROTTLING_REASONS
-from .stats import Series
+from .parts import Epoch, Finding, GpuSummary, HostSummary, InputWait, ModelSignature, SamplerFigures, StepStats
+from .run_summary import Comparison
+from .tables import Rendered
 
 
 @dataclass
@@ -27,50 +28,67 @@ class FitReport:
     error: str | None  # what stopped an incomplete fit
     wall_s: float | None
     first_step_s: float | None  # the fit's first execution: tracing and compilation, kept apart
-    step: dict | None  # per-step seconds of the steady state: n, mean, median, p10, p90, p95, min, max
+    step: StepStats | None  # seconds per step of the steady state
     total_steps: int
     samples_per_s: float | None
-    epochs: list[dict]
-    host: dict
-    gpus: list[dict]
+    epochs: list[Epoch]
+    host: HostSummary
+    gpus: list[GpuSummary]
     gpu_note: str | None  # why there are no GPU columns
     framework_memory_peak: int | None  # bytes, from the framework (TensorFlow get_memory_info)
-    sampler: dict
+    sampler: SamplerFigures
     notes: list[str] = field(default_factory=list)
     timeline: dict = field(default_factory=dict)  # series as [[seconds since start, value], ...]
-    signature: dict | None = None  # layer types, parameter count, input shape: the model's identity in the history
-    findings: list[dict] = field(default_factory=list)  # verdicts: rule, title, evidence, fix
-    input_wait: dict | None = None  # the input check: step_s, compute_step_s, wait_share, check_s, steps
+    signature: ModelSignature | None = None  # the model's identity in the history
+    findings: list[Finding] = field(default_factory=list)  # verdicts, most important first
+    input_wait: InputWait | None = None  # the input check, where it ran
+
+    @property
+    def device_gpu(self) -> GpuSummary | None:
+        """The GPU the model trained on, if it trained on one."""
+        return next((g for g in self.gpus if self.device == f"GPU:{g.index}"), None)
+
+    @property
+    def closed_epochs(self) -> list[Epoch]:
+        return [e for e in self.epochs if e.time_s is not None]
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        out = {}
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if isinstance(value, list):
+                value = [v.to_dict() if hasattr(v, "to_dict") else v for v in value]
+            elif hasattr(value, "to_dict"):
+                value = value.to_dict()
+            out[f.name] = value
+        return out
 
     def plot(self):
         """A matplotlib Figure of this fit's timeline (needs matplotlib)."""
-        from .plot import figure
-
-        return figure(self)
+        return importlib.import_module("colab_magic.plot").figure(self)
 
 
 @dataclass
-class TimedFitResult:
+class TimedFitResult(Rendered):
+    _view = "colab_magic.fit_view"
+
     reports: list[FitReport]
     cell_s: float
     complete: bool = True
     error: str | None = None  # the exception that ended the cell, if any
     notes: list[str] = field(default_factory=list)
-    comparisons: list = field(default_factory=list)  # compare.Comparison per model, with --compare
+    comparisons: list[Comparison] = field(default_factory=list)  # with --compare, one per model
     history_path: str | None = None  # where this cell's runs were recorded
 
     def __len__(self) -> int:
         return len(self.reports)
 
+    def __getitem__(self, i) -> FitReport:
+        return self.reports[i]
+
     def plot(self, fit: int = 1):
         """A matplotlib Figure of the timeline of the cell's fit number ``fit`` (1 = the first)."""
         return self.reports[fit - 1].plot()
-
-    def __getitem__(self, i) -> FitReport:
-        return self.reports[i]
 
     def to_dict(self) -> dict:
         return {
@@ -82,172 +100,3 @@ class TimedFitResult:
             "comparisons": [c.to_dict() for c in self.comparisons],
             "history_path": self.history_path,
         }
-
-    def __str__(self) -> str:
-        from .fit_view import as_text
-
-        return as_text(self)
-
-    def _repr_pretty_(self, p, cycle) -> None:
-        p.text("TimedFitResult(...)" if cycle else str(self))
-
-    def _repr_html_(self) -> str:
-        from .fit_view import as_html
-
-        return as_html(self)
-
-
-def outside_steps_s(epoch: dict) -> float | None:
-    """An epoch's time in neither a step nor validation (iterator set-up, shuffling, callbacks): its
-    fixed cost. None for an epoch that did not finish."""
-    if epoch.get("time_s") is None:
-        return None
-    return max(0.0, epoch["time_s"] - epoch["steps_s"] - epoch["val_s"])
-
-
-def build_report(index: int, timer, sampler, info: dict) -> FitReport:
-    """``info``: model, backend, device, batch_size, steps_per_execution, error, framework_memory_peak."""
-    step = timer.steps.summary()
-    batch = info.get("batch_size")
-    start = sampler.started or 0.0
-    epochs = []
-    for n, ep in enumerate(timer.epochs):
-        closed = ep.end is not None
-        epochs.append(
-            {
-                "epoch": ep.epoch + 1,
-                "time_s": (ep.end - ep.start) if closed else None,
-                "train_s": (ep.train_end - ep.start) if ep.train_end is not None else None,
-                "val_s": ep.val_s,
-                "steps": ep.steps,
-                "steps_s": ep.steps_s,
-                "step_median_s": ep.step_median,
-                "complete": closed,
-                # marks[0] is the fit's start and marks[n + 1] this epoch's end
-                "energy_j": [sampler.energy_j_between(g, n, n + 1) if closed else None for g in range(len(sampler.gpus))],
-            }
-        )
-    params = getattr(timer, "params", None) or {}
-    wall = (timer.fit_end or timer.clock()) - timer.fit_start if timer.fit_start is not None else None
-    report = FitReport(
-        index=index,
-        model=info.get("model", "model"),
-        backend=info.get("backend", "?"),
-        device=info.get("device"),
-        batch_size=batch,
-        epochs_planned=params.get("epochs"),
-        steps_per_epoch=params.get("steps"),
-        steps_per_execution=info.get("steps_per_execution", 1),
-        complete=info.get("error") is None,
-        error=info.get("error"),
-        wall_s=wall,
-        first_step_s=timer.first_step,
-        step=step,
-        total_steps=timer.total_steps,
-        samples_per_s=(batch / step["median"]) if batch and step and step["median"] > 0 else None,
-        epochs=epochs,
-        host=_host(sampler),
-        gpus=[_gpu(sampler, pos, track) for pos, track in enumerate(sampler.gpus)],
-        gpu_note=sampler.gpu_note,
-        framework_memory_peak=info.get("framework_memory_peak"),
-        sampler=_sampler_cost(sampler),
-        timeline=_timeline(sampler, start),
-        signature=info.get("signature"),
-    )
-    report.notes = _notes(report, sampler)
-    from .verdicts import findings
-
-    report.findings = [f.to_dict() for f in findings(report)]
-    return report
-
-
-def _host(sampler) -> dict:
-    h = sampler.host
-    return {
-        "cpu_system_mean": h["cpu_system"].mean,
-        "cpu_system_p95": h["cpu_system"].quantile(0.95),
-        "cpu_process_mean": h["cpu_process"].mean,  # percent of one core
-        "cpu_process_p95": h["cpu_process"].quantile(0.95),
-        "rss_peak": h["rss"].peak,
-        "ram_used_peak": h["ram_used"].peak,
-        "ram_total": sampler.ram_total,
-        "logical_cores": sampler.logical_cores,
-    }
-
-
-def _gpu(sampler, pos: int, track) -> dict:
-    s: dict[str, Series] = track.series
-    energy = sampler.energy_j_between(pos)
-    energy_source = "counter"
-    if energy is None and s["power_w"].count >= 2 and sampler.stopped and sampler.started:
-        # GPUs before Volta have no energy counter: mean power times duration is the best estimate.
-        energy, energy_source = s["power_w"].mean * (sampler.stopped - sampler.started), "estimated from power"
-    end = sampler.stopped or 0.0
-    gaps = [[g[0] - sampler.started, (g[1] if g[1] is not None else end) - sampler.started] for g in track.gaps]
-    readings = max(track.full_readings, 1)
-    return {
-        "index": track.index,
-        "name": track.name,
-        "util_mean": s["util"].mean,
-        "util_p95": s["util"].quantile(0.95),
-        "util_source": track.util_source,
-        "util_samples": s["util"].count,
-        "memory_peak": s["memory_used"].peak,
-        "memory_total": track.memory_total,
-        "process_memory_peak": s["process_memory"].peak,
-        "power_mean_w": s["power_w"].mean,
-        "power_limit_w": track.power_limit_w,
-        "energy_j": energy,
-        "energy_source": energy_source if energy is not None else None,
-        "temperature_max_c": s["temperature_c"].peak,
-        "sm_clock_mean_mhz": s["sm_clock_mhz"].mean,
-        "clock_events": {reason: n / readings for reason, n in sorted(track.clock_events.items())},
-        "throttled_fraction": max(
-            (n / readings for r, n in track.clock_events.items() if r in THROTTLING_REASONS), default=0.0
-        ),
-        "readings": track.readings,
-        "gaps": gaps,
-        "gap_s": sum(b - a for a, b in gaps),
-    }
-
-
-def _sampler_cost(sampler) -> dict:
-    duration = (sampler.stopped or 0.0) - (sampler.started or 0.0)
-    return {
-        "started": sampler.started,  # wall-clock (time.time()) span the sampler covered
-        "stopped": sampler.stopped,
-        "interval_s": sampler.interval,
-        "ticks": sampler.ticks,
-        "cpu_s": sampler.cpu_seconds,
-        "stop_wait_s": sampler.stop_wait_s,
-        "cost_pct_of_core": 100.0 * sampler.cpu_seconds / duration if duration > 0 else None,
-        "errors": list(sampler.errors),
-    }
-
-
-def _timeline(sampler, start: float) -> dict:
-    def rel(series: Series):
-        return [[round(t - start, 4), v] for t, v in series.points()]
-
-    return {
-        "host": {name: rel(series) for name, series in sampler.host.items()},
-        "gpus": [{name: rel(series) for name, series in t.series.items()} for t in sampler.gpus],
-        "epoch_ends": [round(t - start, 4) for t, _ in sampler.marks[1:-1]],
-    }
-
-
-def _notes(report: FitReport, sampler) -> list[str]:
-    notes = []
-    if report.gpu_note:
-        notes.append(f"No GPU columns: {report.gpu_note}.")
-    for gpu in report.gpus:
-        if gpu["gaps"]:
-            notes.append(
-                f"GPU {gpu['index']}: no readings for {gpu['gap_s']:.1f} s in {len(gpu['gaps'])} gap(s) "
-                "(NVML stopped answering); training went on."
-            )
-    if sampler.errors:
-        notes.append(f"Sampler errors: {'; '.join(sampler.errors[:3])}")
-    if report.step is None and report.complete:
-        notes.append("Only one execution ran: no steady-state step time (the first step includes compilation).")
-    return notes

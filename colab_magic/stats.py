@@ -10,6 +10,8 @@ import math
 import random
 from array import array
 
+from .parts import StepStats
+
 
 def quantile(sorted_values, q: float) -> float | None:
     """Linear-interpolated quantile (numpy's default) of already sorted values."""
@@ -22,7 +24,7 @@ def quantile(sorted_values, q: float) -> float | None:
     return sorted_values[lo] + (sorted_values[hi] - sorted_values[lo]) * (pos - lo)
 
 
-def summary(values, total: float | None = None, count: int | None = None) -> dict | None:
+def summary(values, total: float | None = None, count: int | None = None) -> StepStats | None:
     """median, p10, p90, p95, mean, min, max and n. ``total``/``count`` give an exact mean when
     ``values`` is only a sample of the data."""
     ordered = sorted(values)
@@ -30,16 +32,16 @@ def summary(values, total: float | None = None, count: int | None = None) -> dic
         return None
     n = count if count is not None else len(ordered)
     mean = (total if total is not None else math.fsum(ordered)) / n
-    return {
-        "n": n,
-        "mean": mean,
-        "median": quantile(ordered, 0.5),
-        "p10": quantile(ordered, 0.1),
-        "p90": quantile(ordered, 0.9),
-        "p95": quantile(ordered, 0.95),
-        "min": ordered[0],
-        "max": ordered[-1],
-    }
+    return StepStats(
+        n=n,
+        mean=mean,
+        median=quantile(ordered, 0.5),
+        p10=quantile(ordered, 0.1),
+        p90=quantile(ordered, 0.9),
+        p95=quantile(ordered, 0.95),
+        min=ordered[0],
+        max=ordered[-1],
+    )
 
 
 class Reservoir:
@@ -65,7 +67,7 @@ class Reservoir:
             if slot < self.capacity:
                 self.values[slot] = value
 
-    def summary(self) -> dict | None:
+    def summary(self) -> StepStats | None:
         return summary(self.values, self.total, self.count) if self.count else None
 
 

@@ -7,7 +7,9 @@ two renderings never drift apart.
 from __future__ import annotations
 
 import html
+import importlib
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 NA = "n/a"
 
@@ -63,6 +65,34 @@ def to_html(tables: list[Table]) -> str:
             parts.append(f'<p class="cm-note">{esc(note)}</p>')
     parts.append("</div>")
     return "".join(parts)
+
+
+class Rendered:
+    """``__str__``, ``_repr_pretty_`` and ``_repr_html_`` for a result, from one list of tables.
+
+    ``_view`` names the module whose ``tables(result)`` draws it. The module is imported on the first
+    rendering, so data modules never import their views and views import only types.
+    """
+
+    _view: ClassVar[str]
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        # IPython's pretty printer takes the first class in the MRO that defines __repr__ (a dataclass
+        # does), unless that class also has _repr_pretty_: put it on each subclass itself.
+        cls._repr_pretty_ = Rendered._repr_pretty_
+
+    def tables(self) -> list[Table]:
+        return importlib.import_module(self._view).tables(self)
+
+    def __str__(self) -> str:
+        return to_text(self.tables())
+
+    def _repr_pretty_(self, p, cycle) -> None:
+        p.text(f"{type(self).__name__}(...)" if cycle else str(self))
+
+    def _repr_html_(self) -> str:
+        return to_html(self.tables())
 
 
 def fmt_bytes(n: float | None) -> str:

@@ -159,7 +159,7 @@ class StepTimer(keras.callbacks.Callback):
                 self._record(*heapq.heappop(self._early))
             if self.epochs and self.epochs[-1].step_median is None:
                 stats = self._epoch_steps.summary()
-                self.epochs[-1].step_median = stats["median"] if stats else None
+                self.epochs[-1].step_median = stats.median if stats else None
 
     def close(self) -> None:
         """The fit is over: summarise, and ignore hooks that a worker thread may still deliver."""

@@ -7,7 +7,7 @@ tested on synthetic reports as well as on real fits.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from .parts import Finding
 
 IDLE_PCT = 5.0  # mean GPU utilisation below this: the GPU did nothing to speak of
 MAX_FINDINGS = 3
@@ -25,26 +25,11 @@ INPUT_FIX = (
 )
 
 
-@dataclass
-class Finding:
-    rule: str
-    title: str
-    evidence: str
-    fix: str
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-
-def _gpu_label(g: dict) -> str:
-    return f"GPU {g['index']}" + (f" ({g['name']})" if g.get("name") else "")
-
-
 def gpu_unused(r) -> Finding | None:
     """The framework trained on the CPU while a GPU was there."""
     if not r.gpus or not (r.device or "").startswith("CPU"):
         return None
-    utils = ", ".join(f"{_gpu_label(g)} {g['util_mean']:.0f}% busy" for g in r.gpus if g["util_mean"] is not None)
+    utils = ", ".join(f"{g.label} {g.util_mean:.0f}% busy" for g in r.gpus if g.util_mean is not None)
     return Finding(
         "gpu_unused",
         "GPU present but unused: the model trained on the CPU",
@@ -59,15 +44,15 @@ def idle_gpus(r) -> Finding | None:
     if len(r.gpus) < 2 or not (r.device or "").startswith("GPU"):
         return None
     used = int(r.device.split(":")[1])
-    idle = [g for g in r.gpus if g["index"] != used and g["util_mean"] is not None and g["util_mean"] < IDLE_PCT]
+    idle = [g for g in r.gpus if g.index != used and g.util_mean is not None and g.util_mean < IDLE_PCT]
     if not idle:
         return None
-    busy = next((g for g in r.gpus if g["index"] == used), None)
-    names = ", ".join(f"{_gpu_label(g)} ({g['util_mean']:.0f}%)" for g in idle)
-    where = f"{_gpu_label(busy)} ({busy['util_mean']:.0f}%)" if busy and busy["util_mean"] is not None else r.device
+    busy = next((g for g in r.gpus if g.index == used), None)
+    names = ", ".join(f"{g.label} ({g.util_mean:.0f}%)" for g in idle)
+    where = f"{busy.label} ({busy.util_mean:.0f}%)" if busy and busy.util_mean is not None else r.device
     return Finding(
         "idle_gpus",
-        f"{len(idle)} of {len(r.gpus)} GPUs sat idle: " + ", ".join(_gpu_label(g) for g in idle),
+        f"{len(idle)} of {len(r.gpus)} GPUs sat idle: " + ", ".join(g.label for g in idle),
         f"mean utilisation {names}, while the fit ran on {where}",
         "to train on every GPU, build and compile the model under tf.distribute.MirroredStrategy() "
         "(TensorFlow) or keras.distribution.set_distribution(keras.distribution.DataParallel()) (JAX)",
@@ -76,29 +61,29 @@ def idle_gpus(r) -> Finding | None:
 
 def input_bound(r) -> Finding | None:
     """Steps that wait for data: measured by the input check, or seen as an idle GPU beside a busy host."""
-    check = getattr(r, "input_wait", None)
+    check = r.input_wait
     if check:
-        share = check["wait_share"]
+        share = check.wait_share
         if share < MODERATELY_INPUT_BOUND:
             return None
         level = "Highly" if share >= HIGHLY_INPUT_BOUND else "Moderately"
         return Finding(
             "input_bound",
             f"{level} input-bound: {100 * share:.0f}% of each step waits for data",
-            f"median step {check['step_s'] * 1000:.1f} ms with your pipeline, {check['compute_step_s'] * 1000:.1f} ms "
-            f"with one batch held in memory ({check['steps']} steps of a copy of the model)",
+            f"median step {check.step_s * 1000:.1f} ms with your pipeline, {check.compute_step_s * 1000:.1f} ms "
+            f"with one batch held in memory ({check.steps} steps of a copy of the model)",
             INPUT_FIX,
         )
-    gpu = next((g for g in r.gpus if r.device == f"GPU:{g['index']}"), None)
-    cpu = (r.host or {}).get("cpu_process_mean")
-    if gpu is None or gpu["util_mean"] is None or cpu is None or not r.step or r.step["median"] < TINY_STEP_S:
+    gpu = r.device_gpu
+    cpu = r.host.cpu_process_mean
+    if gpu is None or gpu.util_mean is None or cpu is None or not r.step or r.step.median < TINY_STEP_S:
         return None
-    if gpu["util_mean"] < 50 and cpu >= 80:
+    if gpu.util_mean < 50 and cpu >= 80:
         return Finding(
             "input_bound",
             "Likely input-bound: the GPU idles while the host is busy",
-            f"{_gpu_label(gpu)} busy {gpu['util_mean']:.0f}% of the time; this process used {cpu:.0f}% of a core; "
-            f"median step {r.step['median'] * 1000:.1f} ms",
+            f"{gpu.label} busy {gpu.util_mean:.0f}% of the time; this process used {cpu:.0f}% of a core; "
+            f"median step {r.step.median * 1000:.1f} ms",
             INPUT_FIX + " (for a tf.data input, %%timed_fit --input-check on measures the wait)",
         )
     return None
@@ -106,15 +91,13 @@ def input_bound(r) -> Finding | None:
 
 def throttled(r) -> Finding | None:
     """Clock-event reasons that slow a busy GPU: power cap, thermal, hardware slowdown."""
-    hit = [g for g in r.gpus if g.get("throttled_fraction", 0) >= THROTTLED_SHARE]
+    hit = [g for g in r.gpus if g.throttled_fraction >= THROTTLED_SHARE]
     if not hit:
         return None
-    from .nvml import THROTTLING_REASONS
-
     parts = []
     for g in hit:
-        reasons = ", ".join(f"{k} {100 * v:.0f}%" for k, v in g["clock_events"].items() if k in THROTTLING_REASONS)
-        parts.append(f"{_gpu_label(g)}: {reasons} of readings, SM clock mean {g.get('sm_clock_mean_mhz') or 0:.0f} MHz")
+        reasons = ", ".join(f"{k} {100 * v:.0f}%" for k, v in g.throttling.items())
+        parts.append(f"{g.label}: {reasons} of readings, SM clock mean {g.sm_clock_mean_mhz or 0:.0f} MHz")
     return Finding(
         "throttled",
         "GPU throttled: its clocks were held down while it worked",
@@ -127,7 +110,7 @@ def throttled(r) -> Finding | None:
 def memory(r) -> Finding | None:
     """GPU memory near full: either a real out-of-memory risk or a framework's up-front reservation."""
     for g in r.gpus:
-        peak, total = g.get("memory_peak"), g.get("memory_total")
+        peak, total = g.memory_peak, g.memory_total
         if not peak or not total or peak < MEMORY_FULL * total:
             continue
         own = r.framework_memory_peak
@@ -139,13 +122,13 @@ def memory(r) -> Finding | None:
             )
             return Finding(
                 "memory_reserved",
-                f"{r.backend} reserved nearly all of {_gpu_label(g)}'s memory; the model needed far less",
+                f"{r.backend} reserved nearly all of {g.label}'s memory; the model needed far less",
                 f"NVML: {peak / 2**30:.1f} of {total / 2**30:.1f} GiB in use; the framework's own peak {own / 2**30:.2f} GiB",
                 f"only if other work needs the GPU: {fix}",
             )
         return Finding(
             "memory_full",
-            f"{_gpu_label(g)}'s memory is nearly full: out-of-memory risk",
+            f"{g.label}'s memory is nearly full: out-of-memory risk",
             f"peak {peak / 2**30:.1f} of {total / 2**30:.1f} GiB ({100 * peak / total:.0f}%)",
             "a smaller batch, mixed precision (keras.mixed_precision.set_global_policy('mixed_float16')), or a smaller model",
         )
@@ -154,16 +137,16 @@ def memory(r) -> Finding | None:
 
 def dispatch_bound(r) -> Finding | None:
     """Steps so short that launching them costs as much as running them."""
-    if not r.step or r.step["median"] >= TINY_STEP_S or r.steps_per_execution > 1:
+    if not r.step or r.step.median >= TINY_STEP_S or r.steps_per_execution > 1:
         return None
-    gpu = next((g for g in r.gpus if r.device == f"GPU:{g['index']}"), None)
-    if gpu is not None and gpu["util_mean"] is not None and gpu["util_mean"] >= 50:
+    gpu = r.device_gpu
+    if gpu is not None and gpu.util_mean is not None and gpu.util_mean >= 50:
         return None
-    busy = f"; {_gpu_label(gpu)} busy {gpu['util_mean']:.0f}% of the time" if gpu and gpu["util_mean"] is not None else ""
+    busy = f"; {gpu.label} busy {gpu.util_mean:.0f}% of the time" if gpu and gpu.util_mean is not None else ""
     return Finding(
         "dispatch_bound",
         "Dispatch-bound: tiny steps, mostly overhead",
-        f"median step {r.step['median'] * 1000:.2f} ms at batch {r.batch_size or '?'}, one step per call{busy}",
+        f"median step {r.step.median * 1000:.2f} ms at batch {r.batch_size or '?'}, one step per call{busy}",
         "a larger batch; model.compile(..., steps_per_execution=32) to run many steps per call; or jit_compile=True",
     )
 

@@ -48,9 +48,9 @@ ip.run_cell("%%timed_fit --compare --steps 6 --no-history -q -v C\nmodel.fit(x, 
 comparison = ip.user_ns["C"].comparisons[0]
 rep = ip.user_ns["R"][0]
 print(json.dumps({
-    "backend": rep.backend, "device": rep.device, "total_steps": rep.total_steps, "n": rep.step["n"],
-    "epoch_steps": [e["steps"] for e in rep.epochs], "steps_s": sum(e["steps_s"] for e in rep.epochs),
-    "train_s": sum(e["train_s"] for e in rep.epochs), "threads": sorted(ip.user_ns["Where"].threads),
+    "backend": rep.backend, "device": rep.device, "total_steps": rep.total_steps, "n": rep.step.n,
+    "epoch_steps": [e.steps for e in rep.epochs], "steps_s": sum(e.steps_s for e in rep.epochs),
+    "train_s": sum(e.train_s for e in rep.epochs), "threads": sorted(ip.user_ns["Where"].threads),
     "loss_epochs": len(ip.user_ns["history"].history["loss"]),
     "compare": [(r.device, r.error, r.report.total_steps if r.report else None) for r in comparison.runs],
 }))
@@ -106,7 +106,7 @@ with strategy.scope():
 ip.run_cell("%%timed_fit -q --no-history -v R\nhistory = model.fit(x, y, batch_size=64, epochs=2, verbose=0)").raise_error()
 rep = ip.user_ns["R"][0]
 print(json.dumps({"replicas": ip.user_ns["strategy"].num_replicas_in_sync, "total_steps": rep.total_steps,
-                  "epoch_steps": [e["steps"] for e in rep.epochs], "n": rep.step["n"], "device": rep.device,
+                  "epoch_steps": [e.steps for e in rep.epochs], "n": rep.step.n, "device": rep.device,
                   "batch": rep.batch_size, "loss": len(ip.user_ns["history"].history["loss"])}))
 '''
 

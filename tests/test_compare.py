@@ -50,12 +50,12 @@ after = model.get_weights()
     (cpu,) = c.runs
     assert cpu.device == "CPU:0" and cpu.error is None and cpu.source == "measured now"
     # 12 steps: the first compiles, the next 3 warm up, 8 are timed
-    assert cpu.report.total_steps == 12 and cpu.report.step["n"] == 8
+    assert cpu.report.total_steps == 12 and cpu.report.step.n == 8
     # the projection: the clone's mean step and the fixed cost of the user's own (second) epoch
     user_epoch = r.reports[0].epochs[1]
-    fixed = user_epoch["time_s"] - user_epoch["steps_s"] - user_epoch["val_s"]
+    fixed = user_epoch.time_s - user_epoch.steps_s - user_epoch.val_s
     assert c.fixed_s == pytest.approx(fixed) and fixed > 0
-    assert cpu.step_mean_s == pytest.approx(cpu.report.step["mean"])
+    assert cpu.step_mean_s == pytest.approx(cpu.report.step.mean)
     assert cpu.projected_epoch_s == pytest.approx(20 * cpu.step_mean_s + fixed)
     assert cpu.samples_per_s == pytest.approx(32 / cpu.step_mean_s)
     assert cpu.speedup == pytest.approx(1.0)
@@ -77,7 +77,7 @@ def test_clone_starts_from_the_weights_before_the_fit(kip):
 
     with FitInterceptor(capture=True) as fits:
         kip.run_cell("m = make_model()\nw0 = m.get_weights()\nm.fit(x, y, epochs=1, verbose=0)").raise_error()
-    for a, b in zip(fits.captured[0]["weights"], kip.user_ns["w0"]):
+    for a, b in zip(fits.captured[0].weights, kip.user_ns["w0"]):
         np.testing.assert_array_equal(a, b)
 
 
@@ -151,31 +151,32 @@ def test_bad_compare_flags(kip, line, message):
 
 
 def test_speedup_falls_back_to_medians_for_a_history_run_without_a_mean():
-    from colab_magic import compare
+    from colab_magic.run_summary import Comparison, RunSummary
 
     # A record written before the history kept mean steps has only the median: both sides use it.
-    cpu = compare.DeviceRun("CPU:0", None, step_median_s=0.010, step_mean_s=0.012)
-    old_gpu = compare.DeviceRun("GPU:0", None, step_median_s=0.002)
-    new_gpu = compare.DeviceRun("GPU:1", None, step_median_s=0.002, step_mean_s=0.003)
-    c = compare.Comparison("net", 40, 100, 32, runs=[cpu, old_gpu, new_gpu])
-    compare.add_speedups(c)
+    cpu = RunSummary("CPU:0", step_median_s=0.010, step_mean_s=0.012)
+    old_gpu = RunSummary("GPU:0", step_median_s=0.002)
+    new_gpu = RunSummary("GPU:1", step_median_s=0.002, step_mean_s=0.003)
+    c = Comparison("net", 40, 100, 32, runs=[cpu, old_gpu, new_gpu])
+    c.add_speedups()
     assert old_gpu.speedup == pytest.approx(5.0) and new_gpu.speedup == pytest.approx(4.0) and cpu.speedup == pytest.approx(1.0)
 
 
 def test_fixed_cost_comes_from_the_epochs_after_the_first():
-    from colab_magic import compare
+    from colab_magic import comparison
+    from colab_magic.parts import Epoch
     from colab_magic.report import FitReport
 
-    def epoch(time_s, steps_s, val_s=0.0):
-        return {"time_s": time_s, "steps_s": steps_s, "val_s": val_s, "steps": 10}
+    def epoch(time_s, steps_s, val_s=0.0, steps=10):
+        return Epoch(1, time_s, None, val_s, steps, steps_s, None, time_s is not None)
 
     def report(epochs):
         return FitReport(1, "m", "tensorflow", "CPU:0", 32, len(epochs), 10, 1, True, None, 1.0, 0.5, None, 10,
-                         None, epochs, {}, [], None, None, {})
+                         None, epochs, None, [], None, None, None)
 
     # the first epoch's iterator is built before it starts; the later ones pay for theirs (and for
     # shutting the previous one down), so they are the typical epoch
-    assert compare.fixed_cost_s(report([epoch(10.0, 9.9), epoch(15.0, 9.0, 1.0), epoch(11.0, 9.0, 1.0)])) == pytest.approx(3.0)
-    assert compare.fixed_cost_s(report([epoch(10.0, 9.5)])) == pytest.approx(0.5)
-    assert compare.fixed_cost_s(report([{"time_s": None, "steps_s": 3.0, "val_s": 0.0, "steps": 3}])) is None
-    assert compare.fixed_cost_s(None) is None
+    assert comparison.fixed_cost_s(report([epoch(10.0, 9.9), epoch(15.0, 9.0, 1.0), epoch(11.0, 9.0, 1.0)])) == pytest.approx(3.0)
+    assert comparison.fixed_cost_s(report([epoch(10.0, 9.5)])) == pytest.approx(0.5)
+    assert comparison.fixed_cost_s(report([epoch(None, 3.0, steps=3)])) is None
+    assert comparison.fixed_cost_s(None) is None

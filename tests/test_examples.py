@@ -61,7 +61,7 @@ def test_quickstart(monkeypatch, tmp_path):
     if importlib.util.find_spec("ipywidgets") is not None:
         assert widget and "--compare:" not in text_bar
     else:
-        assert not widget and "--compare: 100%" in text_bar
+        assert not widget and "--compare:" in text_bar
     assert "Run history" in by_source["%fit_history"] and "compare" in by_source["%fit_history"]
     assert (tmp_path / "drive" / "MyDrive" / "colab_magic" / "runs.jsonl").exists()
 

@@ -37,7 +37,7 @@ def make_model():
 
 
 def rules(report):
-    return {f["rule"]: f for f in report.findings}
+    return {f.rule: f for f in report.findings}
 
 
 def test_slow_map_is_input_bound_and_the_fix_removes_it(ip, capsys):
@@ -46,20 +46,20 @@ def test_slow_map_is_input_bound_and_the_fix_removes_it(ip, capsys):
     out = capsys.readouterr().out
     slow = ip.user_ns["SLOW"][0]
     check = slow.input_wait
-    assert check["steps"] == 20 and check["compute_step_s"] < check["step_s"]
-    assert check["wait_share"] >= 0.20, check
+    assert check.steps == 20 and check.compute_step_s < check.step_s
+    assert check.wait_share >= 0.20, check
     verdict = rules(slow)["input_bound"]
-    assert verdict["title"].startswith("Highly input-bound")
-    assert "num_parallel_calls=tf.data.AUTOTUNE" in verdict["fix"] and "prefetch" in verdict["fix"]
+    assert verdict.title.startswith("Highly input-bound")
+    assert "num_parallel_calls=tf.data.AUTOTUNE" in verdict.fix and "prefetch" in verdict.fix
     assert "Highly input-bound" in out
 
     ip.run_cell("%%timed_fit --input-check on --no-history -q -v FIXED\nmake_model().fit(fixed, epochs=1, verbose=0)").raise_error()
     fixed = ip.user_ns["FIXED"][0]
     # On two shared cores some contention can stay; the highly input-bound verdict must be gone,
     # and most of the wait with it.
-    assert fixed.input_wait["wait_share"] < 0.20, fixed.input_wait
-    assert fixed.input_wait["wait_share"] < check["wait_share"] - 0.15
-    assert "input_bound" not in rules(fixed) or rules(fixed)["input_bound"]["title"].startswith("Moderately")
+    assert fixed.input_wait.wait_share < 0.20, fixed.input_wait
+    assert fixed.input_wait.wait_share < check.wait_share - 0.15
+    assert "input_bound" not in rules(fixed) or rules(fixed)["input_bound"].title.startswith("Moderately")
 
 
 def test_input_check_skipped_for_arrays_and_when_off(ip):

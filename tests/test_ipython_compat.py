@@ -49,6 +49,13 @@ def test_help_lists_every_option_from_magic_arguments():
     doc = ColabMagics.timed_fit.__doc__
     for option in ("--interval SECONDS", "--compare", "--steps N", "--history PATH", "-v NAME", "-q"):
         assert option in doc, option
+    # the --compare options in a group of their own (argument_group), which says what --compare does
+    group = doc[doc.index("--compare: the same model timed on each device"):]
+    assert "trains copies" in group and "--steps N" in group and "--devices LIST" in group
+    assert "--interval" not in group
+    # the shared output flags (one set of argument objects) on every magic
+    for magic in (ColabMagics.timed_fit, ColabMagics.device_info, ColabMagics.fit_history):
+        assert all(flag in magic.__doc__ for flag in ("--json", "-o ", "-q ")), magic.__name__
 
 
 def test_results_display_and_update_in_place(ip, monkeypatch):

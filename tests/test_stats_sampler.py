@@ -28,8 +28,8 @@ def test_reservoir_is_bounded_and_keeps_exact_mean():
         r.add(float(v))
     assert len(r.values) == 1000 and r.count == 50_000
     s = r.summary()
-    assert s["mean"] == pytest.approx(data.mean(), rel=1e-9)
-    assert s["median"] == pytest.approx(np.median(data), rel=0.1)  # a uniform sample of the data
+    assert s.mean == pytest.approx(data.mean(), rel=1e-9)
+    assert s.median == pytest.approx(np.median(data), rel=0.1)  # a uniform sample of the data
 
 
 def test_series_is_bounded_spans_the_run_and_keeps_exact_mean_and_peak():

@@ -44,13 +44,13 @@ def test_sequential_fit_timed_per_step_and_epoch(kip):
     rep = r[0]
     assert rep.backend == "tensorflow" and rep.device == "CPU:0"
     assert rep.total_steps == 3 * 8 and rep.steps_per_epoch == 8 and rep.epochs_planned == 3
-    assert [e["steps"] for e in rep.epochs] == [8, 8, 8]
-    assert rep.step["n"] == 3 * 8 - 1  # the first step is kept apart
-    assert rep.first_step_s > rep.step["median"] > 0
-    assert rep.step["p10"] <= rep.step["median"] <= rep.step["p90"]
-    assert rep.samples_per_s == pytest.approx(32 / rep.step["median"])
+    assert [e.steps for e in rep.epochs] == [8, 8, 8]
+    assert rep.step.n == 3 * 8 - 1  # the first step is kept apart
+    assert rep.first_step_s > rep.step.median > 0
+    assert rep.step.p10 <= rep.step.median <= rep.step.p90
+    assert rep.samples_per_s == pytest.approx(32 / rep.step.median)
     assert rep.batch_size == 32
-    assert all(e["time_s"] >= e["train_s"] > 0 for e in rep.epochs)
+    assert all(e.time_s >= e.train_s > 0 for e in rep.epochs)
     # the user's History comes back as usual, in the user's namespace
     assert isinstance(kip.user_ns["history"], keras.callbacks.History)
     assert len(kip.user_ns["history"].history["loss"]) == 3
@@ -61,18 +61,18 @@ def test_step_time_sums_to_training_time(kip):
     res, r = run(kip, "model = make_model()\nmodel.fit(x, y, batch_size=16, epochs=2, verbose=0)")
     res.raise_error()
     rep = r[0]
-    stepped = rep.step["mean"] * rep.step["n"] + rep.first_step_s
-    assert stepped == pytest.approx(sum(e["steps_s"] for e in rep.epochs), rel=1e-9)
+    stepped = rep.step.mean * rep.step.n + rep.first_step_s
+    assert stepped == pytest.approx(sum(e.steps_s for e in rep.epochs), rel=1e-9)
     # what the steps don't cover is each epoch's fixed cost (iterator set-up, callbacks)
-    assert all(0 < e["steps_s"] <= e["train_s"] for e in rep.epochs)
+    assert all(0 < e.steps_s <= e.train_s for e in rep.epochs)
 
 
 def test_validation_timed_apart(kip):
     res, r = run(kip, "model = make_model()\nmodel.fit(x, y, epochs=2, validation_data=(x, y), verbose=0)")
     res.raise_error()
     for e in r[0].epochs:
-        assert e["val_s"] > 0
-        assert e["time_s"] >= e["train_s"] + e["val_s"]
+        assert e.val_s > 0
+        assert e.time_s >= e.train_s + e.val_s
 
 
 def test_functional_and_subclassed_models_give_two_reports(kip):
@@ -143,7 +143,7 @@ model.fit(x, y, batch_size=16, epochs=2, verbose=0)
     assert rep.steps_per_execution == 4
     assert rep.total_steps == 2 * 16
     # 8 executions; the first kept apart; each interval divided by the 4 steps it covered
-    assert rep.step["n"] == 2 * 16 // 4 - 1
+    assert rep.step.n == 2 * 16 // 4 - 1
 
 
 def test_two_gpus_sampled_side_by_side(kip, fake_nvml, capsys):
@@ -154,13 +154,13 @@ def test_two_gpus_sampled_side_by_side(kip, fake_nvml, capsys):
     header = next(line for line in out.splitlines() if "Host (CPU)" in line)
     assert header.index("Host (CPU)") < header.index("GPU 0 (NVIDIA A100-SXM4-40GB)") < header.index("GPU 1 (Tesla T4)")
     a, t = r[0].gpus
-    assert a["util_mean"] == pytest.approx(87) and a["util_source"] == "driver samples"
-    assert t["util_mean"] == pytest.approx(0)
-    assert a["power_mean_w"] == pytest.approx(250) and a["process_memory_peak"] == 3 * 2**30
-    assert a["energy_j"] > 0 and a["energy_source"] == "counter"
+    assert a.util_mean == pytest.approx(87) and a.util_source == "driver samples"
+    assert t.util_mean == pytest.approx(0)
+    assert a.power_mean_w == pytest.approx(250) and a.process_memory_peak == 3 * 2**30
+    assert a.energy_j > 0 and a.energy_source == "counter"
     # Energy from the counter, mean power 250 W: joules ~ 250 x the sampled span.
-    assert all(j is not None and j >= 0 for e in r[0].epochs for j in e["energy_j"])
-    assert t["clock_events"] == {"sw_thermal": 1.0} and t["throttled_fraction"] == 1.0
+    assert all(j is not None and j >= 0 for e in r[0].epochs for j in e.energy_j)
+    assert t.clock_events == {"sw_thermal": 1.0} and t.throttled_fraction == 1.0
     assert "sw_thermal 100% of readings (throttling)" in out
     assert fake.initialised == 0 and fake.shutdown_calls == 1
 
@@ -170,7 +170,7 @@ def test_polls_utilisation_where_driver_keeps_no_samples(kip, fake_nvml):
     res, r = run(kip, "make_model().fit(x, y, epochs=2, verbose=0)", line="--interval 0.05 -v R -q")
     res.raise_error()
     gpu = r[0].gpus[0]
-    assert gpu["util_source"] == "polled" and gpu["util_mean"] == pytest.approx(55)
+    assert gpu.util_source == "polled" and gpu.util_mean == pytest.approx(55)
 
 
 def test_gpu_lost_mid_run_is_a_gap_and_training_goes_on(kip, fake_nvml):
@@ -190,8 +190,8 @@ model.fit(x, y, epochs=3, verbose=0, callbacks=[Lose()])
     res.raise_error()
     rep = r[0]
     assert rep.complete and len(rep.epochs) == 3
-    assert rep.gpus[0]["gaps"] == []
-    assert len(rep.gpus[1]["gaps"]) == 1 and rep.gpus[1]["gap_s"] > 0.2
+    assert rep.gpus[0].gaps == []
+    assert len(rep.gpus[1].gaps) == 1 and rep.gpus[1].gap_s > 0.2
     assert any("GPU 1: no readings" in note for note in rep.notes)
     assert fake.initialised == 0
 
@@ -245,7 +245,7 @@ model.fit(x, y, batch_size=1, epochs=200, verbose=0, callbacks=[Signal()])
     rep = r[0]
     assert not rep.complete and rep.error == "KeyboardInterrupt"
     assert 1 <= len(rep.epochs) < 200 and rep.total_steps >= 4
-    assert rep.epochs[-1]["complete"] is False
+    assert rep.epochs[-1].complete is False
 
 
 def test_cell_without_fit_runs_and_says_so(kip, capsys):
@@ -305,7 +305,7 @@ make_model().fit(x, y, epochs=2, verbose=0, callbacks=[Pause()])
     out = capsys.readouterr().out
     assert "validation  outside steps" in next(line for line in out.splitlines() if "outside steps" in line)
     for e in kip.user_ns["R"][0].epochs:
-        outside = e["time_s"] - e["steps_s"] - e["val_s"]
+        outside = e.time_s - e.steps_s - e.val_s
         assert outside >= 0.3
-        row = next(line for line in out.splitlines() if line.strip().startswith(f"{e['epoch']} "))
+        row = next(line for line in out.splitlines() if line.strip().startswith(f"{e.epoch} "))
         assert fmt_s(outside) in row

@@ -2,21 +2,14 @@
 
 import pytest
 
-from colab_magic.report import FitReport
 from colab_magic.verdicts import findings
+from tests import builders
+from tests.builders import host, input_wait, report
 from tests.fake_pynvml import a100, t4
 
 
 def gpu(index, name, util):
-    return {"index": index, "name": name, "util_mean": util}
-
-
-def report(device, gpus):
-    return FitReport(
-        index=1, model="m", backend="jax", device=device, batch_size=32, epochs_planned=1, steps_per_epoch=10,
-        steps_per_execution=1, complete=True, error=None, wall_s=100.0, first_step_s=0.5, step=None, total_steps=10,
-        samples_per_s=None, epochs=[], host={}, gpus=gpus, gpu_note=None, framework_memory_peak=None, sampler={},
-    )
+    return builders.gpu(index, name, util)
 
 
 def test_idle_gpu_among_several_is_named():
@@ -47,7 +40,7 @@ def test_verdict_shown_after_a_real_fit(ip, fake_nvml, capsys):
     cell = "m = keras.Sequential([keras.Input((4,)), keras.layers.Dense(1)])\nm.compile('sgd', 'mse')\nm.fit(x, y, epochs=1, verbose=0)"
     ip.run_cell(f"%%timed_fit --interval 0.05 --no-history -v R\n{cell}").raise_error()
     out = capsys.readouterr().out
-    assert ip.user_ns["R"][0].findings[0]["rule"] == "gpu_unused"
+    assert ip.user_ns["R"][0].findings[0].rule == "gpu_unused"
     assert "Verdict" in out and "(1) GPU present but unused" in out
 
 
@@ -56,7 +49,7 @@ def test_idle_gpu_named_from_a_sampled_fake_two_gpu_machine(fake_nvml):
     import time
 
     pytest.importorskip("keras")
-    from colab_magic.report import build_report
+    from colab_magic.summarise import build_report
     from colab_magic.sampler import Sampler
     from colab_magic.timing import StepTimer
 
@@ -67,24 +60,17 @@ def test_idle_gpu_named_from_a_sampled_fake_two_gpu_machine(fake_nvml):
         assert sampler.ready.wait(5)
         time.sleep(0.2)
     rep = build_report(1, timer, sampler, {"device": "GPU:0", "backend": "jax", "model": "m"})
-    assert [g["util_mean"] for g in rep.gpus] == [90.0, 0.0]
-    assert rep.findings[0]["title"] == "1 of 2 GPUs sat idle: GPU 1 (Tesla T4)"
-    assert "GPU 0 (NVIDIA A100-SXM4-40GB) (90%)" in rep.findings[0]["evidence"]
+    assert [g.util_mean for g in rep.gpus] == [90.0, 0.0]
+    assert rep.findings[0].title == "1 of 2 GPUs sat idle: GPU 1 (Tesla T4)"
+    assert "GPU 0 (NVIDIA A100-SXM4-40GB) (90%)" in rep.findings[0].evidence
 
 
-def full_gpu(index=0, name="A100", util=90.0, **kw):
-    g = {"index": index, "name": name, "util_mean": util, "clock_events": {}, "throttled_fraction": 0.0,
-         "memory_peak": 2 * 2**30, "memory_total": 40 * 2**30, "sm_clock_mean_mhz": 1400.0}
-    g.update(kw)
-    return g
+full_gpu = builders.gpu
 
 
 def timed(device="GPU:0", gpus=None, step=0.05, first=0.5, wall=100.0, spe=1, backend="tensorflow", own=None):
-    r = report(device, gpus if gpus is not None else [full_gpu()])
-    r.step = {"median": step, "p90": step, "mean": step, "n": 100}
-    r.first_step_s, r.wall_s, r.steps_per_execution, r.backend = first, wall, spe, backend
-    r.framework_memory_peak = own
-    return r
+    return report(device, gpus if gpus is not None else [full_gpu()], step=step, first_step_s=first, wall_s=wall,
+                  steps_per_execution=spe, backend=backend, framework_memory_peak=own)
 
 
 def rules_of(r):
@@ -99,7 +85,7 @@ def test_throttling_names_reasons_and_share():
     g = full_gpu(clock_events={"sw_power_cap": 0.4, "gpu_idle": 0.1}, throttled_fraction=0.4, sm_clock_mean_mhz=900.0)
     (f,) = findings(timed(gpus=[g]))
     assert f.rule == "throttled" and "sw_power_cap 40% of readings" in f.evidence and "900 MHz" in f.evidence
-    g["throttled_fraction"] = 0.05  # occasional: no verdict
+    g.throttled_fraction = 0.05  # occasional: no verdict
     assert findings(timed(gpus=[g])) == []
 
 
@@ -135,16 +121,16 @@ def test_at_most_three_in_order_of_importance():
 
 def test_input_bound_from_the_input_check_and_from_an_idle_gpu_beside_a_busy_host():
     r = timed()
-    r.input_wait = {"step_s": 0.030, "compute_step_s": 0.019, "wait_share": 0.37, "steps": 20, "check_s": 0.6}
+    r.input_wait = input_wait(0.37)
     (f,) = findings(r)
     assert f.title == "Highly input-bound: 37% of each step waits for data" and "19.0 ms with one batch" in f.evidence
-    r.input_wait["wait_share"] = 0.08
+    r.input_wait.wait_share = 0.08
     assert findings(r)[0].title.startswith("Moderately input-bound")
-    r.input_wait["wait_share"] = 0.01
+    r.input_wait.wait_share = 0.01
     assert findings(r) == []
     r = timed(gpus=[full_gpu(util=20.0)], step=0.040)
-    r.host = {"cpu_process_mean": 98.0}
+    r.host = host(cpu_process_mean=98.0)
     (f,) = findings(r)
     assert f.title == "Likely input-bound: the GPU idles while the host is busy" and "busy 20%" in f.evidence
-    r.host = {"cpu_process_mean": 30.0}  # a quiet host: not the input pipeline
+    r.host = host(cpu_process_mean=30.0)  # a quiet host: not the input pipeline
     assert findings(r) == []

@@ -20,62 +20,20 @@ from __future__ import annotations
 import contextlib
 import inspect
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from . import frameworks
-from .fit_hook import timed_call
-from .report import outside_steps_s
+from .fit_hook import CapturedFit, time_fit_call
+from .run_summary import Comparison, RunSummary
 
 
 @dataclass
-class DeviceRun:
-    device: str  # "CPU:0", "GPU:0"
-    report: object | None  # a FitReport of the timed steps (None for a run read from the history)
-    error: str | None = None
-    source: str = "measured now"  # or where and when a run from the history ran
-    name: str | None = None  # the GPU's name
-    step_median_s: float | None = None
-    step_p90_s: float | None = None
-    step_mean_s: float | None = None  # the projection's basis
-    samples_per_s: float | None = None
-    util_mean: float | None = None  # the device's own: GPU utilisation, or the host's CPU
-    memory_peak: float | None = None  # bytes: GPU memory, or the process RSS on the CPU
-    projected_epoch_s: float | None = None
-    speedup: float | None = None  # against the CPU column
-
-    def to_dict(self) -> dict:
-        d = {k: v for k, v in vars(self).items() if k != "report"}
-        d["report"] = self.report.to_dict() if self.report is not None else None
-        return d
+class CompareOptions:
+    steps: int  # per device, the first (compiling) one included
+    devices: list[str] | None = None  # Keras device names; None: the CPU and the first GPU
 
 
-@dataclass
-class Comparison:
-    model: str
-    steps: int
-    steps_per_epoch: int | None
-    batch_size: int | None
-    runs: list[DeviceRun] = field(default_factory=list)
-    notes: list[str] = field(default_factory=list)
-    skipped: str | None = None  # why no comparison ran for this model
-    wall_s: float | None = None  # what the comparison cost, clones and compiling included
-    fixed_s: float | None = None  # an epoch's time outside its steps, from the user's fit
-
-    def to_dict(self) -> dict:
-        return {
-            "wall_s": self.wall_s,
-            "model": self.model,
-            "steps": self.steps,
-            "steps_per_epoch": self.steps_per_epoch,
-            "batch_size": self.batch_size,
-            "fixed_s": self.fixed_s,
-            "runs": [r.to_dict() for r in self.runs],
-            "notes": list(self.notes),
-            "skipped": self.skipped,
-        }
-
-
-def devices(requested: list[str] | None = None) -> list[str]:
+def devices_to_compare(requested: list[str] | None = None) -> list[str]:
     """Keras device names to compare: the CPU and the first GPU by default, or those requested."""
     seen = _keras_devices()
     cpus = [d for d in seen if d.startswith("cpu")] or ["cpu:0"]
@@ -137,14 +95,14 @@ def fixed_cost_s(report) -> float | None:
     Epochs after the first when there are some: Keras sets up the first epoch's iterator before the
     epoch starts, and each later epoch also waits for the previous iterator to shut down.
     """
-    closed = [e for e in (report.epochs if report else []) if e.get("time_s") is not None and e.get("steps")]
+    closed = [e for e in (report.closed_epochs if report else []) if e.steps]
     later = closed[1:] or closed
     if not later:
         return None
-    return sum(outside_steps_s(e) for e in later) / len(later)
+    return sum(e.outside_steps_s for e in later) / len(later)
 
 
-def compare_fit(captured: dict, user_report, device_names: list[str], steps: int, interval: float, progress=None) -> Comparison:
+def compare_fit(captured: CapturedFit, user_report, device_names: list[str], steps: int, interval: float, progress=None) -> Comparison:
     start = time.perf_counter()
     result = _compare_fit(captured, user_report, device_names, steps, interval, progress)
     result.wall_s = time.perf_counter() - start
@@ -154,7 +112,7 @@ def compare_fit(captured: dict, user_report, device_names: list[str], steps: int
 def _compare_fit(captured, user_report, device_names, steps, interval, progress) -> Comparison:
     import keras
 
-    model = captured["model"]
+    model = captured.model
     steps = steps_for(steps, user_report)
     result = Comparison(
         model=getattr(model, "name", type(model).__name__),
@@ -167,19 +125,20 @@ def _compare_fit(captured, user_report, device_names, steps, interval, progress)
     if not config:
         result.skipped = "the model was not compiled with compile(), so it cannot be compiled again elsewhere"
         return result
-    if captured["weights"] is None:
+    if captured.weights is None:
         result.notes.append("The model had no weights before its fit: each device starts from its own random weights.")
     for name in device_names:
-        run = DeviceRun(frameworks._normalise_device(name), None)
+        device = frameworks.normalise_device(name)
         try:
             with _device_scope(name):
                 clone = keras.models.clone_model(model)
-                if captured["weights"] is not None:
-                    clone.set_weights(captured["weights"])
+                if captured.weights is not None:
+                    clone.set_weights(captured.weights)
                 clone.compile_from_config(config)
-                run.report = _time_clone(clone, captured["arguments"], steps, interval, progress)
+                report = _time_clone(clone, captured.arguments, steps, interval, progress)
+            run = _summarise(device, report, result.steps_per_epoch, result.fixed_s)
         except Exception as exc:  # noqa: BLE001 - one line per device; the user's own fit already ran
-            run.error = _one_line(exc)
+            run = RunSummary(device, kind="compare", model=result.model, error=_one_line(exc))
             if keras.backend.backend() == "torch" and "No gradients" in run.error:
                 run.error = (f"{run.error} (Keras' torch backend loses the gradients of a model built under "
                              "keras.device(); compare on the JAX or TensorFlow backend)")
@@ -187,7 +146,7 @@ def _compare_fit(captured, user_report, device_names, steps, interval, progress)
                 result.skipped = f"the model cannot be cloned ({run.error}); the comparison is skipped"
                 return result
         result.runs.append(run)
-    _project(result)
+    result.add_speedups()
     return result
 
 
@@ -204,69 +163,31 @@ def _time_clone(clone, arguments: dict, steps: int, interval: float, progress):
         if key in kwargs:
             kwargs[key] = _head(kwargs[key], needed)
     kwargs.update(epochs=1, steps_per_epoch=steps, verbose=0, callbacks=None)
-    return _timed_fit(clone, interval, progress, warmup_for(steps), **kwargs)
+    return fit_clone(clone, interval, progress, warmup_for(steps), **kwargs)
 
 
-def _timed_fit(clone, interval: float, progress=None, warmup: int = 0, **kwargs):
+def fit_clone(clone, interval: float, progress=None, warmup: int = 0, **kwargs):
     """``clone.fit(**kwargs)`` timed and sampled: its FitReport, or None if none could be built."""
     bound = inspect.signature(type(clone).fit).bind(clone, **kwargs)
     reports = []
-    timed_call(type(clone).fit, bound, interval, 1, lambda report, problem: reports.append(report), on_step=progress,
-               warmup_steps=warmup)
+    time_fit_call(type(clone).fit, bound, interval, 1, lambda report, problem: reports.append(report), on_step=progress,
+                  warmup_steps=warmup)
     return reports[0] if reports else None
 
 
-def _summarise(run: DeviceRun, steps_per_epoch: int | None, fixed_s: float | None) -> None:
-    rep = run.report
-    if rep is None or rep.step is None:
-        return
-    run.step_median_s, run.step_p90_s, run.step_mean_s = rep.step["median"], rep.step["p90"], rep.step["mean"]
-    run.samples_per_s = rep.batch_size / run.step_mean_s if rep.batch_size and run.step_mean_s else None
-    gpu = next((g for g in rep.gpus if run.device == f"GPU:{g['index']}"), None)
-    if gpu is not None:
-        run.name, run.util_mean, run.memory_peak = gpu["name"], gpu["util_mean"], gpu["memory_peak"]
-    else:
-        run.util_mean, run.memory_peak = rep.host["cpu_system_mean"], rep.host["rss_peak"]
+def _summarise(device: str, report, steps_per_epoch: int | None, fixed_s: float | None) -> RunSummary:
+    """The timed clone as a run: its epoch projected from the mean step plus the epoch's fixed cost."""
+    if report is None:  # the timed steps left no report (the table shows n/a)
+        return RunSummary(device, kind="compare")
+    run = RunSummary.from_report(report, kind="compare", device=device)
+    if run.step_mean_s is None:
+        return run
+    run.samples_per_s = report.batch_size / run.step_mean_s if report.batch_size else None
     if fixed_s is None:  # no finished epoch of the user's to measure it on: the clone's own
-        fixed_s = fixed_cost_s(rep) or 0.0
+        fixed_s = fixed_cost_s(report) or 0.0
+    run.steps_per_epoch = steps_per_epoch  # the user's epoch, which the clone's steps are projected to
     if steps_per_epoch:
         run.projected_epoch_s = steps_per_epoch * run.step_mean_s + fixed_s
-
-
-def speedup(cpu: tuple, other: tuple) -> float | None:
-    """The CPU's step over the other's, each given as (mean, median): from the means when both have
-    one (history records written before they kept the mean have only the median), else the medians."""
-    pick = 0 if cpu[0] and other[0] else 1
-    return cpu[pick] / other[pick] if cpu[pick] and other[pick] else None
-
-
-def add_speedups(result: Comparison) -> None:
-    cpu = next((r for r in result.runs if r.device.startswith("CPU") and (r.step_mean_s or r.step_median_s)), None)
-    if cpu is None:
-        return
-    for run in result.runs:
-        run.speedup = speedup((cpu.step_mean_s, cpu.step_median_s), (run.step_mean_s, run.step_median_s))
-
-
-def from_history(record: dict, steps_per_epoch: int | None) -> DeviceRun:
-    """A run of the same model that the history holds, to stand beside the ones measured now."""
-    env = record.get("env") or {}
-    run = DeviceRun(
-        device=record.get("device") or "?",
-        report=None,
-        source=f"history: {env.get('runtime', '?')} on {env.get('host', '?')}, {record.get('time', '?')}",
-        name=record.get("device_name"),
-        step_median_s=record.get("step_median_s"),
-        step_p90_s=record.get("step_p90_s"),
-        step_mean_s=record.get("step_mean_s"),
-        samples_per_s=record.get("samples_per_s"),
-        util_mean=record.get("gpu_util_mean"),
-    )
-    spe = steps_per_epoch or record.get("steps_per_epoch")
-    if record.get("epoch_mean_s") and (not steps_per_epoch or steps_per_epoch == record.get("steps_per_epoch")):
-        run.projected_epoch_s = record["epoch_mean_s"]  # measured there: better than a projection
-    elif spe and (run.step_mean_s or run.step_median_s):
-        run.projected_epoch_s = spe * (run.step_mean_s or run.step_median_s)
     return run
 
 
@@ -281,12 +202,6 @@ def _head(data, n: int):
     return data
 
 
-def _project(result: Comparison) -> None:
-    for run in result.runs:
-        _summarise(run, result.steps_per_epoch, result.fixed_s)
-    add_speedups(result)
-
-
 def _is_clone_problem(exc: Exception) -> bool:
     text = f"{type(exc).__name__} {exc}".lower()
     return any(word in text for word in ("get_config", "from_config", "clone", "not serializable", "notimplementederror"))
@@ -295,35 +210,3 @@ def _is_clone_problem(exc: Exception) -> bool:
 def _one_line(exc: Exception) -> str:
     text = str(exc).strip().splitlines()
     return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
-
-
-INPUT_CHECK_STEPS = 20
-
-
-def input_wait(captured: dict, user_report, interval: float, steps: int = INPUT_CHECK_STEPS) -> dict | None:
-    """How much of a step waited for data: the same model trained on one batch held in memory gives the
-    step without input cost; the difference from the real step is the wait (TensorFlow Profiler's
-    "input time", measured from outside). For tf.data pipelines only."""
-    import keras
-
-    x = captured["arguments"].get("x")
-    model = captured["model"]
-    config = model.get_compile_config() if hasattr(model, "get_compile_config") else None
-    if not hasattr(x, "element_spec") or not config or user_report is None or not user_report.step:
-        return None
-    start = time.perf_counter()
-    clone = keras.models.clone_model(model)
-    clone.compile_from_config(config)
-    held = x.take(1).cache().repeat()
-    report = _timed_fit(clone, interval, x=held, epochs=1, steps_per_epoch=steps, verbose=0, shuffle=False)
-    if report is None or not report.step:
-        return None
-    compute = report.step["median"]
-    step = user_report.step["median"]
-    return {
-        "step_s": step,
-        "compute_step_s": compute,
-        "wait_share": max(0.0, (step - compute) / step),
-        "check_s": time.perf_counter() - start,
-        "steps": steps,
-    }

@@ -1,0 +1,147 @@
+"""One ``%%timed_fit`` cell: run it with every Keras fit timed, then (on request) the input check and
+the comparison on each device, then the run history. Returns the result and the user's own
+exception; the magic shows the one and re-raises the other."""
+
+from __future__ import annotations
+
+import time
+
+from . import history
+from .comparison import CompareOptions, compare_fit, devices_to_compare, steps_for
+from .environment import detect
+from .fit_hook import FitInterceptor
+from .input_check import input_wait
+from .report import TimedFitResult
+from .run_summary import RunSummary
+from .sampler import DEFAULT_INTERVAL
+from .verdicts import findings
+
+AUTO_INPUT_CHECK_S = 20.0  # a fit this long pays about a second for the check: a few % at most
+
+
+def time_cell(execute, interval: float = DEFAULT_INTERVAL, compare: CompareOptions | None = None, history_path=None,
+              runtime=None, progress=None, input_check: str = "auto"):
+    """Run ``execute()`` with every Keras fit timed.
+
+    ``compare``: time each trained model on each device afterwards. ``history_path``: where to append
+    the run records (None: don't). ``progress``: ``progress(total)`` returns a bar with ``update(n)``
+    and ``close()`` for the comparison. ``input_check``: "on", "off", or "auto" (for tf.data inputs of
+    fits that ran long enough that the check costs little).
+
+    Returns ``(result, value, error)``: the :class:`TimedFitResult`, what ``execute`` returned, and
+    the exception that stopped it (the caller shows the result, then re-raises).
+    """
+    __tracebackhide__ = True
+    start = time.perf_counter()
+    value = error = None
+    try:
+        import keras  # noqa: F401 - patching needs it; a cell that trains with Keras imports it anyway
+    except ImportError:
+        interceptor = None
+    else:
+        interceptor = FitInterceptor(interval, capture=compare is not None)
+    try:
+        if interceptor is None:
+            value = execute()
+        else:
+            with interceptor:
+                value = execute()
+    except BaseException as exc:  # KeyboardInterrupt included: summarise what ran, then re-raise
+        error = exc
+    described = None if error is None else f"{type(error).__name__}" + (f": {error}" if str(error) else "")
+    result = TimedFitResult(
+        reports=interceptor.reports if interceptor else [],
+        cell_s=time.perf_counter() - start,
+        complete=error is None,
+        error=described,
+    )
+    if interceptor is None:
+        result.notes.append("Keras is not installed, so no fit could be timed (pip install keras).")
+        return result, value, error
+    result.notes.extend(interceptor.errors)
+    if error is None and input_check != "off":
+        _check_inputs(result, interceptor.captured, input_check == "on", interval)
+    if compare is not None and interceptor.captured:
+        if error is not None:
+            result.notes.append("The cell stopped, so --compare did not run.")
+        else:
+            try:
+                _compare_all(result, interceptor.captured, compare, interval, progress, history_path)
+            except Exception as exc:  # noqa: BLE001 - a failed comparison must not fail the user's cell
+                result.notes.append(f"--compare failed: {type(exc).__name__}: {exc}")
+    if history_path is not None and result.reports:
+        _record(result, history_path, runtime)
+    return result, value, error
+
+
+def _check_inputs(result, captured, forced: bool, interval: float) -> None:
+    for cap in captured:
+        rep = cap.report
+        if rep is None or not hasattr(cap.arguments.get("x"), "element_spec"):
+            continue
+        if not forced and (rep.wall_s or 0) < AUTO_INPUT_CHECK_S:
+            continue
+        try:
+            rep.input_wait = input_wait(cap, rep, interval)
+        except Exception as exc:  # noqa: BLE001 - the check is ours; the user's cell succeeded
+            result.notes.append(f"The input check failed: {type(exc).__name__}: {exc}")
+            continue
+        rep.findings = findings(rep)
+
+
+def _compare_all(result, captured, options: CompareOptions, interval, progress, history_path) -> None:
+    try:
+        names = devices_to_compare(options.devices)
+    except ValueError as exc:
+        result.notes.append(f"--compare skipped: {exc}")
+        return
+    firsts, seen = [], set()
+    for cap in captured:  # a model fitted twice is compared once, from its first start
+        if id(cap.model) not in seen:
+            seen.add(id(cap.model))
+            firsts.append((cap, cap.report))
+    planned = sum(steps_for(options.steps, rep) for _, rep in firsts)
+    bar = progress(planned * len(names)) if progress else None
+    try:
+        for cap, user_report in firsts:
+            comparison = compare_fit(cap, user_report, names, options.steps, interval, bar.update if bar else None)
+            if not any(n.startswith(("gpu", "cuda")) for n in names):
+                _no_gpu(comparison, user_report, history_path)
+            result.comparisons.append(comparison)
+    finally:
+        if bar is not None:
+            bar.close()
+
+
+def _no_gpu(comparison, user_report, history_path) -> None:
+    """No GPU here: say why, and bring in this model's GPU runs from the history, if any."""
+    backend = user_report.backend if user_report else "Keras"
+    why = user_report.gpu_note if user_report and user_report.gpu_note else f"the {backend} backend sees none"
+    comparison.notes.append(f"No GPU to compare with: {why}.")
+    if history_path is None or user_report is None or not user_report.signature:
+        return
+    records, _ = history.read(history_path)
+    runs = [RunSummary.from_record(rec) for rec in records]
+    latest = history.latest_per_device(runs, user_report.signature.id, lambda run: run.is_gpu)
+    for run in latest:
+        # measured there when the epochs match: better than a projection
+        run.projected_epoch_s, _ = run.epoch_s(comparison.steps_per_epoch)
+        comparison.runs.append(run)
+    if latest:
+        comparison.notes.append("GPU columns marked 'history' ran earlier, elsewhere: see where and when in each.")
+        comparison.add_speedups()
+
+
+def _record(result, path, runtime) -> None:
+    runtime = runtime or detect()
+    try:
+        env = history.environment(runtime, [g.name for g in result.reports[0].gpus])
+        for rep in result.reports:
+            history.append(RunSummary.from_report(rep).to_record(env), path)
+        for comparison in result.comparisons:
+            for run in comparison.runs:
+                if run.report is not None:  # timed now (not a column brought in from the history)
+                    history.append(run.to_record(env), path)
+        result.history_path = str(path)
+    except OSError as exc:  # a full disk or a lost Drive must not cost the user their summary
+        result.notes.append(f"Could not record this run in {path}: {exc}")

@@ -1,0 +1,153 @@
+"""The typed parts of a fit's report: step statistics, epochs, host and GPU summaries, the sampler's own
+figures, the model's signature, findings and the input check.
+
+Plain data, shaped like IPython's ``TimeitResult``: fields with their units in the name where they
+have one, derived figures as properties, ``to_dict()`` for the stable public format. This module
+imports nothing from the package: every other module may use these types.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field
+
+# Clock-event ("throttle") reasons that mean a GPU runs slower than it could while it has work to do.
+THROTTLING_REASONS = frozenset({"sw_power_cap", "hw_slowdown", "sw_thermal", "hw_thermal", "hw_power_brake"})
+
+
+class Part:
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class StepStats(Part):
+    """Seconds per step of the steady state (the first execution and warm-up steps left out)."""
+
+    n: int
+    mean: float
+    median: float
+    p10: float
+    p90: float
+    p95: float
+    min: float
+    max: float
+
+
+@dataclass
+class Epoch(Part):
+    epoch: int  # 1 for the first
+    time_s: float | None  # None for an epoch that did not finish
+    train_s: float | None
+    val_s: float
+    steps: int
+    steps_s: float  # time inside steps
+    step_median_s: float | None
+    complete: bool
+    energy_j: list[float | None] = field(default_factory=list)  # per GPU
+
+    @property
+    def outside_steps_s(self) -> float | None:
+        """Time in neither a step nor validation (iterator set-up, shuffling, callbacks): the epoch's
+        fixed cost. None for an epoch that did not finish."""
+        if self.time_s is None:
+            return None
+        return max(0.0, self.time_s - self.steps_s - self.val_s)
+
+
+@dataclass
+class HostSummary(Part):
+    cpu_system_mean: float | None  # percent of all cores
+    cpu_system_p95: float | None
+    cpu_process_mean: float | None  # percent of one core
+    cpu_process_p95: float | None
+    rss_peak: float | None  # bytes
+    ram_used_peak: float | None
+    ram_total: int | None
+    logical_cores: int
+
+
+@dataclass
+class GpuSummary(Part):
+    index: int
+    name: str | None
+    util_mean: float | None  # percent of time a kernel ran
+    util_p95: float | None
+    util_source: str  # "driver samples" or "polled"
+    util_samples: int
+    memory_peak: float | None  # bytes, NVML's "used" (every process)
+    memory_total: int | None
+    process_memory_peak: float | None  # bytes, this process
+    power_mean_w: float | None
+    power_limit_w: float | None
+    energy_j: float | None
+    energy_source: str | None  # "counter" or "estimated from power"
+    temperature_max_c: float | None
+    sm_clock_mean_mhz: float | None
+    clock_events: dict[str, float]  # reason -> share of readings that showed it
+    throttled_fraction: float  # the largest share of a throttling reason
+    readings: int
+    gaps: list[list[float]]  # [start, end] in seconds since the fit began, where NVML did not answer
+    gap_s: float
+
+    @property
+    def label(self) -> str:
+        return f"GPU {self.index}" + (f" ({self.name})" if self.name else "")
+
+    @property
+    def throttling(self) -> dict[str, float]:
+        return {k: v for k, v in self.clock_events.items() if k in THROTTLING_REASONS}
+
+
+@dataclass
+class SamplerFigures(Part):
+    started: float | None  # wall-clock (time.time()) span the sampler covered
+    stopped: float | None
+    interval_s: float
+    ticks: int
+    cpu_s: float
+    stop_wait_s: float
+    cost_pct_of_core: float | None
+    errors: list[str] = field(default_factory=list)
+
+
+@dataclass
+class ModelSignature(Part):
+    """Layer types, parameter count and input shape: what makes two runs "the same model"."""
+
+    layers: list[str] = field(default_factory=list)
+    params: int | None = None
+    input_shape: list[int | None] | None = None
+
+    @property
+    def id(self) -> str:
+        text = json.dumps([self.layers, self.params, self.input_shape])
+        return hashlib.sha1(text.encode()).hexdigest()[:12]
+
+    @classmethod
+    def from_dict(cls, data) -> ModelSignature:
+        """From a history record's ``signature`` (anything else gives the empty signature)."""
+        if not isinstance(data, dict):
+            return cls()
+        layers = data.get("layers")
+        return cls(list(layers) if isinstance(layers, list) else [], data.get("params"), data.get("input_shape"))
+
+
+@dataclass
+class Finding(Part):
+    rule: str
+    title: str
+    evidence: str
+    fix: str
+
+
+@dataclass
+class InputWait(Part):
+    """The input check: the user's step against the same step with one batch held in memory."""
+
+    step_s: float
+    compute_step_s: float
+    wait_share: float  # of a step, 0-1
+    check_s: float  # what the check cost
+    steps: int

@@ -1,0 +1,197 @@
+"""One run, one shape: :class:`RunSummary` is what a fit, a comparison's timed clone and a history
+record have in common, and :class:`Comparison` holds a model's runs side by side.
+
+A run summary is built from a fit's report (:meth:`RunSummary.from_report`) or from a history record
+(:meth:`RunSummary.from_record`), writes its own record (:meth:`RunSummary.to_record`), and owns the
+two rules every table uses: an epoch's seconds (:meth:`RunSummary.epoch_s`) and the speed-up over a
+CPU run (:meth:`RunSummary.speedup_over`). Nothing here imports more than the typed parts.
+"""
+
+from __future__ import annotations
+
+import datetime
+import uuid
+from dataclasses import dataclass, field, fields
+
+from .parts import ModelSignature
+
+# The keys of a history record, in the order they are written.
+RECORD_KEYS = (
+    "id", "time", "kind", "model", "signature", "signature_id", "batch_size", "steps_per_epoch", "backend",
+    "device", "device_name", "complete", "total_steps", "step_median_s", "step_p90_s", "step_mean_s",
+    "first_step_s", "epoch_mean_s", "projected_epoch_s", "samples_per_s", "gpu_util_mean", "cpu_util_mean", "env",
+)
+
+
+@dataclass
+class RunSummary:
+    device: str  # "CPU:0", "GPU:0"
+    kind: str = "fit"  # "fit": the user's own; "compare": a copy timed for a few steps
+    model: str | None = None
+    name: str | None = None  # the GPU's name, or "CPU"
+    backend: str | None = None
+    batch_size: int | None = None
+    steps_per_epoch: int | None = None
+    complete: bool = True
+    total_steps: int | None = None
+    step_median_s: float | None = None
+    step_p90_s: float | None = None
+    step_mean_s: float | None = None
+    first_step_s: float | None = None
+    epoch_mean_s: float | None = None  # measured: the mean of the fit's finished epochs
+    projected_epoch_s: float | None = None  # steps per epoch x mean step + the epoch's fixed cost
+    samples_per_s: float | None = None
+    gpu_util_mean: float | None = None  # percent, the run's own GPU
+    cpu_util_mean: float | None = None  # percent of all cores
+    memory_peak: float | None = None  # bytes: GPU memory for a GPU run, the process's RSS for a CPU run
+    speedup: float | None = None  # against the CPU run it stands beside
+    error: str | None = None  # why this run could not be timed
+    source: str = "measured now"  # or where and when a run from the history ran
+    signature: ModelSignature | None = None
+    env: dict | None = None  # where a recorded run ran
+    time: str | None = None  # ISO time of a recorded run
+    id: str | None = None  # a recorded run's id
+    recorded_signature_id: str | None = None  # the id a record was written with
+    report: object | None = None  # the timed clone's FitReport (a comparison's runs)
+
+    @property
+    def util_mean(self) -> float | None:
+        """The run's own device: GPU utilisation for a GPU run, the host's CPU for a CPU run."""
+        return self.gpu_util_mean if self.is_gpu else self.cpu_util_mean
+
+    @property
+    def is_gpu(self) -> bool:
+        return self.device.startswith("GPU")
+
+    @property
+    def is_cpu(self) -> bool:
+        return self.device.startswith("CPU")
+
+    def epoch_s(self, steps_per_epoch: int | None = None) -> tuple[float | None, str | None]:
+        """Seconds per epoch and how they were had ("measured" or "projected"); for an epoch of
+        ``steps_per_epoch`` steps when given (the run's own epoch otherwise)."""
+        same = steps_per_epoch is None or steps_per_epoch == self.steps_per_epoch
+        if self.epoch_mean_s is not None and same:
+            return self.epoch_mean_s, "measured"
+        if self.projected_epoch_s is not None and same:
+            return self.projected_epoch_s, "projected"
+        steps = steps_per_epoch or self.steps_per_epoch
+        step = self.step_mean_s or self.step_median_s  # the mean: an epoch is the sum of its steps
+        if steps and step:
+            return steps * step, "projected"
+        return None, None
+
+    def speedup_over(self, cpu: RunSummary) -> float | None:
+        """The CPU's step over this run's: from the means when both have one (records written before
+        the mean was kept have only the median), else from the medians."""
+        if cpu.step_mean_s and self.step_mean_s:
+            return cpu.step_mean_s / self.step_mean_s
+        if cpu.step_median_s and self.step_median_s:
+            return cpu.step_median_s / self.step_median_s
+        return None
+
+    @classmethod
+    def from_report(cls, report, kind: str = "fit", device: str | None = None) -> RunSummary:
+        """From a :class:`~colab_magic.report.FitReport`; ``device`` where it ran, if not where its
+        first weight lives."""
+        step = report.step
+        device = device or report.device or "?"
+        gpu = next((g for g in report.gpus if device == f"GPU:{g.index}"), None)
+        closed = [e.time_s for e in report.epochs if e.time_s is not None]
+        return cls(
+            device=device,
+            kind=kind,
+            model=report.model,
+            name=gpu.name if gpu else ("CPU" if device.startswith("CPU") else None),
+            backend=report.backend,
+            batch_size=report.batch_size,
+            steps_per_epoch=report.steps_per_epoch,
+            complete=report.complete,
+            total_steps=report.total_steps,
+            step_median_s=step.median if step else None,
+            step_p90_s=step.p90 if step else None,
+            step_mean_s=step.mean if step else None,
+            first_step_s=report.first_step_s,
+            epoch_mean_s=sum(closed) / len(closed) if closed and kind == "fit" else None,
+            samples_per_s=report.samples_per_s,
+            gpu_util_mean=gpu.util_mean if gpu else None,
+            cpu_util_mean=report.host.cpu_system_mean,
+            memory_peak=gpu.memory_peak if gpu else report.host.rss_peak,
+            signature=report.signature,
+            report=report,
+        )
+
+    @classmethod
+    def from_record(cls, record: dict) -> RunSummary:
+        """A run read back from the history; fields it lacks (older records) stay None."""
+        known = {f.name for f in fields(cls)} - {"signature", "report", "name", "source", "device", "kind",
+                                                 "recorded_signature_id"}
+        env = record.get("env") if isinstance(record.get("env"), dict) else {}
+        run = cls(
+            device=str(record.get("device") or "?"),
+            kind=str(record.get("kind") or "?"),
+            name=record.get("device_name"),
+            source=f"history: {env.get('runtime', '?')} on {env.get('host', '?')}, {record.get('time', '?')}",
+            signature=ModelSignature.from_dict(record.get("signature")),
+            **{k: record.get(k) for k in known if k in record},
+        )
+        run.env = env
+        if isinstance(record.get("signature_id"), str):
+            run.recorded_signature_id = record["signature_id"]
+        return run
+
+    @property
+    def signature_id(self) -> str:
+        if self.recorded_signature_id:
+            return self.recorded_signature_id
+        return (self.signature or ModelSignature(None, None, None)).id
+
+    def to_record(self, env: dict) -> dict:
+        """The history line for this run: a new id and the time now."""
+        values = {
+            "id": uuid.uuid4().hex[:8],
+            "time": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+            "signature": self.signature.to_dict() if self.signature else None,
+            "signature_id": self.signature_id,
+            "device_name": self.name,
+            "env": env,
+        }
+        return {key: values[key] if key in values else getattr(self, key) for key in RECORD_KEYS}
+
+    def to_dict(self) -> dict:
+        d = {f.name: getattr(self, f.name) for f in fields(self) if f.name not in ("report", "signature")}
+        d["signature"] = self.signature.to_dict() if self.signature else None
+        d["util_mean"] = self.util_mean
+        d["report"] = self.report.to_dict() if self.report is not None else None
+        return d
+
+
+@dataclass
+class Comparison:
+    """One model timed on several devices from the same start (``%%timed_fit --compare``)."""
+
+    model: str
+    steps: int
+    steps_per_epoch: int | None
+    batch_size: int | None
+    runs: list[RunSummary] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    skipped: str | None = None  # why no comparison ran for this model
+    wall_s: float | None = None  # what the comparison cost, clones and compiling included
+    fixed_s: float | None = None  # an epoch's time outside its steps, from the user's fit
+
+    @property
+    def cpu(self) -> RunSummary | None:
+        return next((r for r in self.runs if r.is_cpu and (r.step_mean_s or r.step_median_s)), None)
+
+    def add_speedups(self) -> None:
+        cpu = self.cpu
+        if cpu is not None:
+            for run in self.runs:
+                run.speedup = run.speedup_over(cpu)
+
+    def to_dict(self) -> dict:
+        d = {f.name: getattr(self, f.name) for f in fields(self)}
+        d["runs"] = [r.to_dict() for r in self.runs]
+        d["notes"] = list(self.notes)
+        return d

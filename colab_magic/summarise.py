@@ -1,0 +1,155 @@
+"""From the raw step timer and sampler of one fit to its :class:`~colab_magic.report.FitReport`:
+seconds, bytes, watts, joules and percent in typed parts, then the verdicts."""
+
+from __future__ import annotations
+
+from .parts import THROTTLING_REASONS, Epoch, GpuSummary, HostSummary, SamplerFigures
+from .report import FitReport
+from .stats import Series
+from .verdicts import findings
+
+
+def build_report(index: int, timer, sampler, info: dict) -> FitReport:
+    """``info``: model, backend, device, batch_size, steps_per_execution, error, framework_memory_peak,
+    signature."""
+    step = timer.steps.summary()
+    batch = info.get("batch_size")
+    epochs = []
+    for n, ep in enumerate(timer.epochs):
+        closed = ep.end is not None
+        epochs.append(
+            Epoch(
+                epoch=ep.epoch + 1,
+                time_s=(ep.end - ep.start) if closed else None,
+                train_s=(ep.train_end - ep.start) if ep.train_end is not None else None,
+                val_s=ep.val_s,
+                steps=ep.steps,
+                steps_s=ep.steps_s,
+                step_median_s=ep.step_median,
+                complete=closed,
+                # marks[0] is the fit's start and marks[n + 1] this epoch's end
+                energy_j=[sampler.energy_j_between(g, n, n + 1) if closed else None for g in range(len(sampler.gpus))],
+            )
+        )
+    params = getattr(timer, "params", None) or {}
+    wall = (timer.fit_end or timer.clock()) - timer.fit_start if timer.fit_start is not None else None
+    report = FitReport(
+        index=index,
+        model=info.get("model", "model"),
+        backend=info.get("backend", "?"),
+        device=info.get("device"),
+        batch_size=batch,
+        epochs_planned=params.get("epochs"),
+        steps_per_epoch=params.get("steps"),
+        steps_per_execution=info.get("steps_per_execution", 1),
+        complete=info.get("error") is None,
+        error=info.get("error"),
+        wall_s=wall,
+        first_step_s=timer.first_step,
+        step=step,
+        total_steps=timer.total_steps,
+        samples_per_s=(batch / step.median) if batch and step and step.median > 0 else None,
+        epochs=epochs,
+        host=_host(sampler),
+        gpus=[_gpu(sampler, pos, track) for pos, track in enumerate(sampler.gpus)],
+        gpu_note=sampler.gpu_note,
+        framework_memory_peak=info.get("framework_memory_peak"),
+        sampler=_sampler_figures(sampler),
+        timeline=_timeline(sampler, sampler.started or 0.0),
+        signature=info.get("signature"),
+    )
+    report.notes = _notes(report, sampler)
+    report.findings = findings(report)
+    return report
+
+
+def _host(sampler) -> HostSummary:
+    h = sampler.host
+    return HostSummary(
+        cpu_system_mean=h["cpu_system"].mean,
+        cpu_system_p95=h["cpu_system"].quantile(0.95),
+        cpu_process_mean=h["cpu_process"].mean,
+        cpu_process_p95=h["cpu_process"].quantile(0.95),
+        rss_peak=h["rss"].peak,
+        ram_used_peak=h["ram_used"].peak,
+        ram_total=sampler.ram_total,
+        logical_cores=sampler.logical_cores,
+    )
+
+
+def _gpu(sampler, pos: int, track) -> GpuSummary:
+    s: dict[str, Series] = track.series
+    energy = sampler.energy_j_between(pos)
+    energy_source = "counter"
+    if energy is None and s["power_w"].count >= 2 and sampler.stopped and sampler.started:
+        # GPUs before Volta have no energy counter: mean power times duration is the best estimate.
+        energy, energy_source = s["power_w"].mean * (sampler.stopped - sampler.started), "estimated from power"
+    end = sampler.stopped or 0.0
+    gaps = [[g[0] - sampler.started, (g[1] if g[1] is not None else end) - sampler.started] for g in track.gaps]
+    readings = max(track.full_readings, 1)
+    return GpuSummary(
+        index=track.index,
+        name=track.name,
+        util_mean=s["util"].mean,
+        util_p95=s["util"].quantile(0.95),
+        util_source=track.util_source,
+        util_samples=s["util"].count,
+        memory_peak=s["memory_used"].peak,
+        memory_total=track.memory_total,
+        process_memory_peak=s["process_memory"].peak,
+        power_mean_w=s["power_w"].mean,
+        power_limit_w=track.power_limit_w,
+        energy_j=energy,
+        energy_source=energy_source if energy is not None else None,
+        temperature_max_c=s["temperature_c"].peak,
+        sm_clock_mean_mhz=s["sm_clock_mhz"].mean,
+        clock_events={reason: n / readings for reason, n in sorted(track.clock_events.items())},
+        throttled_fraction=max(
+            (n / readings for r, n in track.clock_events.items() if r in THROTTLING_REASONS), default=0.0
+        ),
+        readings=track.readings,
+        gaps=gaps,
+        gap_s=sum(b - a for a, b in gaps),
+    )
+
+
+def _sampler_figures(sampler) -> SamplerFigures:
+    duration = (sampler.stopped or 0.0) - (sampler.started or 0.0)
+    return SamplerFigures(
+        started=sampler.started,
+        stopped=sampler.stopped,
+        interval_s=sampler.interval,
+        ticks=sampler.ticks,
+        cpu_s=sampler.cpu_seconds,
+        stop_wait_s=sampler.stop_wait_s,
+        cost_pct_of_core=100.0 * sampler.cpu_seconds / duration if duration > 0 else None,
+        errors=list(sampler.errors),
+    )
+
+
+def _timeline(sampler, start: float) -> dict:
+    def rel(series: Series):
+        return [[round(t - start, 4), v] for t, v in series.points()]
+
+    return {
+        "host": {name: rel(series) for name, series in sampler.host.items()},
+        "gpus": [{name: rel(series) for name, series in t.series.items()} for t in sampler.gpus],
+        "epoch_ends": [round(t - start, 4) for t, _ in sampler.marks[1:-1]],
+    }
+
+
+def _notes(report: FitReport, sampler) -> list[str]:
+    notes = []
+    if report.gpu_note:
+        notes.append(f"No GPU columns: {report.gpu_note}.")
+    for gpu in report.gpus:
+        if gpu.gaps:
+            notes.append(
+                f"GPU {gpu.index}: no readings for {gpu.gap_s:.1f} s in {len(gpu.gaps)} gap(s) "
+                "(NVML stopped answering); training went on."
+            )
+    if sampler.errors:
+        notes.append(f"Sampler errors: {'; '.join(sampler.errors[:3])}")
+    if report.step is None and report.complete:
+        notes.append("Only one execution ran: no steady-state step time (the first step includes compilation).")
+    return notes

@@ -1,0 +1,128 @@
+"""The shapes that other code and people rely on: the public key set of a result, history files
+written by earlier versions, and imports that run one way."""
+
+import ast
+import json
+from pathlib import Path
+
+import pytest
+
+from colab_magic.history import HistoryView, read, select
+
+DATA = Path(__file__).parent / "data"
+PACKAGE = Path(__file__).parent.parent / "colab_magic"
+
+
+def keys(obj, prefix=""):
+    out = set()
+    if isinstance(obj, dict):
+        for k, v in obj.items():
+            path = f"{prefix}.{k}" if prefix else k
+            out.add(path)
+            if k not in ("timeline", "clock_events"):  # their keys depend on the data
+                out |= keys(v, path)
+    elif isinstance(obj, list) and obj:
+        out |= keys(obj[0], prefix + "[]")
+    return out
+
+
+@pytest.mark.keras
+def test_result_keeps_every_public_key(ip, tmp_path):
+    """to_dict() and --json gain keys, never lose them: the key set of a real --compare result, as
+    version 0.1.0 wrote it (tests/data/result_keys_v0.json), is all still there."""
+    ip.run_cell('''
+import numpy as np, keras
+x = np.random.default_rng(0).random((256, 8), dtype=np.float32)
+y = (x.sum(axis=1) > 4).astype("float32")
+model = keras.Sequential([keras.Input((8,)), keras.layers.Dense(16, activation="relu"), keras.layers.Dense(1)], name="tiny")
+model.compile(optimizer="sgd", loss="mse")
+''').raise_error()
+    ip.run_cell(f"%%timed_fit --compare --steps 6 -q -v R --history {tmp_path / 'runs.jsonl'}\n"
+                "model.fit(x, y, batch_size=32, epochs=2, verbose=0)").raise_error()
+    result = ip.user_ns["R"].to_dict()
+    json.dumps(result)
+    before = set(json.loads((DATA / "result_keys_v0.json").read_text()))
+    missing = before - keys(result)
+    assert not missing, sorted(missing)
+    (record,) = [r for r in read(tmp_path / "runs.jsonl")[0] if r["kind"] == "fit"]
+    old_record = json.loads((DATA / "history_v0.jsonl").read_text().splitlines()[0])
+    assert set(old_record) <= set(record)
+
+
+def test_history_written_by_version_0_1_reads_unchanged():
+    """A history file of today's format (two fits and a --compare run) lists and compares as it did."""
+    path = DATA / "history_v0.jsonl"
+    records, warnings = read(path)
+    assert len(records) == 3 and warnings == []
+    listing = HistoryView(str(path), records)
+    assert str(listing).replace(str(path), "HISTORY") + "\n" == (DATA / "history_v0_list.txt").read_text()
+    chosen, note = select(records, None)
+    side_by_side = HistoryView(str(path), chosen, compare=True, note=note)
+    assert str(side_by_side).replace(str(path), "HISTORY") + "\n" == (DATA / "history_v0_compare.txt").read_text()
+    assert [r["id"] for r in chosen] == ["80986aa6", "f3836a8f"]  # the user's fit beats the --compare run
+    assert "8.0x" in str(side_by_side)
+
+
+def package_imports() -> dict[str, set[str]]:
+    """Module -> the package modules it imports, anywhere in it (inside functions too)."""
+    graph = {}
+    for path in PACKAGE.glob("*.py"):
+        name = path.stem
+        found = set()
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.level == 1:
+                if node.module:
+                    found.add(node.module.split(".")[0])
+                else:
+                    found.update(alias.name for alias in node.names)
+            elif isinstance(node, ast.ImportFrom) and (node.module or "").startswith("colab_magic"):
+                found.add((node.module.split(".") + ["__init__"])[1])
+            elif isinstance(node, ast.Import):
+                found.update(a.name.split(".")[1] for a in node.names if a.name.startswith("colab_magic."))
+        graph[name] = found - {name}
+    return graph
+
+
+def test_imports_run_one_way():
+    graph = package_imports()
+    # nothing imports the magics but the extension's entry point
+    assert [m for m, deps in graph.items() if "magics" in deps] == ["__init__"]
+    # no cycle, counting imports inside functions
+    state: dict[str, int] = {}
+
+    def visit(module, trail):
+        if state.get(module) == 1:
+            raise AssertionError("import cycle: " + " -> ".join(trail + [module]))
+        if state.get(module) == 2:
+            return
+        state[module] = 1
+        for dep in sorted(graph.get(module, ())):
+            visit(dep, trail + [module])
+        state[module] = 2
+
+    for module in sorted(graph):
+        visit(module, [])
+
+
+VIEWS = ("fit_view", "history_view", "device_view", "drive_view", "plot")
+
+
+def test_views_import_only_types_and_tables():
+    graph = package_imports()
+    for view in VIEWS:
+        assert graph[view] <= {"parts", "tables"}, (view, graph[view])
+
+
+def test_imports_inside_functions_are_heavy_dependencies_or_the_lazy_entry_points():
+    """Inside functions: Keras, TensorFlow, JAX, torch, matplotlib and the like; package modules only
+    in magics (loaded with the extension, it imports the core when a magic first runs) and __init__."""
+    heavy = {"keras", "tensorflow", "jax", "torch", "matplotlib", "google", "tqdm", "pynvml", "IPython"}
+    for path in PACKAGE.glob("*.py"):
+        tree = ast.parse(path.read_text())
+        for fn in [n for n in ast.walk(tree) if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))]:
+            for node in ast.walk(fn):
+                if isinstance(node, ast.ImportFrom) and node.level == 1:
+                    assert path.stem in ("magics", "__init__"), f"{path.name}: from .{node.module} inside {fn.name}"
+                elif isinstance(node, (ast.Import, ast.ImportFrom)) and not (isinstance(node, ast.ImportFrom) and node.level):
+                    names = [node.module] if isinstance(node, ast.ImportFrom) else [a.name for a in node.names]
+                    assert all(n.split(".")[0] in heavy for n in names), f"{path.name}: import {names} inside {fn.name}"
