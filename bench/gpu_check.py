@@ -261,7 +261,7 @@ def main() -> int:
               f"{g.power_mean_w:.1f} W vs {ind['power_mean_w']:.1f} W")
         # The report's energy covers the sampler's window; integrate the monitor's own power
         # readings over that same window for an independent figure.
-        start_wall, stop_wall = ip.user_ns["R"][0].sampler.get("started"), ip.user_ns["R"][0].sampler.get("stopped")
+        start_wall, stop_wall = ip.user_ns["R"][0].sampler.started, ip.user_ns["R"][0].sampler.stopped
         ind_energy = mon.energy_j_between(start_wall, stop_wall) if start_wall and stop_wall else None
         check("energy agrees with independent power readings over the same window (within 10%)",
               close(g.energy_j, ind_energy, 0.10),

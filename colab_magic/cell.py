@@ -11,6 +11,7 @@ from .comparison import CompareOptions, compare_fit, devices_to_compare, steps_f
 from .environment import detect
 from .fit_hook import FitInterceptor
 from .input_check import input_wait
+from .mfu import measure
 from .report import TimedFitResult
 from .run_summary import RunSummary
 from .sampler import DEFAULT_INTERVAL
@@ -59,6 +60,7 @@ def time_cell(execute, interval: float = DEFAULT_INTERVAL, compare: CompareOptio
         result.notes.append("Keras is not installed, so no fit could be timed (pip install keras).")
         return result, value, error
     result.notes.extend(interceptor.errors)
+    _measure_compute(result, interceptor.captured)
     if error is None and input_check != "off":
         _check_inputs(result, interceptor.captured, input_check == "on", interval)
     if compare is not None and interceptor.captured:
@@ -72,6 +74,18 @@ def time_cell(execute, interval: float = DEFAULT_INTERVAL, compare: CompareOptio
     if history_path is not None and result.reports:
         _record(result, history_path, runtime)
     return result, value, error
+
+
+def _measure_compute(result, captured) -> None:
+    for cap in captured:
+        if cap.report is None:
+            continue
+        try:
+            measure(cap.report, cap.model, cap.arguments)
+        except Exception as exc:  # noqa: BLE001 - the count is ours; the user's fit is done
+            result.notes.append(f"FLOPs could not be counted: {type(exc).__name__}: {exc}")
+            continue
+        cap.report.findings = findings(cap.report)
 
 
 def _check_inputs(result, captured, forced: bool, interval: float) -> None:

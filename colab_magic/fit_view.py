@@ -39,6 +39,8 @@ def fmt_s(seconds: float | None) -> str:
 def _fit_tables(r, count: int) -> list[Table]:
     title = f"Fit {r.index} of {count}: " if count > 1 else "Fit: "
     title += f"{r.model} on {r.device or 'unknown device'} (Keras backend {r.backend})"
+    if r.mfu is not None:
+        title += f", MFU {100 * r.mfu:.1f}%"
     if not r.complete:
         title += f" - INCOMPLETE ({r.error})"
     out = [_hardware(r, title), _training(r), _per_epoch(r)]
@@ -59,7 +61,7 @@ def _hardware(r, title: str) -> Table:
         row(
             "utilisation mean / p95",
             f"{fmt(h.cpu_system_mean, '.0f', '%')} / {fmt(h.cpu_system_p95, '.0f', '%')} of {h.logical_cores} cores",
-            lambda g: f"{fmt(g.util_mean, '.0f', '%')} / {fmt(g.util_p95, '.0f', '%')} ({g.util_source})",
+            lambda g: f"{fmt(g.util_mean, '.0f', '%')} / {fmt(g.util_p95, '.0f', '%')} of the time a kernel ran ({g.util_source})",
         ),
         row(
             "this process",
@@ -76,6 +78,9 @@ def _hardware(r, title: str) -> Table:
         rows.append(row("framework peak", "", lambda g: fmt_bytes(r.framework_memory_peak) if g.index == 0 else ""))
     if r.gpus:
         rows += [
+            row("SMs busy / occupancy (GPM)", NA, _sm_activity),
+            row("tensor cores / DRAM (GPM)", NA, lambda g: "" if g.gpm_note else
+                f"{fmt(g.tensor_activity_pct, '.1f', '%')} active / {fmt(g.dram_bw_pct, '.0f', '%')} of bandwidth"),
             row("power mean / limit", NA, lambda g: f"{fmt(g.power_mean_w, '.0f', ' W')} / {fmt(g.power_limit_w, '.0f', ' W')}"),
             row("energy", NA, _energy),
             row("temperature max", NA, lambda g: fmt(g.temperature_max_c, ".0f", " °C")),
@@ -89,6 +94,13 @@ def _hardware(r, title: str) -> Table:
         f"sampler cost {fmt(cost, '.2f', '%')} of one core."
     )
     return Table(title, rows, header, notes)
+
+
+def _sm_activity(g) -> str:
+    if g.gpm_note:
+        return f"not read: {g.gpm_note}"
+    text = f"{fmt(g.sm_activity_pct, '.0f', '%')} / {fmt(g.sm_occupancy_pct, '.0f', '%')}"
+    return text + (f" ({g.gpm_failures} readings failed)" if g.gpm_failures else "")
 
 
 def _energy(g) -> str:
@@ -130,8 +142,29 @@ def _training(r) -> Table:
         val = sum(e.val_s for e in closed) / len(closed)
         rows.append(["epoch time", f"mean {fmt_s(mean_epoch)}" + (f" (validation {fmt_s(val)})" if val else "")])
     rows.append(["samples/s", fmt(r.samples_per_s, ",.0f")])
+    if r.flops_per_step is not None:
+        rows.append(["compute", _compute(r)])
     rows.append(["fit wall time", fmt_s(r.wall_s)])
-    return Table("Training", rows)
+    notes = [f"FLOPs: {r.flops_note}."] if r.flops_note else []
+    return Table("Training", rows, notes=notes)
+
+
+def _compute(r) -> str:
+    text = f"{_flops(r.flops_per_step)}/step by {r.flops_method}"
+    if r.achieved_flops_per_s is not None:
+        text += f"; {_flops(r.achieved_flops_per_s)}/s from the mean step"
+    if r.mfu is not None:
+        text += f"; MFU {100 * r.mfu:.1f}% of the {r.peak_basis}"
+    elif r.peak_basis:
+        text += f"; {r.peak_basis}"
+    return text
+
+
+def _flops(n: float) -> str:
+    for unit, size in (("PFLOP", 1e15), ("TFLOP", 1e12), ("GFLOP", 1e9), ("MFLOP", 1e6)):
+        if n >= size:
+            return f"{n / size:.3g} {unit}"
+    return f"{n:.3g} FLOP"
 
 
 def _per_epoch(r) -> Table:

@@ -135,3 +135,27 @@ def framework_memory_peak(backend: str, device: str | None) -> int | None:
     except Exception:  # the framework doesn't offer it here: not a failure of the run
         return None
     return None
+
+
+def tf32_enabled(backend: str) -> bool:
+    """Whether float32 matrix products may run as TF32 on tensor cores (Ampere and newer) under this
+    backend's settings: TensorFlow and JAX do by default (JAX's was seen on an H100: float32 Dense
+    layers at 3.8x the FP32 peak, bench/results/gpm_probe_h100_run1.txt); PyTorch does not for
+    matrix products unless torch.backends.cuda.matmul.allow_tf32 is set."""
+    try:
+        if backend == "tensorflow" and "tensorflow" in sys.modules:
+            return bool(sys.modules["tensorflow"].config.experimental.is_tensor_float_32_execution_enabled())
+        if backend == "jax" and "jax" in sys.modules:
+            precision = sys.modules["jax"].config.jax_default_matmul_precision
+            return precision in (None, "default", "fastest", "bfloat16", "tensorfloat32", "bfloat16_3x")
+        if backend == "torch" and "torch" in sys.modules:
+            return bool(sys.modules["torch"].backends.cuda.matmul.allow_tf32)
+    except Exception:  # noqa: BLE001 - a framework that does not say: assume the strict default
+        return False
+    return False
+
+
+def compute_dtype(model) -> str:
+    """The dtype a Keras model computes in: "float32", "float16" (mixed_float16) or "bfloat16"."""
+    policy = getattr(model, "dtype_policy", None)
+    return str(getattr(policy, "compute_dtype", None) or "float32")

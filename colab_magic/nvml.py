@@ -266,3 +266,88 @@ def energy_mj(index: int) -> int | None:
     """The GPU's energy counter in millijoules since the driver loaded (Volta and newer)."""
     handle = _handle(index)
     return _call("nvmlDeviceGetTotalEnergyConsumption", handle) if handle is not None else None
+
+
+# --- GPM (GPU Performance Monitoring, Hopper and newer) -----------------------------------------
+# What the SMs and tensor cores actually did, from two samples of the GPU's own counters: no daemon
+# and no admin rights (checked on an H100: bench/results/gpm_probe_h100_run1.txt). One reading (a
+# sample and the metrics between two) cost about 1 ms there.
+GPM_METRICS = {
+    "sm_activity_pct": "NVML_GPM_METRIC_SM_UTIL",  # share of SMs busy, averaged over time
+    "sm_occupancy_pct": "NVML_GPM_METRIC_SM_OCCUPANCY",  # resident warps of the maximum
+    "tensor_activity_pct": "NVML_GPM_METRIC_ANY_TENSOR_UTIL",  # SMs doing any tensor-core work
+    "dram_bw_pct": "NVML_GPM_METRIC_DRAM_BW_UTIL",  # memory bandwidth of the maximum
+}
+_GPM_FUNCTIONS = ("nvmlGpmQueryDeviceSupport", "nvmlGpmSampleAlloc", "nvmlGpmSampleGet", "nvmlGpmMetricsGet",
+                  "nvmlGpmSampleFree")
+
+
+def gpm_unavailable(index: int) -> str | None:
+    """Why GPM cannot be read on this GPU, or None when it can."""
+    pynvml = _pynvml
+    if pynvml is None:
+        return reason() or "NVML is not running"
+    if not all(hasattr(pynvml, f) for f in _GPM_FUNCTIONS) or not hasattr(pynvml, "c_nvmlGpmMetricsGet_t"):
+        return "this nvidia-ml-py has no GPM calls (pip install -U nvidia-ml-py)"
+    handle = _handle(index)
+    if handle is None:
+        return "the GPU did not answer"
+    mig = _call("nvmlDeviceGetMigMode", handle)
+    if mig and mig[0]:
+        return "MIG mode is on (GPM is per MIG instance, not read here)"
+    support = _call("nvmlGpmQueryDeviceSupport", handle)
+    if support is None or not getattr(support, "isSupportedDevice", 0):
+        return "this GPU has no GPM (Hopper or newer, with a recent driver)"
+    return None
+
+
+def gpm_sample(index: int):
+    """A GPM sample of the GPU's counters now, or None (then nothing is left to free)."""
+    pynvml, handle = _pynvml, _handle(index)
+    if pynvml is None or handle is None:
+        return None
+    try:
+        sample = pynvml.nvmlGpmSampleAlloc()
+    except pynvml.NVMLError:
+        return None
+    try:
+        pynvml.nvmlGpmSampleGet(handle, sample)
+    except pynvml.NVMLError:
+        gpm_free(sample)
+        return None
+    return sample
+
+
+def gpm_metrics(first, second) -> dict[str, float | None] | None:
+    """GPM_METRICS between two samples (percent), a metric the GPU refuses as None; None when the
+    call itself fails."""
+    pynvml = _pynvml
+    if pynvml is None or first is None or second is None:
+        return None
+    names = [(key, getattr(pynvml, const, None)) for key, const in GPM_METRICS.items()]
+    names = [(key, metric_id) for key, metric_id in names if metric_id is not None]
+    request = pynvml.c_nvmlGpmMetricsGet_t()
+    request.version = pynvml.NVML_GPM_METRICS_GET_VERSION
+    request.numMetrics = len(names)
+    request.sample1, request.sample2 = first, second
+    for i, (_, metric_id) in enumerate(names):
+        request.metrics[i].metricId = metric_id
+    try:
+        pynvml.nvmlGpmMetricsGet(request)
+    except pynvml.NVMLError:
+        return None
+    out: dict[str, float | None] = dict.fromkeys(GPM_METRICS)
+    for i, (key, _) in enumerate(names):
+        metric = request.metrics[i]
+        out[key] = float(metric.value) if metric.nvmlReturn == 0 else None
+    return out
+
+
+def gpm_free(sample) -> None:
+    pynvml = _pynvml
+    if pynvml is None or sample is None:
+        return
+    try:
+        pynvml.nvmlGpmSampleFree(sample)
+    except pynvml.NVMLError:
+        pass

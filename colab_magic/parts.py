@@ -90,6 +90,14 @@ class GpuSummary(Part):
     readings: int
     gaps: list[list[float]]  # [start, end] in seconds since the fit began, where NVML did not answer
     gap_s: float
+    # GPM (Hopper and newer), over the fit: what the SMs and tensor cores did, in percent
+    gpm_note: str | None = None  # why GPM was not read; None when it was
+    sm_activity_pct: float | None = None  # SMs busy (not just "a kernel ran"): 80+ is good use, <50 poor
+    sm_occupancy_pct: float | None = None  # resident warps of the maximum
+    tensor_activity_pct: float | None = None  # SMs doing tensor-core work
+    dram_bw_pct: float | None = None  # memory bandwidth of the maximum
+    gpm_readings: int = 0
+    gpm_failures: int = 0  # readings that failed: gaps in the GPM series
 
     @property
     def label(self) -> str:

@@ -29,12 +29,14 @@ def figure(report):
     tl = report.timeline or {}
     for n, series in enumerate(tl.get("gpus", [])):
         label = f"GPU {report.gpus[n].index}" if n < len(report.gpus) else f"GPU {n}"
-        _line(util, series.get("util"), label)
+        _line(util, series.get("util"), f"{label} kernel running")
+        _line(util, series.get("sm_activity_pct"), f"{label} SMs busy (GPM)")
+        _line(util, series.get("tensor_activity_pct"), f"{label} tensor cores (GPM)")
         _line(mem, series.get("memory_used"), label, scale=1 / 2**30)
     host = tl.get("host", {})
     _line(cpu, host.get("cpu_system"), "system (all cores)")
     _line(cpu, host.get("cpu_process"), "this process (% of one core)")
-    util.set_ylabel("GPU busy %")
+    util.set_ylabel("GPU %")
     mem.set_ylabel("GPU memory GiB")
     cpu.set_ylabel("CPU %")
     cpu.set_xlabel("seconds since the fit began")

@@ -42,6 +42,16 @@ class FitReport:
     signature: ModelSignature | None = None  # the model's identity in the history
     findings: list[Finding] = field(default_factory=list)  # verdicts, most important first
     input_wait: InputWait | None = None  # the input check, where it ran
+    # What the steps computed: FLOPs per training step (3 x forward by convention, or XLA's count),
+    # FLOP/s from the mean step, and the model FLOPs utilisation against the GPU's datasheet peak
+    flops_per_step: float | None = None
+    flops_method: str | None = None
+    achieved_flops_per_s: float | None = None
+    peak_flops_per_s: float | None = None
+    mfu: float | None = None  # 0-1; None where the peak is unknown (and on the CPU)
+    compute_dtype: str | None = None  # "float32", "float16", "bfloat16"
+    peak_basis: str | None = None  # which peak, and why
+    flops_note: str | None = None
 
     @property
     def device_gpu(self) -> GpuSummary | None:

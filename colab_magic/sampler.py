@@ -29,6 +29,9 @@ DEFAULT_INTERVAL = 0.5
 SLOW_EVERY = 2
 
 
+GPM_SERIES = tuple(nvml.GPM_METRICS)  # sm_activity_pct, sm_occupancy_pct, tensor_activity_pct, dram_bw_pct
+
+
 @dataclass
 class GpuTrack:
     index: int
@@ -43,9 +46,17 @@ class GpuTrack:
     full_readings: int = 0  # readings that included the slow metrics (clock events among them)
     gaps: list[list[float]] = field(default_factory=list)  # [start, end] in wall time
     last_sample_us: int = 0
+    # GPM: why it is not read (None when it is); the fit's first and the latest sample; the metrics
+    # between the first and the last sample (the whole window, exact); readings and failed readings
+    gpm_note: str | None = None
+    gpm_first: object = None
+    gpm_last: object = None
+    gpm_window: dict | None = None
+    gpm_readings: int = 0
+    gpm_failures: int = 0
 
     def __post_init__(self):
-        names = ("util", "memory_used", "process_memory", "power_w", "temperature_c", "sm_clock_mhz")
+        names = ("util", "memory_used", "process_memory", "power_w", "temperature_c", "sm_clock_mhz") + GPM_SERIES
         self.series = {name: Series(self.capacity) for name in names}
 
 
@@ -123,6 +134,7 @@ class Sampler:
         finally:
             if self.stopped is None:
                 self.stopped = time.time()
+            self._close_gpm()
             if self._nvml:
                 self._nvml = False
                 nvml.stop()
@@ -142,6 +154,11 @@ class Sampler:
             self.gpu_note = nvml.reason()
         for track in self.gpus:
             track.last_sample_us = int(self.started * 1e6)
+            track.gpm_note = nvml.gpm_unavailable(track.index)
+            if track.gpm_note is None:
+                track.gpm_first = track.gpm_last = nvml.gpm_sample(track.index)
+                if track.gpm_first is None:
+                    track.gpm_note = "the first GPM sample failed"
         self.mark()
         self._fill_marks()
         self.ready.set()
@@ -220,10 +237,39 @@ class Sampler:
         s["sm_clock_mhz"].add(now, reading["sm_clock_mhz"])
         for reason in reading["clock_events"] or ():
             track.clock_events[reason] = track.clock_events.get(reason, 0) + 1
+        if track.gpm_first is not None:
+            self._sample_gpm(track, now)
         procs = nvml.processes(track.index)
         if procs is not None:
             mine = [used for pid, used in procs if pid == self._pid and used is not None]
             s["process_memory"].add(now, float(sum(mine)) if mine else 0.0)
+
+    def _sample_gpm(self, track: GpuTrack, now: float) -> None:
+        """A GPM reading since the previous one (once a second: about 1 ms of NVML each). A failed
+        sample is a gap in the series; the whole-window figure still comes from the first and the
+        last good samples."""
+        current = nvml.gpm_sample(track.index)
+        metrics = nvml.gpm_metrics(track.gpm_last, current) if current is not None else None
+        if metrics is None:
+            track.gpm_failures += 1
+            nvml.gpm_free(current)
+            return
+        track.gpm_readings += 1
+        for key in GPM_SERIES:
+            track.series[key].add(now, metrics.get(key))
+        if track.gpm_last is not track.gpm_first:
+            nvml.gpm_free(track.gpm_last)
+        track.gpm_last = current
+
+    def _close_gpm(self) -> None:
+        for track in self.gpus:
+            if track.gpm_first is None:
+                continue
+            if track.gpm_last is not track.gpm_first:
+                track.gpm_window = nvml.gpm_metrics(track.gpm_first, track.gpm_last)
+                nvml.gpm_free(track.gpm_last)
+            nvml.gpm_free(track.gpm_first)
+            track.gpm_first = track.gpm_last = None
 
     # --- results --------------------------------------------------------------------------------
     def energy_j_between(self, gpu_pos: int, start: int = 0, end: int = -1) -> float | None:

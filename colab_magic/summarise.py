@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from .parts import THROTTLING_REASONS, Epoch, GpuSummary, HostSummary, SamplerFigures
 from .report import FitReport
+from .sampler import GPM_SERIES
 from .stats import Series
 from .verdicts import findings
 
@@ -110,7 +111,20 @@ def _gpu(sampler, pos: int, track) -> GpuSummary:
         readings=track.readings,
         gaps=gaps,
         gap_s=sum(b - a for a, b in gaps),
+        gpm_note=track.gpm_note,
+        gpm_readings=track.gpm_readings,
+        gpm_failures=track.gpm_failures,
+        **_gpm_figures(track),
     )
+
+
+def _gpm_figures(track) -> dict:
+    """The whole fit's GPM figures: between its first and last samples where both were read (exact),
+    else the mean of the readings taken."""
+    if track.gpm_note is not None:
+        return {}
+    window = track.gpm_window or {}
+    return {key: window.get(key) if window.get(key) is not None else track.series[key].mean for key in GPM_SERIES}
 
 
 def _sampler_figures(sampler) -> SamplerFigures:

@@ -7,6 +7,7 @@ tested on synthetic reports as well as on real fits.
 
 from __future__ import annotations
 
+from . import peaks
 from .parts import Finding
 
 IDLE_PCT = 5.0  # mean GPU utilisation below this: the GPU did nothing to speak of
@@ -16,6 +17,15 @@ THROTTLED_SHARE = 0.10  # share of readings with a throttling clock-event reason
 MEMORY_FULL = 0.95  # share of GPU memory in use at the peak
 COMPILE_SHARE = 0.30  # share of a short fit spent in its first (compiling) step
 SHORT_FIT_S = 60.0
+# DCGM's guidance for SM activity: 80% or more is good use; under 50% the GPU is likely used ineffectively.
+SM_ACTIVITY_LOW = 50.0
+KERNELS_MOSTLY_RUNNING = 50.0  # NVML utilisation: a kernel ran at least this share of the time
+TENSOR_IDLE_PCT = 1.0  # GPM tensor activity below this: the tensor cores did nothing to speak of
+BUSY_PCT = 20.0  # a GPU this busy does enough work for its precision to matter
+MIXED_PRECISION_FIX = (
+    "keras.mixed_precision.set_global_policy('mixed_float16') before building the model "
+    "('mixed_bfloat16' on Ampere or newer), with the last layer in float32 (dtype='float32')"
+)
 # TensorFlow Profiler's thresholds for the share of a step spent waiting for input.
 HIGHLY_INPUT_BOUND = 0.20
 MODERATELY_INPUT_BOUND = 0.05
@@ -151,6 +161,43 @@ def dispatch_bound(r) -> Finding | None:
     )
 
 
+def sms_idle(r) -> Finding | None:
+    """Kernels run most of the time, yet most SMs sit idle: each kernel is too small for the GPU."""
+    gpu = r.device_gpu
+    if gpu is None or gpu.util_mean is None or gpu.sm_activity_pct is None:
+        return None
+    if gpu.util_mean < KERNELS_MOSTLY_RUNNING or gpu.sm_activity_pct >= SM_ACTIVITY_LOW:
+        return None
+    occupancy = f" (SM occupancy {gpu.sm_occupancy_pct:.0f}%)" if gpu.sm_occupancy_pct is not None else ""
+    return Finding(
+        "sms_idle",
+        "Kernels too small for this GPU: most of its SMs sat idle",
+        f"a kernel was running {gpu.util_mean:.0f}% of the time, but on average only {gpu.sm_activity_pct:.0f}% "
+        f"of {gpu.label}'s SMs were busy{occupancy}",
+        "a larger batch (or wider layers), so that each kernel fills the GPU",
+    )
+
+
+def tensor_cores_idle(r) -> Finding | None:
+    """A float32 model on a GPU whose tensor cores it does not use."""
+    gpu = r.device_gpu
+    peak = peaks.find(gpu.name) if gpu is not None else None
+    if peak is None or peak.fp16 is None or r.compute_dtype != "float32":
+        return None
+    if gpu.util_mean is None or gpu.util_mean < BUSY_PCT:
+        return None  # an idle GPU has other problems first
+    if gpu.tensor_activity_pct is not None:
+        if gpu.tensor_activity_pct >= TENSOR_IDLE_PCT:
+            return None
+        evidence = f"tensor-core activity {gpu.tensor_activity_pct:.1f}% (GPM) while a kernel ran {gpu.util_mean:.0f}% of the time"
+    elif peak.tf32 is None:
+        evidence = (f"float32 on {gpu.label}, which has no TF32: its {peak.fp32:g} TFLOP/s FP32 units do the work "
+                    f"beside {peak.fp16:g} TFLOP/s of FP16 tensor cores")
+    else:
+        return None  # TF32 may be in use, and without GPM it cannot be told apart
+    return Finding("tensor_cores_idle", "Tensor cores idle: the model computes in float32", evidence, MIXED_PRECISION_FIX)
+
+
 def compile_dominates(r) -> Finding | None:
     if not r.first_step_s or not r.wall_s or r.wall_s > SHORT_FIT_S or r.first_step_s < COMPILE_SHARE * r.wall_s:
         return None
@@ -164,7 +211,8 @@ def compile_dominates(r) -> Finding | None:
 
 
 # In order of importance: at most MAX_FINDINGS are shown.
-RULES = (gpu_unused, idle_gpus, input_bound, throttled, memory, dispatch_bound, compile_dominates)
+RULES = (gpu_unused, idle_gpus, input_bound, throttled, memory, dispatch_bound, sms_idle, tensor_cores_idle,
+         compile_dominates)
 
 
 def findings(report) -> list[Finding]:

@@ -21,6 +21,13 @@ NVML_ERROR_DRIVER_NOT_LOADED = 9
 NVML_ERROR_LIBRARY_NOT_FOUND = 12
 NVML_ERROR_GPU_IS_LOST = 15
 NVML_ERROR_UNKNOWN = 999
+# GPM metric ids and the request version, as nvml.h numbers them
+NVML_GPM_METRIC_SM_UTIL = 2
+NVML_GPM_METRIC_SM_OCCUPANCY = 3
+NVML_GPM_METRIC_ANY_TENSOR_UTIL = 5
+NVML_GPM_METRIC_DRAM_BW_UTIL = 10
+NVML_GPM_METRICS_GET_VERSION = 1
+NVML_GPM_METRIC_MAX = 98
 
 _MESSAGES = {
     NVML_ERROR_UNINITIALIZED: "Uninitialized",
@@ -61,6 +68,9 @@ class FakeGpu:
     processes: list = field(default_factory=list)  # [(pid, used bytes)]
     unsupported: set = field(default_factory=set)  # names of nvml functions that raise NotSupported
     lost: bool = False
+    # GPM: metric id -> percent between any two samples; None for a GPU without GPM (before Hopper)
+    gpm: dict | None = None
+    gpm_fail: bool = False  # nvmlGpmSampleGet raises (a GPU that stops answering GPM mid-run)
     created: float = field(default_factory=time.time)
     energy_base_mj: int = 1_000_000
 
@@ -78,6 +88,7 @@ class FakeNvml:
         self.shutdown_calls = 0
         self.calls: dict[str, int] = {}
         self.lock = threading.Lock()
+        self.gpm_live = 0  # GPM samples allocated and not yet freed
         self.module = self._build()
 
     def _build(self):
@@ -88,6 +99,7 @@ class FakeNvml:
                 setattr(m, name, value)
         m.NVMLError = NVMLError
         m.NVML_GPU_UTILIZATION_SAMPLES = 1
+        m.c_nvmlGpmMetricsGet_t = GpmMetricsGet
         for name in dir(self):
             if name.startswith("nvml"):
                 setattr(m, name, getattr(self, name))
@@ -201,8 +213,70 @@ class FakeNvml:
         return 1, samples  # 1 = NVML_VALUE_TYPE_UNSIGNED_INT
 
 
+    # --- GPM -------------------------------------------------------------------------------------
+    def nvmlGpmQueryDeviceSupport(self, h):
+        g = self._gpu(h, "nvmlGpmQueryDeviceSupport")
+        return types.SimpleNamespace(version=1, isSupportedDevice=int(g.gpm is not None))
+
+    def nvmlGpmSampleAlloc(self):
+        with self.lock:
+            self.gpm_live += 1
+        return types.SimpleNamespace(gpu=None, t=None)
+
+    def nvmlGpmSampleFree(self, sample):
+        with self.lock:
+            self.gpm_live -= 1
+
+    def nvmlGpmSampleGet(self, h, sample):
+        g = self._gpu(h, "nvmlGpmSampleGet")
+        if g.gpm is None:
+            raise NVMLError(NVML_ERROR_NOT_SUPPORTED)
+        if g.gpm_fail:
+            raise NVMLError(NVML_ERROR_UNKNOWN)
+        sample.gpu, sample.t = h, time.time()
+        return sample
+
+    def nvmlGpmMetricsGet(self, request):
+        if request.version != NVML_GPM_METRICS_GET_VERSION:
+            raise NVMLError(NVML_ERROR_UNKNOWN)
+        first, second = request.sample1, request.sample2
+        if first.t is None or second.t is None or first.gpu != second.gpu:
+            raise NVMLError(NVML_ERROR_UNKNOWN)
+        g = self._gpu(first.gpu, "nvmlGpmMetricsGet")
+        for metric in request.metrics[: request.numMetrics]:
+            value = g.gpm.get(metric.metricId)
+            metric.nvmlReturn = NVML_SUCCESS if value is not None else NVML_ERROR_NOT_SUPPORTED
+            metric.value = float(value) if value is not None else 0.0
+        return request
+
+
+class GpmMetricsGet:
+    """pynvml's c_nvmlGpmMetricsGet_t: the request nvmlGpmMetricsGet fills in."""
+
+    def __init__(self):
+        self.version = 0
+        self.numMetrics = 0
+        self.sample1 = self.sample2 = None
+        self.metrics = [types.SimpleNamespace(metricId=0, nvmlReturn=0, value=0.0) for _ in range(NVML_GPM_METRIC_MAX)]
+
+
 def a100(**kw) -> FakeGpu:
     return FakeGpu(**kw)
+
+
+def h100(**kw) -> FakeGpu:
+    """A Hopper GPU with GPM: the SMs 40% active, occupancy 20%, tensor cores 25%, DRAM 30%."""
+    defaults = dict(
+        name="NVIDIA H100 80GB HBM3",
+        uuid="GPU-22222222-2222-2222-2222-222222222222",
+        memory_total=80 * 2**30,
+        power_limit_mw=700_000,
+        capability=(9, 0),
+        gpm={NVML_GPM_METRIC_SM_UTIL: 40.0, NVML_GPM_METRIC_SM_OCCUPANCY: 20.0,
+             NVML_GPM_METRIC_ANY_TENSOR_UTIL: 25.0, NVML_GPM_METRIC_DRAM_BW_UTIL: 30.0},
+    )
+    defaults.update(kw)
+    return FakeGpu(**defaults)
 
 
 def t4(**kw) -> FakeGpu:

@@ -3,7 +3,7 @@ import sys
 import pytest
 from IPython.core.error import UsageError
 
-from tests.fake_pynvml import a100, t4
+from tests.fake_pynvml import h100, t4
 
 pytest.importorskip("keras")
 pytest.importorskip("matplotlib")
@@ -19,14 +19,17 @@ def kip(ip):
 
 
 def test_figure_has_gpu_memory_and_cpu_panels_with_epochs_and_compile_marked(kip, fake_nvml):
-    fake_nvml([a100(), t4()])
+    fake_nvml([h100(), t4()])
     kip.run_cell(f"%%timed_fit -q --no-history --interval 0.02 -v R\n{CELL}").raise_error()
     r = kip.user_ns["R"]
     fig = r.plot()
     util, mem, cpu = fig.axes
-    assert [line.get_label() for line in util.get_lines() if not line.get_label().startswith("_")] == ["GPU 0", "GPU 1"]
+    labels = [line.get_label() for line in util.get_lines() if not line.get_label().startswith("_")]
+    # GPM lines only for the GPU that has GPM (the H100), none for the T4
+    assert labels == ["GPU 0 kernel running", "GPU 0 SMs busy (GPM)", "GPU 0 tensor cores (GPM)", "GPU 1 kernel running"]
     assert len(mem.get_lines()) >= 2 and len(cpu.get_lines()) >= 2
-    assert max(util.get_lines()[0].get_ydata()) == pytest.approx(87)  # the fake A100's utilisation
+    assert max(util.get_lines()[0].get_ydata()) == pytest.approx(87)  # the fake H100's utilisation
+    assert set(util.get_lines()[1].get_ydata()) == {40.0}  # its GPM SM activity
     dashed = [line for line in cpu.get_lines() if line.get_linestyle() == "--"]
     assert len(dashed) == len(r[0].timeline["epoch_ends"]) == 3
     assert len(cpu.patches) == 1  # the shaded first step
