@@ -9,7 +9,7 @@ import time
 from . import history
 from .comparison import CompareOptions, compare_fit, devices_to_compare, steps_for
 from .environment import detect
-from .fit_hook import FitInterceptor
+from .fit_hook import FitInterceptor, describe
 from .input_check import input_wait
 from .mfu import measure
 from .report import TimedFitResult
@@ -49,9 +49,9 @@ def time_cell(execute, interval: float = DEFAULT_INTERVAL, compare: CompareOptio
                 value = execute()
     except BaseException as exc:  # KeyboardInterrupt included: summarise what ran, then re-raise
         error = exc
-    described = None if error is None else f"{type(error).__name__}" + (f": {error}" if str(error) else "")
+    described = None if error is None else describe(error)
     result = TimedFitResult(
-        reports=interceptor.reports if interceptor else [],
+        reports=list(interceptor.reports) if interceptor else [],
         cell_s=time.perf_counter() - start,
         complete=error is None,
         error=described,
@@ -70,7 +70,7 @@ def time_cell(execute, interval: float = DEFAULT_INTERVAL, compare: CompareOptio
             try:
                 _compare_all(result, interceptor.captured, compare, interval, progress, history_path)
             except Exception as exc:  # noqa: BLE001 - a failed comparison must not fail the user's cell
-                result.notes.append(f"--compare failed: {type(exc).__name__}: {exc}")
+                result.notes.append(f"--compare failed: {describe(exc)}")
     if history_path is not None and result.reports:
         _record(result, history_path, runtime)
     return result, value, error
@@ -83,7 +83,7 @@ def _measure_compute(result, captured) -> None:
         try:
             measure(cap.report, cap.model, cap.arguments)
         except Exception as exc:  # noqa: BLE001 - the count is ours; the user's fit is done
-            result.notes.append(f"FLOPs could not be counted: {type(exc).__name__}: {exc}")
+            result.notes.append(f"FLOPs could not be counted: {describe(exc)}")
             continue
         cap.report.findings = findings(cap.report)
 
@@ -98,7 +98,7 @@ def _check_inputs(result, captured, forced: bool, interval: float) -> None:
         try:
             rep.input_wait = input_wait(cap, rep, interval)
         except Exception as exc:  # noqa: BLE001 - the check is ours; the user's cell succeeded
-            result.notes.append(f"The input check failed: {type(exc).__name__}: {exc}")
+            result.notes.append(f"The input check failed: {describe(exc)}")
             continue
         rep.findings = findings(rep)
 
@@ -134,7 +134,11 @@ def _no_gpu(comparison, user_report, history_path) -> None:
     comparison.notes.append(f"No GPU to compare with: {why}.")
     if history_path is None or user_report is None or not user_report.signature:
         return
-    records, _ = history.read(history_path)
+    try:
+        records, _ = history.read(history_path)
+    except history.HistoryError as exc:
+        comparison.notes.append(f"The run history could not be read for GPU runs of this model: {exc}")
+        return
     runs = [RunSummary.from_record(rec) for rec in records]
     latest = history.latest_per_device(runs, user_report.signature.id, lambda run: run.is_gpu)
     for run in latest:
@@ -157,5 +161,5 @@ def _record(result, path, runtime) -> None:
                 if run.report is not None:  # timed now (not a column brought in from the history)
                     history.append(run.to_record(env), path)
         result.history_path = str(path)
-    except OSError as exc:  # a full disk or a lost Drive must not cost the user their summary
+    except (OSError, ValueError, history.HistoryError) as exc:  # a full disk or a lost Drive must not cost the summary
         result.notes.append(f"Could not record this run in {path}: {exc}")

@@ -23,7 +23,7 @@ import time
 from dataclasses import dataclass
 
 from . import frameworks
-from .fit_hook import CapturedFit, time_fit_call
+from .fit_hook import CapturedFit, describe, time_fit_call
 from .run_summary import Comparison, RunSummary
 
 
@@ -203,10 +203,9 @@ def _head(data, n: int):
 
 
 def _is_clone_problem(exc: Exception) -> bool:
-    text = f"{type(exc).__name__} {exc}".lower()
+    text = describe(exc).lower()
     return any(word in text for word in ("get_config", "from_config", "clone", "not serializable", "notimplementederror"))
 
 
 def _one_line(exc: Exception) -> str:
-    text = str(exc).strip().splitlines()
-    return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
+    return describe(exc).splitlines()[0]

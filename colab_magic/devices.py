@@ -89,9 +89,13 @@ def collect(shell=None, import_frameworks: bool = False, disk_path: str | None =
     runtime = environment.detect(shell)
     with nvml.session() as ok:
         if ok:
-            gpus = [_gpu(i) for i in range(nvml.device_count())]
-            driver, cuda = nvml.driver_version(), nvml.cuda_driver_version()
-            error = None if gpus else "NVML found no NVIDIA GPU"
+            try:
+                gpus = [_gpu(i) for i in range(nvml.device_count())]
+                driver, cuda = nvml.driver_version(), nvml.cuda_driver_version()
+                error = None if gpus else "NVML found no NVIDIA GPU"
+            except Exception as exc:  # noqa: BLE001 - a misbehaving nvidia-ml-py: one line, not a traceback
+                gpus, driver, cuda = [], None, None
+                error = f"NVML answered in a way colab_magic cannot read ({type(exc).__name__})"
         else:
             gpus, driver, cuda, error = [], None, None, nvml.reason()
     found = frameworks.survey(include_unloaded=import_frameworks)

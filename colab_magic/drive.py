@@ -135,7 +135,10 @@ def _explain_colab_error(exc: Exception, root: Path, timeout_s: float) -> str:
 
 
 def _first_line(exc: Exception) -> str:
-    text = str(exc).strip() or type(exc).__name__
+    try:
+        text = str(exc).strip() or type(exc).__name__
+    except Exception:  # noqa: BLE001 - an exception whose text cannot be had
+        text = type(exc).__name__
     return text.splitlines()[0]
 
 
@@ -164,6 +167,8 @@ def _prepare(folder: Path) -> None:
         if not os.access(folder, os.W_OK | os.X_OK):
             raise DriveError(f"No permission to write in {folder}. Choose another folder with --local.")
         return
+    if folder.is_symlink():
+        raise DriveError(f"{folder} is a symbolic link that leads nowhere (or to itself). Choose another --local.")
     if folder.exists():
         raise DriveError(f"{folder} is a file, not a folder. Choose another path with --local.")
     if not folder.parent.is_dir():

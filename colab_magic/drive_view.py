@@ -5,7 +5,7 @@ from __future__ import annotations
 from .tables import fmt_bytes
 
 
-def mounted(mount, var: str) -> str:
+def mounted(mount, var: str, replaced: bool = False) -> str:
     if mount.mode == "colab":
         if mount.already:
             text = f"Google Drive is already mounted at {mount.root}."
@@ -17,7 +17,8 @@ def mounted(mount, var: str) -> str:
         text = f"{where}: the local folder {mount.mydrive} stands in for Google Drive (chosen by {mount.chosen_by})."
         if mount.runtime_kind == "kaggle":
             text += " On Kaggle, files that must outlive the session belong under /kaggle/working."
-    return f"{text} {var} = {str(mount.mydrive)!r}"
+    note = f" (this replaced the earlier value of {var})" if replaced else ""
+    return f"{text} {var} = {str(mount.mydrive)!r}{note}"
 
 
 def unmounted(was) -> str:

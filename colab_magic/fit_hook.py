@@ -13,7 +13,7 @@ import functools
 import inspect
 import sys
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from . import frameworks
 from .parts import ModelSignature
@@ -42,6 +42,11 @@ class FitInterceptor:
         self.captured: list[CapturedFit] = []
         self.errors: list[str] = []  # failures of our own bookkeeping, never the user's
         self._local = threading.local()
+        # Fits are numbered as they start, also in other threads; those still running when the cell
+        # ends are reported as such and their samplers stopped (nothing outlives the cell).
+        self._lock = threading.Lock()
+        self._started = 0
+        self._live: list[LiveFit] = []
 
     def __enter__(self):
         import keras
@@ -65,6 +70,11 @@ class FitInterceptor:
             del self._model.fit
         else:
             self._model.fit = self._own
+        with self._lock:
+            unfinished = [live for live in self._live if not live.done]
+        for live in unfinished:
+            live.abandon("still running in another thread when the cell ended")
+        self.reports.sort(key=lambda report: report.index)
         return False
 
     def _fit(self, original, signature, model, args, kwargs):
@@ -77,23 +87,63 @@ class FitInterceptor:
         except TypeError:
             return original(model, *args, **kwargs)  # let Keras word the error
         captured = _capture(model, bound.arguments, self.capture)
-        self.captured.append(captured)
+        with self._lock:
+            self._started += 1
+            index = self._started
+            self.captured.append(captured)
 
         def deliver(report, problem):
-            captured.report = report  # None when the report could not be built
-            if report is not None:
-                self.reports.append(report)
-            if problem:
-                self.errors.append(problem)
+            with self._lock:
+                captured.report = report  # None when the report could not be built
+                if report is not None:
+                    self.reports.append(report)
+                if problem:
+                    self.errors.append(problem)
+
+        def started(live):
+            with self._lock:
+                self._live.append(live)
 
         self._local.busy = True
         try:
-            return time_fit_call(original, bound, self.interval, len(self.reports) + 1, deliver)
+            return time_fit_call(original, bound, self.interval, index, deliver, on_start=started)
         finally:
             self._local.busy = False
 
 
-def time_fit_call(original, bound, interval: float, index: int, deliver, on_step=None, warmup_steps: int = 0):
+@dataclass
+class LiveFit:
+    """A fit being timed, so that the cell can report it if it is still running when the cell ends."""
+
+    index: int
+    model: object
+    arguments: dict
+    timer: object
+    sampler: object
+    deliver: object
+    done: bool = False
+    abandoned: bool = False
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def finish(self) -> bool:
+        """The fit ended: True when its report is still wanted."""
+        with self.lock:
+            self.done = True
+            return not self.abandoned
+
+    def abandon(self, reason: str) -> None:
+        """Stop its sampler and deliver what was measured so far, marked incomplete; what the fit
+        delivers when it does end is then ignored."""
+        with self.lock:
+            if self.done:
+                return
+            self.abandoned = True
+        self.sampler.stop()
+        _report(self.index, self.model, self.arguments, self.timer, self.sampler, reason, self.deliver)
+
+
+def time_fit_call(original, bound, interval: float, index: int, deliver, on_step=None, warmup_steps: int = 0,
+                  on_start=None):
     """Call ``original`` (an unpatched ``fit``) with ``bound`` arguments, timed and sampled.
 
     ``deliver(report, problem)`` gets the FitReport, also when fit raises (then marked incomplete),
@@ -107,16 +157,31 @@ def time_fit_call(original, bound, interval: float, index: int, deliver, on_step
     callbacks, detach = _attach(bound.arguments.get("callbacks"), timer, model)
     bound.arguments["callbacks"] = callbacks
     error = None
+    live = LiveFit(index, model, bound.arguments, timer, sampler, deliver)
     sampler.start()
+    if on_start is not None:
+        on_start(live)
     try:
         return original(*bound.args, **bound.kwargs)
     except BaseException as exc:
-        error = f"{type(exc).__name__}" + (f": {exc}" if str(exc) else "")
+        error = describe(exc)
         raise
     finally:
+        wanted = live.finish()
         detach()
         sampler.stop()
-        _report(index, model, bound.arguments, timer, sampler, error, deliver)
+        if wanted:
+            _report(index, model, bound.arguments, timer, sampler, error, deliver)
+
+
+def describe(exc: BaseException) -> str:
+    """"ValueError: text" for an exception, also when its own __str__ raises (the user's exception
+    must come through whatever it does)."""
+    try:
+        text = str(exc)
+    except Exception:  # noqa: BLE001
+        text = "(its message could not be read)"
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
 def _report(index, model, arguments, timer, sampler, error, deliver) -> None:
@@ -137,7 +202,7 @@ def _report(index, model, arguments, timer, sampler, error, deliver) -> None:
         }
         deliver(build_report(index, timer, sampler, info), None)
     except Exception as exc:  # noqa: BLE001
-        deliver(None, f"could not build the report: {type(exc).__name__}: {exc}")
+        deliver(None, f"could not build the report: {describe(exc)}")
 
 
 def model_signature(model, x=None) -> ModelSignature:

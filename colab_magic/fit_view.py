@@ -11,6 +11,8 @@ MAX_EPOCH_ROWS = 20  # a long run shows its first and last epochs
 def tables(result) -> list[Table]:
     if not result.reports:
         notes = [f"No Keras fit was seen in this cell (it ran in {fmt_s(result.cell_s)})."] + result.notes
+        if not result.complete:
+            notes.append(f"The cell stopped: {result.error}.")
         return [Table("%%timed_fit", [], notes=notes)]
     out = []
     for report in result.reports:

@@ -15,6 +15,7 @@ import json
 import os
 import platform
 import socket
+import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -41,8 +42,10 @@ def append(record: dict, path: Path) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     line = (json.dumps(record, separators=(",", ":"), default=str) + "\n").encode()
-    fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)  # read: the last byte
+    fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT | getattr(os, "O_NONBLOCK", 0), 0o644)  # read: the last byte
     try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise HistoryError(f"The run history {path} is not a regular file (a pipe or a device?).")
         if fcntl is not None:
             fcntl.flock(fd, fcntl.LOCK_EX)
         size = os.fstat(fd).st_size
@@ -60,25 +63,88 @@ def _write_all(fd: int, data: bytes) -> None:
         view = view[os.write(fd, view):]
 
 
+class HistoryError(Exception):
+    """A history path that cannot be read or written, in one line."""
+
+
+_TEXT_FIELDS = ("id", "time", "kind", "model", "device", "device_name", "signature_id", "backend")
+_NUMBER_FIELDS = ("batch_size", "steps_per_epoch", "total_steps", "step_median_s", "step_p90_s", "step_mean_s",
+                  "first_step_s", "epoch_mean_s", "projected_epoch_s", "samples_per_s", "gpu_util_mean",
+                  "cpu_util_mean")
+
+
+def is_record(value) -> bool:
+    """A run record, as far as every reader relies on: a dict whose known fields have their types."""
+    if not isinstance(value, dict):
+        return False
+    for key in _TEXT_FIELDS:
+        if value.get(key) is not None and not isinstance(value[key], str):
+            return False
+    for key in _NUMBER_FIELDS:
+        v = value.get(key)
+        if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float))):
+            return False
+    return all(value.get(key) is None or isinstance(value[key], dict) for key in ("env", "signature"))
+
+
 def read(path: Path) -> tuple[list[dict], list[str]]:
-    """All intact records, oldest first, and a warning per line that could not be read."""
+    """All valid records, oldest first, and one warning for the lines that are not (torn writes,
+    hand edits). A missing file is an empty history; one that cannot be read raises HistoryError.
+    Opening never blocks: a pipe or a device is refused, not read."""
     path = Path(path)
-    if not path.exists():
+    data = _read_regular_file(path)
+    if data is None:
         return [], []
-    records, warnings = [], []
-    lines = path.read_bytes().split(b"\n")
+    records, skipped = [], []
+    lines = data.split(b"\n")
     for number, raw in enumerate(lines, 1):
         if not raw.strip():
             continue
         try:
             record = json.loads(raw)
-        except ValueError:
-            what = "a torn last line" if number == len(lines) else f"line {number} (torn by an interrupted write)"
-            warnings.append(f"skipped {what} in {path}")
-            continue
-        if isinstance(record, dict):
+        except (ValueError, RecursionError):  # RecursionError: a line of thousands of nested brackets
+            record = None
+        if is_record(record):
             records.append(record)
-    return records, warnings
+        else:
+            skipped.append(number)
+    return records, _skipped_warning(path, skipped, len(lines))
+
+
+def _read_regular_file(path: Path) -> bytes | None:
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    except FileNotFoundError:
+        return None
+    except PermissionError:
+        raise HistoryError(f"No permission to read the run history {path}.") from None
+    except (OSError, ValueError) as exc:
+        raise HistoryError(f"Cannot open the run history {path}: {getattr(exc, 'strerror', None) or exc}.") from None
+    try:
+        mode = os.fstat(fd).st_mode
+        if stat.S_ISDIR(mode):
+            raise HistoryError(f"The run history {path} is a folder; give a file path (e.g. {path / 'runs.jsonl'}).")
+        if not stat.S_ISREG(mode):
+            raise HistoryError(f"The run history {path} is not a regular file (a pipe or a device?).")
+        with os.fdopen(fd, "rb") as fh:
+            fd = None
+            return fh.read()
+    except OSError as exc:
+        raise HistoryError(f"Cannot read the run history {path}: {exc.strerror or exc}.") from None
+    finally:
+        if fd is not None:
+            os.close(fd)
+
+
+def _skipped_warning(path: Path, skipped: list[int], line_count: int) -> list[str]:
+    if not skipped:
+        return []
+    if len(skipped) == 1:
+        number = skipped[0]
+        what = "a torn last line" if number == line_count else f"line {number} (torn by an interrupted write)"
+        return [f"skipped {what} in {path}"]
+    shown = ", ".join(map(str, skipped[:5])) + (", ..." if len(skipped) > 5 else "")
+    return [f"skipped {len(skipped)} lines in {path} that are not run records (torn writes or edits): lines {shown}"]
 
 
 def latest_per_device(runs: list[RunSummary], signature_id: str | None, keep=None) -> list[RunSummary]:

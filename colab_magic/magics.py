@@ -8,7 +8,11 @@ the magics, when one first runs: loading the extension imports no framework.
 from __future__ import annotations
 
 import ast
+import builtins
 import json
+import keyword
+import math
+import sys
 from pathlib import Path
 
 from IPython.core.error import UsageError
@@ -20,6 +24,7 @@ from . import drive, drive_view
 from .environment import detect, front_end
 
 DEFAULT_INTERVAL = 0.5  # seconds; the sampler's own default, repeated here to keep loading light
+MIN_INTERVAL, MAX_INTERVAL = 0.05, 3600.0  # below 50 ms the sampler costs a sizeable share of a core
 DEFAULT_COMPARE_STEPS = 35  # 1 compiling + 5 warm-up + 29 timed: about 0.35 s of the article's CNN on 2 vCPUs
 
 # The output flags every magic shares, as %timeit has them.
@@ -34,13 +39,54 @@ def output_flags(magic):
 
 
 def _show(result, args) -> None:
-    """The display half shared by the magics: ``-q`` silent, ``--json`` raw data, else rich output."""
+    """The display half shared by the magics: ``-q`` silent, ``--json`` raw data, else rich output.
+    A failure to show is one line on stderr: the result itself is kept (-o, -v)."""
     if args.quiet:
         return
-    if getattr(args, "json", False):
-        print(json.dumps(result.to_dict(), indent=2, default=str))
-    else:
-        display(result)
+    try:
+        if getattr(args, "json", False):
+            print(json.dumps(result.to_dict(), indent=2, default=str))
+        else:
+            display(result)
+    except Exception as exc:  # noqa: BLE001 - never a traceback from inside the package
+        print(f"colab_magic could not show the result ({type(exc).__name__}); it is kept in the result object.",
+              file=sys.stderr)
+
+
+def _parse(magic, line: str):
+    """parse_argstring, with unbalanced quotes as a one-line UsageError (shlex raises ValueError)."""
+    try:
+        return parse_argstring(magic, line)
+    except ValueError as exc:
+        raise UsageError(f"cannot read the arguments: {exc}") from None
+
+
+def _path(text: str | None, flag: str) -> Path | None:
+    """A path from a flag, checked before anything runs: no empty name, NUL byte or unencodable text,
+    and ~user expanded (or refused)."""
+    if text is None:
+        return None
+    text = _unquote(text)
+    if not text.strip():
+        raise UsageError(f"{flag} needs a path, not an empty string")
+    if "\0" in text:
+        raise UsageError(f"{flag}: a path cannot contain a NUL byte")
+    try:
+        text.encode(sys.getfilesystemencoding())
+    except UnicodeEncodeError:
+        raise UsageError(f"{flag}: the path has characters this file system cannot encode") from None
+    try:
+        return Path(text).expanduser()
+    except RuntimeError as exc:  # "Could not determine home directory" for ~nosuchuser
+        raise UsageError(f"{flag}: cannot expand {text.split('/')[0]!r} ({exc})") from None
+
+
+def _variable(name: str, flag: str) -> str:
+    if not name.isidentifier() or keyword.iskeyword(name):
+        raise UsageError(f"{flag} needs a Python variable name, not {name!r}")
+    if hasattr(builtins, name):
+        raise UsageError(f"{flag} {name} would hide Python's built-in {name!r}: choose another name")
+    return name
 
 
 @magics_class
@@ -55,7 +101,7 @@ class ColabMagics(Magics):
         Frameworks already imported (TensorFlow, Keras, JAX, torch) are asked which devices they
         see; a GPU that the hardware has but a framework misses gets a diagnosis with the fix.
         """
-        args = parse_argstring(self.device_info, line)
+        args = _parse(self.device_info, line)
         from .devices import collect
 
         info = collect(self.shell, import_frameworks=args.frameworks)
@@ -90,17 +136,21 @@ class ColabMagics(Magics):
         summary of what ran (marked incomplete), then is raised again.
         """
         __tracebackhide__ = True  # the user's traceback shows their cell, not this magic
-        args = parse_argstring(self.timed_fit, line)
-        if not args.interval > 0:
-            raise UsageError("--interval must be a positive number of seconds")
-        if args.variable is not None and not args.variable.isidentifier():
-            raise UsageError(f"-v needs a Python variable name, not {args.variable!r}")
+        args = _parse(self.timed_fit, line)
+        if not (math.isfinite(args.interval) and MIN_INTERVAL <= args.interval <= MAX_INTERVAL):
+            raise UsageError(f"--interval must be between {MIN_INTERVAL:g} and {MAX_INTERVAL:g} seconds")
+        if args.variable is not None:
+            _variable(args.variable, "-v")
         if args.steps < 2:
             raise UsageError("--steps must be at least 2 (the first step compiles and is kept apart)")
         if (args.devices or args.steps != DEFAULT_COMPARE_STEPS) and not args.compare:
             raise UsageError("--steps and --devices go with --compare")
         if args.history and args.no_history:
             raise UsageError("--history and --no-history don't go together")
+        history_path = None if args.no_history else _history_path(args.history)
+        plot_file = _path(args.plot_file, "--plot-file")
+        if plot_file is not None and not plot_file.parent.is_dir():
+            raise UsageError(f"--plot-file: the folder {plot_file.parent} does not exist")
         if args.plot or args.plot_file:
             from .plot import INSTALL_HINT, available
 
@@ -115,22 +165,27 @@ class ColabMagics(Magics):
 
         compare = None
         if args.compare:
-            devices = [d.strip() for d in args.devices.split(",") if d.strip()] if args.devices else None
+            devices = [_unquote(d.strip()) for d in _unquote(args.devices).split(",") if d.strip()] if args.devices else None
             compare = CompareOptions(args.steps, devices)
         result, value, error = time_cell(
             run,
             args.interval,
             compare=compare,
-            history_path=None if args.no_history else _history_path(args.history),
+            history_path=history_path,
             runtime=detect(self.shell),
             progress=None if args.quiet else self._progress_bar,
             input_check=args.input_check,
         )
         if args.variable:
+            if args.variable in self.shell.user_ns:
+                result.notes.append(f"-v {args.variable}: replaced the variable that had that name.")
             self.shell.user_ns[args.variable] = result
         _show(result, args)
-        if result.reports and (args.plot or args.plot_file):
-            self._plots(result, args)
+        if result.reports and (args.plot or plot_file):
+            try:
+                self._plots(result, args, plot_file)
+            except Exception as exc:  # noqa: BLE001 - a plot must never replace the user's exception
+                print(f"colab_magic could not draw the timeline: {type(exc).__name__}", file=sys.stderr)
         if error is not None:
             raise error
         return result if args.output else value
@@ -169,16 +224,16 @@ class ColabMagics(Magics):
         Returns the MyDrive folder as a pathlib.Path and sets it in a variable (DRIVE), so that a
         notebook that writes under DRIVE runs unchanged in Colab and locally.
         """
-        args = parse_argstring(self.mount_drive, line)
+        args = _parse(self.mount_drive, line)
         if args.unmount and args.status:
             raise UsageError("--unmount and --status don't go together")
-        if not args.timeout > 0:
+        if not (math.isfinite(args.timeout) and args.timeout > 0):
             raise UsageError("--timeout must be a positive number of seconds")
-        if not args.var.isidentifier():
-            raise UsageError(f"--var needs a Python variable name, not {args.var!r}")
+        _variable(args.var, "--var")
         runtime = detect(self.shell)
-        local = _unquote(args.local) if args.local is not None else None
-        mountpoint = _unquote(args.mountpoint)
+        local = _path(args.local, "--local")
+        local = str(local) if local is not None else None
+        mountpoint = str(_path(args.mountpoint, "--mountpoint"))
         if args.status:
             self._say(drive_view.status(drive.current()), args)
             return None
@@ -189,8 +244,9 @@ class ColabMagics(Magics):
             mounted = drive.mount(runtime, mountpoint, args.force_remount, args.readonly, args.timeout, local)
         except drive.DriveError as exc:
             raise UsageError(str(exc)) from None
+        replaced = args.var in self.shell.user_ns and self.shell.user_ns[args.var] != mounted.mydrive
         self.shell.user_ns[args.var] = mounted.mydrive
-        self._say(drive_view.mounted(mounted, args.var), args)
+        self._say(drive_view.mounted(mounted, args.var, replaced), args)
         return mounted.mydrive
 
     @magic_arguments()
@@ -205,13 +261,16 @@ class ColabMagics(Magics):
         With %mount_drive, the history lives on Drive, so a run on Colab's CPU runtime and a later
         one on its GPU runtime (different machines) end up in one table.
         """
-        args = parse_argstring(self.fit_history, line)
+        args = _parse(self.fit_history, line)
         if args.count < 1:
             raise UsageError("-n must be at least 1")
-        from .history import HistoryView, read, select
+        from .history import HistoryError, HistoryView, read, select
 
         path = _history_path(args.history)
-        records, warnings = read(path)
+        try:
+            records, warnings = read(path)
+        except HistoryError as exc:
+            raise UsageError(str(exc)) from None
         if args.compare is None:
             view = HistoryView(str(path), records[-args.count:], warnings=warnings)
         else:
@@ -223,21 +282,22 @@ class ColabMagics(Magics):
         _show(view, args)
         return view if args.output else None
 
-    def _plots(self, result, args) -> None:
+    def _plots(self, result, args, plot_file: Path | None) -> None:
         from .fit_view import plot_needs_notebook, plot_saved
         from .plot import png
 
         for n, report in enumerate(result.reports, 1):
             fig = report.plot()
-            if args.plot_file:
-                target = Path(_unquote(args.plot_file)).expanduser()
+            if plot_file is not None:
+                target = plot_file
                 if len(result.reports) > 1:
                     target = target.with_name(f"{target.stem}_{n}{target.suffix}")
                 try:
                     fig.savefig(target)
                 except (OSError, ValueError) as exc:
-                    raise UsageError(f"could not save the plot to {target}: {exc}") from None
-                self._say(plot_saved(n, target), args)
+                    print(f"Could not save the timeline to {target}: {exc}", file=sys.stderr)
+                else:
+                    self._say(plot_saved(n, target), args)
             if args.plot:
                 if front_end(self.shell) != "terminal":
                     display(Image(data=png(fig)))
@@ -265,7 +325,7 @@ class ColabMagics(Magics):
 def _history_path(flag: str | None) -> Path:
     from .history import default_path
 
-    return Path(_unquote(flag)).expanduser() if flag else default_path()
+    return _path(flag, "--history") if flag is not None else default_path()
 
 
 def _unquote(text: str) -> str:

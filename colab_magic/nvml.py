@@ -48,13 +48,20 @@ def start() -> bool:
         except ImportError:
             _reason = "nvidia-ml-py is not installed (pip install nvidia-ml-py)"
             return False
+        except Exception as exc:  # noqa: BLE001 - a broken install fails in its own way at import
+            _reason = f"nvidia-ml-py could not be imported ({_one_line(exc)})"
+            return False
+        if not (isinstance(getattr(pynvml, "NVMLError", None), type)
+                and issubclass(pynvml.NVMLError, BaseException)):
+            _reason = "the pynvml module here is not nvidia-ml-py (it has no NVMLError): pip install nvidia-ml-py"
+            return False
         try:
             pynvml.nvmlInit()
         except pynvml.NVMLError as exc:
             _reason = _init_failure(pynvml, exc)
             return False
-        except OSError as exc:  # a broken libnvidia-ml.so can fail in ctypes before NVML answers
-            _reason = f"NVML could not be loaded ({exc})"
+        except Exception as exc:  # noqa: BLE001 - e.g. OSError from ctypes before NVML answers
+            _reason = f"NVML could not be loaded ({_one_line(exc)})"
             return False
         _pynvml, _users, _reason = pynvml, 1, None
         _handles.clear()
@@ -74,7 +81,7 @@ def stop() -> None:
         _handles.clear()
         try:
             pynvml.nvmlShutdown()
-        except pynvml.NVMLError:
+        except Exception:  # noqa: BLE001 - shutting down must never raise (it runs on the sampler's thread)
             pass
 
 
@@ -123,12 +130,22 @@ def _call(name: str, *args, default=None):
         return default
     try:
         return fn(*args)
-    except pynvml.NVMLError:
+    except Exception:  # noqa: BLE001 - NVMLError, or a misbehaving binding (TypeError...): no reading
         return default
 
 
-def _text(value):
-    return value.decode(errors="replace") if isinstance(value, bytes) else value
+def _one_line(exc: BaseException) -> str:
+    try:
+        text = str(exc).strip().splitlines()
+    except Exception:  # noqa: BLE001 - an exception whose text cannot be had
+        text = []
+    return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
+
+
+def _text(value) -> str | None:
+    if isinstance(value, bytes):
+        return value.decode(errors="replace")
+    return value if isinstance(value, str) else None
 
 
 def _handle(index: int):
@@ -141,7 +158,8 @@ def _handle(index: int):
 
 
 def device_count() -> int:
-    return _call("nvmlDeviceGetCount", default=0) or 0
+    count = _call("nvmlDeviceGetCount", default=0)
+    return count if isinstance(count, int) and not isinstance(count, bool) and count > 0 else 0
 
 
 def driver_version() -> str | None:
@@ -151,7 +169,7 @@ def driver_version() -> str | None:
 def cuda_driver_version() -> str | None:
     """The highest CUDA version the driver supports, e.g. '12.4' (NVML gives 12040)."""
     value = _call("nvmlSystemGetCudaDriverVersion")
-    if not value:
+    if not isinstance(value, int) or not value:
         return None
     return f"{value // 1000}.{value % 1000 // 10}"
 
@@ -169,10 +187,10 @@ def static_info(index: int) -> dict | None:
         "index": index,
         "name": _text(_call("nvmlDeviceGetName", handle)),
         "uuid": _text(_call("nvmlDeviceGetUUID", handle)),
-        "compute_capability": f"{capability[0]}.{capability[1]}" if capability else None,
-        "memory_total": memory.total if memory is not None else None,
-        "power_limit_w": limit_mw / 1000 if limit_mw is not None else None,
-        "mig_enabled": bool(mig[0]) if mig else None,
+        "compute_capability": _capability(capability),
+        "memory_total": _number(getattr(memory, "total", None)),
+        "power_limit_w": _number(limit_mw, 1000),
+        "mig_enabled": bool(mig[0]) if isinstance(mig, (list, tuple)) and mig else None,
     }
 
 
@@ -189,12 +207,14 @@ def reading(index: int, full: bool = True) -> dict | None:
         return None
     util = _call("nvmlDeviceGetUtilizationRates", handle)
     power_mw = _call("nvmlDeviceGetPowerUsage", handle)
+    if _number(getattr(memory, "used", None)) is None:
+        return None
     out = {
-        "memory_used": memory.used,
-        "memory_total": memory.total,
-        "util_gpu": util.gpu if util is not None else None,
-        "util_memory": util.memory if util is not None else None,
-        "power_w": power_mw / 1000 if power_mw is not None else None,
+        "memory_used": _number(memory.used),
+        "memory_total": _number(getattr(memory, "total", None)),
+        "util_gpu": _number(getattr(util, "gpu", None)),
+        "util_memory": _number(getattr(util, "memory", None)),
+        "power_w": _number(power_mw, 1000),
         "temperature_c": None,
         "sm_clock_mhz": None,
         "mem_clock_mhz": None,
@@ -205,12 +225,25 @@ def reading(index: int, full: bool = True) -> dict | None:
         if reasons is None:  # the pre-12.2 name of the same counter
             reasons = _call("nvmlDeviceGetCurrentClocksThrottleReasons", handle)
         out.update(
-            temperature_c=_call("nvmlDeviceGetTemperature", handle, 0),  # 0 = NVML_TEMPERATURE_GPU
-            sm_clock_mhz=_call("nvmlDeviceGetClockInfo", handle, 1),  # 1 = NVML_CLOCK_SM
-            mem_clock_mhz=_call("nvmlDeviceGetClockInfo", handle, 2),  # 2 = NVML_CLOCK_MEM
-            clock_events=decode_clock_events(reasons),
+            temperature_c=_number(_call("nvmlDeviceGetTemperature", handle, 0)),  # 0 = NVML_TEMPERATURE_GPU
+            sm_clock_mhz=_number(_call("nvmlDeviceGetClockInfo", handle, 1)),  # 1 = NVML_CLOCK_SM
+            mem_clock_mhz=_number(_call("nvmlDeviceGetClockInfo", handle, 2)),  # 2 = NVML_CLOCK_MEM
+            clock_events=decode_clock_events(reasons if isinstance(reasons, int) else None),
         )
     return out
+
+
+def _number(value, divide: float = 1):
+    """A reading as a number, or None for anything else a misbehaving binding may return."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    return value / divide if divide != 1 else value
+
+
+def _capability(value) -> str | None:
+    if isinstance(value, (list, tuple)) and len(value) >= 2:
+        return f"{value[0]}.{value[1]}"
+    return None
 
 
 def decode_clock_events(mask: int | None) -> list[str] | None:
@@ -231,7 +264,9 @@ def processes(index: int) -> list[tuple[int, int | None]] | None:
         if listed is None:
             continue
         readable = True
-        for proc in listed:
+        for proc in listed if isinstance(listed, (list, tuple)) else ():
+            if not isinstance(getattr(proc, "pid", None), int):
+                continue
             used = getattr(proc, "usedGpuMemory", None)
             # NVML reports "not available" (e.g. under WDDM or without permission) as a huge sentinel.
             if used is not None and used >= 2**63:
@@ -253,7 +288,9 @@ def utilization_samples(index: int, since_us: int) -> list[tuple[int, float]] | 
         value_type, samples = pynvml.nvmlDeviceGetSamples(handle, 1, since_us)  # 1 = GPU_UTILIZATION_SAMPLES
     except pynvml.NVMLError as exc:
         # NOT_FOUND means "no sample newer than since_us yet", not "unsupported" (seen on an H200).
-        return [] if getattr(exc, "value", None) == pynvml.NVML_ERROR_NOT_FOUND else None
+        return [] if getattr(exc, "value", None) == getattr(pynvml, "NVML_ERROR_NOT_FOUND", 6) else None
+    except Exception:  # noqa: BLE001 - a misbehaving binding: poll instead
+        return None
     field = _SAMPLE_FIELDS.get(value_type, "uiVal")
     return [(s.timeStamp, float(getattr(s.sampleValue, field))) for s in samples if s.timeStamp > since_us]
 
@@ -308,11 +345,11 @@ def gpm_sample(index: int):
         return None
     try:
         sample = pynvml.nvmlGpmSampleAlloc()
-    except pynvml.NVMLError:
+    except Exception:  # noqa: BLE001
         return None
     try:
         pynvml.nvmlGpmSampleGet(handle, sample)
-    except pynvml.NVMLError:
+    except Exception:  # noqa: BLE001 - a failed reading is a gap
         gpm_free(sample)
         return None
     return sample
@@ -334,7 +371,7 @@ def gpm_metrics(first, second) -> dict[str, float | None] | None:
         request.metrics[i].metricId = metric_id
     try:
         pynvml.nvmlGpmMetricsGet(request)
-    except pynvml.NVMLError:
+    except Exception:  # noqa: BLE001
         return None
     out: dict[str, float | None] = dict.fromkeys(GPM_METRICS)
     for i, (key, _) in enumerate(names):
@@ -349,5 +386,5 @@ def gpm_free(sample) -> None:
         return
     try:
         pynvml.nvmlGpmSampleFree(sample)
-    except pynvml.NVMLError:
+    except Exception:  # noqa: BLE001
         pass

@@ -157,13 +157,17 @@ def _notes(report: FitReport, sampler) -> list[str]:
     if report.gpu_note:
         notes.append(f"No GPU columns: {report.gpu_note}.")
     for gpu in report.gpus:
-        if gpu.gaps:
+        if gpu.readings == 0:
+            notes.append(f"GPU {gpu.index} reports no metrics through NVML (every reading was refused).")
+        elif gpu.gaps:
             notes.append(
                 f"GPU {gpu.index}: no readings for {gpu.gap_s:.1f} s in {len(gpu.gaps)} gap(s) "
                 "(NVML stopped answering); training went on."
             )
     if sampler.errors:
         notes.append(f"Sampler errors: {'; '.join(sampler.errors[:3])}")
-    if report.step is None and report.complete:
+    if report.total_steps == 0 and report.complete:
+        notes.append("No training step ran (epochs or steps_per_epoch was 0, or the data was empty).")
+    elif report.step is None and report.complete:
         notes.append("Only one execution ran: no steady-state step time (the first step includes compilation).")
     return notes

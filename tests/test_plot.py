@@ -20,7 +20,7 @@ def kip(ip):
 
 def test_figure_has_gpu_memory_and_cpu_panels_with_epochs_and_compile_marked(kip, fake_nvml):
     fake_nvml([h100(), t4()])
-    kip.run_cell(f"%%timed_fit -q --no-history --interval 0.02 -v R\n{CELL}").raise_error()
+    kip.run_cell(f"%%timed_fit -q --no-history --interval 0.05 -v R\n{CELL}").raise_error()
     r = kip.user_ns["R"]
     fig = r.plot()
     util, mem, cpu = fig.axes

@@ -186,7 +186,7 @@ class Lose(keras.callbacks.Callback):
 model = make_model()
 model.fit(x, y, epochs=3, verbose=0, callbacks=[Lose()])
 '''
-    res, r = run(kip, cell, line="--interval 0.02 -v R -q")
+    res, r = run(kip, cell, line="--interval 0.05 -v R -q")
     res.raise_error()
     rep = r[0]
     assert rep.complete and len(rep.epochs) == 3
@@ -279,8 +279,8 @@ def test_json_and_html(kip, capsys, fake_nvml):
 @pytest.mark.parametrize(
     "line, message",
     [
-        ("--interval 0", "--interval must be a positive number"),
-        ("--interval -1", "--interval must be a positive number"),
+        ("--interval 0", "--interval must be between 0.05 and 3600 seconds"),
+        ("--interval -1", "--interval must be between 0.05 and 3600 seconds"),
         ("--interval soon", "argument --interval: invalid float value"),
         ("-v 2fast", "-v needs a Python variable name"),
         ("--bogus", "unrecognized arguments: --bogus"),
