@@ -29,6 +29,8 @@ import time
 
 os.environ.setdefault("KERAS_BACKEND", "jax")
 
+from article import CIFAR_CNN  # noqa: E402 - bench/ is the script's folder, so on sys.path
+
 # Dense TFLOP/s from NVIDIA's datasheets (no sparsity): FP32 (non-tensor), TF32 tensor, BF16 tensor.
 # H100 SXM5: 67 / 494.7 / 989.4; H100 PCIe: 51 / 378 / 756; H200 SXM: as H100 SXM.
 PEAKS_TFLOPS = {
@@ -174,18 +176,11 @@ def _dist_version(name):
         return None
 
 
-def cnn(batch_policy=None):
-    import keras
-
-    model = keras.Sequential([
-        keras.Input((32, 32, 3)),
-        keras.layers.Conv2D(32, 3, activation="relu"), keras.layers.MaxPooling2D(),
-        keras.layers.Conv2D(64, 3, activation="relu"), keras.layers.MaxPooling2D(),
-        keras.layers.Conv2D(64, 3, activation="relu"),
-        keras.layers.Flatten(), keras.layers.Dense(64, activation="relu"), keras.layers.Dense(10),
-    ])
-    model.compile("adam", keras.losses.SparseCategoricalCrossentropy(from_logits=True))
-    return model
+def cnn():
+    """The article's CNN (bench/article.py), compiled without metrics."""
+    namespace = {}
+    exec(CIFAR_CNN, namespace)
+    return namespace["cifar_cnn"](metrics=())
 
 
 def cnn_hand_flops(batch):
