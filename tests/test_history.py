@@ -93,8 +93,6 @@ def test_default_path_follows_the_drive(ip, tmp_path, private_home):
     assert history.default_path() == tmp_path / "d" / "MyDrive" / "colab_magic" / "runs.jsonl"
 
 
-pytest.importorskip("keras")
-
 SETUP = '''
 import numpy as np, keras
 x = np.random.default_rng(0).random((128, 4), dtype=np.float32)
@@ -104,6 +102,13 @@ def make_model(units=4):
     m.compile(optimizer="sgd", loss="mse")
     return m
 '''
+
+
+@pytest.fixture(autouse=True)
+def _keras_for_the_fits(request):
+    # A skip per test, never one in the middle of the module (that would drop the tests above it).
+    if request.node.get_closest_marker("keras"):
+        pytest.importorskip("keras")
 
 
 @pytest.mark.keras

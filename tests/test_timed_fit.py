@@ -220,6 +220,7 @@ model.fit(x, y, epochs=5, verbose=0, callbacks=[Boom()])
     assert not r.complete and r.error == "RuntimeError: boom at epoch 2"
     assert not r[0].complete and len(r[0].epochs) == 2
     assert "INCOMPLETE (RuntimeError: boom at epoch 2)" in captured.out
+    assert "fit" not in keras.Model.__dict__  # restored at once, not by the next test's teardown
     # the traceback shows the user's own line, and none of our frames
     text = re.sub(r"\x1b\[[0-9;]*m", "", captured.out + captured.err)
     assert 'raise RuntimeError("boom at epoch 2")' in text
@@ -246,6 +247,7 @@ model.fit(x, y, batch_size=1, epochs=200, verbose=0, callbacks=[Signal()])
     assert not rep.complete and rep.error == "KeyboardInterrupt"
     assert 1 <= len(rep.epochs) < 200 and rep.total_steps >= 4
     assert rep.epochs[-1].complete is False
+    assert "fit" not in keras.Model.__dict__  # restored after Ctrl-C too
 
 
 def test_cell_without_fit_runs_and_says_so(kip, capsys):
