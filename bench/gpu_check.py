@@ -32,6 +32,7 @@ import time
 os.environ.setdefault("KERAS_BACKEND", "jax")
 
 from article import CIFAR_CNN  # noqa: E402 - bench/ is the script's folder, so on sys.path
+from checklist import Checklist  # noqa: E402
 
 SETUP = CIFAR_CNN
 
@@ -170,15 +171,8 @@ def main() -> int:
     parser.add_argument("--reps", type=int, default=7)
     args = parser.parse_args()
     os.makedirs(args.out, exist_ok=True)
-    lines, checks = [], []
-
-    def say(text=""):
-        print(text, flush=True)
-        lines.append(text)
-
-    def check(name, ok, detail):
-        checks.append({"check": name, "ok": bool(ok), "detail": detail})
-        say(f"[{'PASS' if ok else 'FAIL'}] {name}: {detail}")
+    checklist = Checklist()
+    say, check, checks = checklist.say, checklist.check, checklist.checks
 
     from IPython.core.interactiveshell import InteractiveShell
 
@@ -383,13 +377,7 @@ def main() -> int:
     check("reported median step within 3% of (T(N) - T(1)) / (N - 1)", abs(step_err) <= 3,
           f"{step_err:+.2f}% (reported mean: {mean_err:+.2f}%)")
 
-    passed = sum(c["ok"] for c in checks)
-    say(f"\n{passed} passed, {len(checks) - passed} failed")
-    with open(os.path.join(args.out, "gpu_check.json"), "w") as fh:
-        json.dump(result, fh, indent=1, default=str)
-    with open(os.path.join(args.out, "gpu_check.txt"), "w") as fh:
-        fh.write("\n".join(lines) + "\n")
-    return 0 if passed == len(checks) else 1
+    return checklist.finish(args.out, "gpu_check", result)
 
 
 if __name__ == "__main__":

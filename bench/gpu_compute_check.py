@@ -18,7 +18,6 @@ fail; the rest runs (a CPU dry run of the script).
 import argparse
 import contextlib
 import io
-import json
 import os
 import platform
 import statistics
@@ -29,18 +28,10 @@ os.environ.setdefault("KERAS_BACKEND", "jax")
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from article import CIFAR_CNN  # noqa: E402 - bench/ is on sys.path as the script's folder
+from checklist import Checklist  # noqa: E402
 
-LINES, CHECKS = [], []
-
-
-def say(text=""):
-    print(text, flush=True)
-    LINES.append(text)
-
-
-def check(name, ok, detail):
-    CHECKS.append({"check": name, "ok": bool(ok), "detail": detail})
-    say(f"[{'PASS' if ok else 'FAIL'}] {name}: {detail}")
+CHECKLIST = Checklist()
+say, check = CHECKLIST.say, CHECKLIST.check
 
 
 DENSE = '''
@@ -50,10 +41,6 @@ def dense_stack(width=4096):
     model.compile(keras.optimizers.SGD(1e-4), "mse")
     return model
 '''
-
-
-def gpu_summary(rep):
-    return rep.device_gpu
 
 
 def main():
@@ -91,7 +78,7 @@ def main():
     rep = ip.user_ns["R"][0]
     result["cnn"] = rep.to_dict()
     result["cnn"].pop("timeline")
-    g = gpu_summary(rep)
+    g = rep.device_gpu
     check("the fit ran on a GPU", g is not None, f"device {rep.device}")
     if g is not None:
         check("GPM read on this GPU", g.gpm_note is None and g.gpm_readings > 0,
@@ -133,7 +120,7 @@ def main():
         drep = ip.user_ns["RD"][0]
         result[f"dense_{policy}"] = drep.to_dict()
         result[f"dense_{policy}"].pop("timeline")
-        dg = gpu_summary(drep)
+        dg = drep.device_gpu
         check(f"Dense {policy}: MFU plausible (5-90%)", drep.mfu is not None and 0.05 <= drep.mfu <= 0.9,
               f"MFU {drep.mfu}, {drep.flops_per_step:.4g} FLOP/step by {drep.flops_method}, "
               f"mean step {drep.step.mean * 1e3:.3f} ms, {drep.peak_basis}")
@@ -163,14 +150,8 @@ def main():
         finally:
             nvml.stop()
 
-    passed = sum(c["ok"] for c in CHECKS)
-    say(f"\n{passed} passed, {len(CHECKS) - passed} failed")
-    result["checks"] = CHECKS
-    with open(os.path.join(args.out, "gpu_compute_check.json"), "w") as f:
-        json.dump(result, f, indent=1, default=str)
-    with open(os.path.join(args.out, "gpu_compute_check.txt"), "w") as f:
-        f.write("\n".join(LINES) + "\n")
-    return 0 if passed == len(CHECKS) else 1
+    result["checks"] = CHECKLIST.checks
+    return CHECKLIST.finish(args.out, "gpu_compute_check", result)
 
 
 if __name__ == "__main__":

@@ -9,9 +9,10 @@ import time
 from . import history
 from .comparison import CompareOptions, compare_fit, devices_to_compare, steps_for
 from .environment import detect
-from .fit_hook import FitInterceptor, describe
+from .fit_hook import FitInterceptor
 from .input_check import input_wait
 from .mfu import measure
+from .parts import describe
 from .report import TimedFitResult
 from .run_summary import RunSummary
 from .sampler import DEFAULT_INTERVAL
@@ -63,6 +64,8 @@ def time_cell(execute, interval: float = DEFAULT_INTERVAL, compare: CompareOptio
     _measure_compute(result, interceptor.captured)
     if error is None and input_check != "off":
         _check_inputs(result, interceptor.captured, input_check == "on", interval)
+    for report in result.reports:  # again, now with the FLOPs and the input check in the report
+        report.findings = findings(report)
     if compare is not None and interceptor.captured:
         if error is not None:
             result.notes.append("The cell stopped, so --compare did not run.")
@@ -84,8 +87,6 @@ def _measure_compute(result, captured) -> None:
             measure(cap.report, cap.model, cap.arguments)
         except Exception as exc:  # noqa: BLE001 - the count is ours; the user's fit is done
             result.notes.append(f"FLOPs could not be counted: {describe(exc)}")
-            continue
-        cap.report.findings = findings(cap.report)
 
 
 def _check_inputs(result, captured, forced: bool, interval: float) -> None:
@@ -99,8 +100,6 @@ def _check_inputs(result, captured, forced: bool, interval: float) -> None:
             rep.input_wait = input_wait(cap, rep, interval)
         except Exception as exc:  # noqa: BLE001 - the check is ours; the user's cell succeeded
             result.notes.append(f"The input check failed: {describe(exc)}")
-            continue
-        rep.findings = findings(rep)
 
 
 def _compare_all(result, captured, options: CompareOptions, interval, progress, history_path) -> None:

@@ -23,7 +23,8 @@ import time
 from dataclasses import dataclass
 
 from . import frameworks
-from .fit_hook import CapturedFit, describe, time_fit_call
+from .fit_hook import CapturedFit, time_fit_call
+from .parts import describe
 from .run_summary import Comparison, RunSummary
 
 
@@ -138,7 +139,7 @@ def _compare_fit(captured, user_report, device_names, steps, interval, progress)
                 report = _time_clone(clone, captured.arguments, steps, interval, progress)
             run = _summarise(device, report, result.steps_per_epoch, result.fixed_s)
         except Exception as exc:  # noqa: BLE001 - one line per device; the user's own fit already ran
-            run = RunSummary(device, kind="compare", model=result.model, error=_one_line(exc))
+            run = RunSummary(device, kind="compare", model=result.model, error=describe(exc, first_line=True))
             if keras.backend.backend() == "torch" and "No gradients" in run.error:
                 run.error = (f"{run.error} (Keras' torch backend loses the gradients of a model built under "
                              "keras.device(); compare on the JAX or TensorFlow backend)")
@@ -206,6 +207,3 @@ def _is_clone_problem(exc: Exception) -> bool:
     text = describe(exc).lower()
     return any(word in text for word in ("get_config", "from_config", "clone", "not serializable", "notimplementederror"))
 
-
-def _one_line(exc: Exception) -> str:
-    return describe(exc).splitlines()[0]

@@ -16,7 +16,7 @@ import threading
 from dataclasses import dataclass, field
 
 from . import frameworks
-from .parts import ModelSignature
+from .parts import ModelSignature, describe
 from .sampler import DEFAULT_INTERVAL, Sampler
 from .summarise import build_report
 from .timing import StepTimer
@@ -139,7 +139,10 @@ class LiveFit:
                 return
             self.abandoned = True
         self.sampler.stop()
-        _report(self.index, self.model, self.arguments, self.timer, self.sampler, reason, self.deliver)
+        self.report(reason)
+
+    def report(self, error: str | None) -> None:
+        _report(self.index, self.model, self.arguments, self.timer, self.sampler, error, self.deliver)
 
 
 def time_fit_call(original, bound, interval: float, index: int, deliver, on_step=None, warmup_steps: int = 0,
@@ -171,17 +174,7 @@ def time_fit_call(original, bound, interval: float, index: int, deliver, on_step
         detach()
         sampler.stop()
         if wanted:
-            _report(index, model, bound.arguments, timer, sampler, error, deliver)
-
-
-def describe(exc: BaseException) -> str:
-    """"ValueError: text" for an exception, also when its own __str__ raises (the user's exception
-    must come through whatever it does)."""
-    try:
-        text = str(exc)
-    except Exception:  # noqa: BLE001
-        text = "(its message could not be read)"
-    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+            live.report(error)
 
 
 def _report(index, model, arguments, timer, sampler, error, deliver) -> None:

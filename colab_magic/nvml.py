@@ -13,7 +13,7 @@ from __future__ import annotations
 import threading
 from contextlib import contextmanager
 
-from .parts import THROTTLING_REASONS  # noqa: F401 - part of this module's interface
+from .parts import THROTTLING_REASONS, describe  # noqa: F401 - THROTTLING_REASONS: part of this module's interface
 
 _lock = threading.RLock()
 _users = 0
@@ -49,7 +49,7 @@ def start() -> bool:
             _reason = "nvidia-ml-py is not installed (pip install nvidia-ml-py)"
             return False
         except Exception as exc:  # noqa: BLE001 - a broken install fails in its own way at import
-            _reason = f"nvidia-ml-py could not be imported ({_one_line(exc)})"
+            _reason = f"nvidia-ml-py could not be imported ({describe(exc, first_line=True)})"
             return False
         if not (isinstance(getattr(pynvml, "NVMLError", None), type)
                 and issubclass(pynvml.NVMLError, BaseException)):
@@ -61,7 +61,7 @@ def start() -> bool:
             _reason = _init_failure(pynvml, exc)
             return False
         except Exception as exc:  # noqa: BLE001 - e.g. OSError from ctypes before NVML answers
-            _reason = f"NVML could not be loaded ({_one_line(exc)})"
+            _reason = f"NVML could not be loaded ({describe(exc, first_line=True)})"
             return False
         _pynvml, _users, _reason = pynvml, 1, None
         _handles.clear()
@@ -132,14 +132,6 @@ def _call(name: str, *args, default=None):
         return fn(*args)
     except Exception:  # noqa: BLE001 - NVMLError, or a misbehaving binding (TypeError...): no reading
         return default
-
-
-def _one_line(exc: BaseException) -> str:
-    try:
-        text = str(exc).strip().splitlines()
-    except Exception:  # noqa: BLE001 - an exception whose text cannot be had
-        text = []
-    return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
 
 
 def _text(value) -> str | None:
