@@ -24,9 +24,10 @@ def quantile(sorted_values, q: float) -> float | None:
     return sorted_values[lo] + (sorted_values[hi] - sorted_values[lo]) * (pos - lo)
 
 
-def summary(values, total: float | None = None, count: int | None = None) -> StepStats | None:
-    """median, p10, p90, p95, mean, min, max and n. ``total``/``count`` give an exact mean when
-    ``values`` is only a sample of the data."""
+def summary(values, total: float | None = None, count: int | None = None,
+            extremes: tuple[float, float] | None = None) -> StepStats | None:
+    """median, p10, p90, p95, mean, min, max and n. ``total``/``count`` give an exact mean, and
+    ``extremes`` the exact (min, max), when ``values`` is only a sample of the data."""
     ordered = sorted(values)
     if not ordered:
         return None
@@ -39,8 +40,8 @@ def summary(values, total: float | None = None, count: int | None = None) -> Ste
         p10=quantile(ordered, 0.1),
         p90=quantile(ordered, 0.9),
         p95=quantile(ordered, 0.95),
-        min=ordered[0],
-        max=ordered[-1],
+        min=extremes[0] if extremes else ordered[0],
+        max=extremes[1] if extremes else ordered[-1],
     )
 
 
@@ -55,11 +56,15 @@ class Reservoir:
         self.values = array("d")
         self.count = 0
         self.total = 0.0
+        self.min = math.inf
+        self.max = -math.inf
         self._rng = random.Random(seed)
 
     def add(self, value: float) -> None:
         self.count += 1
         self.total += value
+        self.min = min(self.min, value)
+        self.max = max(self.max, value)
         if len(self.values) < self.capacity:
             self.values.append(value)
         else:
@@ -68,7 +73,7 @@ class Reservoir:
                 self.values[slot] = value
 
     def summary(self) -> StepStats | None:
-        return summary(self.values, self.total, self.count) if self.count else None
+        return summary(self.values, self.total, self.count, (self.min, self.max)) if self.count else None
 
 
 class Series:
@@ -103,8 +108,9 @@ class Series:
         if len(self.values) >= self.capacity:
             self.times = self.times[::2]
             self.values = self.values[::2]
+            # The point after the last one kept before halving is the next one on the doubled grid's
+            # time: the skip set above (the old stride less one) already counts to it.
             self._stride *= 2
-            self._skip = self._stride - 1
 
     @property
     def mean(self) -> float | None:

@@ -4,6 +4,10 @@ It mimics the calls colab_magic makes, with the real signatures, units and error
 mW / mJ / bytes, ``NVMLError`` carrying ``.value``, ``NotSupported`` for metrics a GPU lacks, and
 ``GPU_IS_LOST`` once a GPU is marked lost. Energy grows with time at the GPU's power, and the
 utilisation sample buffer fills at 6 samples a second, as on real hardware.
+
+Readings can change mid-run (:meth:`FakeNvml.change`), and time can be a :class:`ManualClock` that
+the test moves: then energy, the driver's sample buffer and GPM samples are exact functions of the
+script, and a test can assert exact means, percentiles, sample counts and joules.
 """
 
 from __future__ import annotations
@@ -73,13 +77,41 @@ class FakeGpu:
     gpm_fail: bool = False  # nvmlGpmSampleGet raises (a GPU that stops answering GPM mid-run)
     created: float = field(default_factory=time.time)
     energy_base_mj: int = 1_000_000
+    # (time, utilisation) from each change on: what the driver's sample buffer holds at each instant
+    util_steps: list = field(default_factory=list)
+    changed: float | None = None  # when power last changed: energy is integrated piecewise from here
+
+    def util_at(self, t: float) -> int:
+        value = self.util_gpu if not self.util_steps else self.util_steps[0][1]
+        for when, util in self.util_steps:
+            if when <= t:
+                value = util
+        return value
+
+
+class ManualClock:
+    """Wall time that moves only when the test says: ``clock.advance(0.5)``. It starts on a whole
+    second, so sample timestamps in microseconds are exact integers."""
+
+    def __init__(self, start: float | None = None):
+        self.now = float(int(time.time()) + 1000) if start is None else float(start)
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
 
 
 class FakeNvml:
     """Holds the fake GPUs and builds the module object put into ``sys.modules['pynvml']``."""
 
-    def __init__(self, gpus, init_error=None, driver="550.54.15", cuda=12040):
+    def __init__(self, gpus, init_error=None, driver="550.54.15", cuda=12040, clock=None):
         self.gpus = list(gpus)
+        self.clock = clock or time.time
+        if clock is not None:
+            for g in self.gpus:
+                g.created = clock()
         self.init_error = init_error
         self.driver = driver
         self.cuda = cuda
@@ -104,6 +136,26 @@ class FakeNvml:
             if name.startswith("nvml"):
                 setattr(m, name, getattr(self, name))
         return m
+
+    def change(self, index: int, **readings) -> None:
+        """New readings for GPU ``index`` from now on (``util_gpu=80, power_mw=300_000, ...``)."""
+        g = self.gpus[index]
+        now = self.clock()
+        g.energy_base_mj = self._energy(g, now)
+        g.changed = now
+        if not g.util_steps:
+            g.util_steps.append((g.created, g.util_gpu))
+        for name, value in readings.items():
+            if not hasattr(g, name):
+                raise AttributeError(name)
+            setattr(g, name, value)
+        if "util_gpu" in readings:
+            g.util_steps.append((now, g.util_gpu))
+
+    @staticmethod
+    def _energy(g: FakeGpu, now: float) -> float:
+        since = g.changed if g.changed is not None else g.created
+        return g.energy_base_mj + (now - since) * g.power_mw
 
     # --- helpers -------------------------------------------------------------------------------
     def _gpu(self, handle, fn):
@@ -177,7 +229,7 @@ class FakeNvml:
 
     def nvmlDeviceGetTotalEnergyConsumption(self, h):
         g = self._gpu(h, "nvmlDeviceGetTotalEnergyConsumption")
-        return int(g.energy_base_mj + (time.time() - g.created) * g.power_mw)
+        return int(self._energy(g, self.clock()))
 
     def nvmlDeviceGetClockInfo(self, h, kind):
         g = self._gpu(h, "nvmlDeviceGetClockInfo")
@@ -200,12 +252,12 @@ class FakeNvml:
     def nvmlDeviceGetSamples(self, h, sampling_type, since_us):
         g = self._gpu(h, "nvmlDeviceGetSamples")
         # The driver keeps a ring buffer of samples every 1/6 s; return those newer than since_us.
-        now_us = int(time.time() * 1e6)
+        now_us = int(self.clock() * 1e6)
         start_us = max(int(g.created * 1e6), since_us + 1, now_us - 10_000_000)
         period = 1_000_000 // 6
         first = start_us + (-(start_us - int(g.created * 1e6)) % period)
         samples = [
-            types.SimpleNamespace(timeStamp=t, sampleValue=types.SimpleNamespace(uiVal=g.util_gpu))
+            types.SimpleNamespace(timeStamp=t, sampleValue=types.SimpleNamespace(uiVal=g.util_at(t / 1e6)))
             for t in range(first, now_us + 1, period)
         ]
         if not samples:  # what real drivers answer when nothing is newer than the timestamp
@@ -233,7 +285,7 @@ class FakeNvml:
             raise NVMLError(NVML_ERROR_NOT_SUPPORTED)
         if g.gpm_fail:
             raise NVMLError(NVML_ERROR_UNKNOWN)
-        sample.gpu, sample.t = h, time.time()
+        sample.gpu, sample.t = h, self.clock()
         return sample
 
     def nvmlGpmMetricsGet(self, request):

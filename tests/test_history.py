@@ -5,6 +5,7 @@ import os
 import subprocess
 import sys
 import textwrap
+import threading
 
 import pytest
 from IPython.core.error import UsageError
@@ -52,6 +53,32 @@ def test_two_kernels_appending_at_once_lose_nothing(tmp_path):
     assert warnings == []
     assert sorted(r["id"] for r in records) == sorted([f"a{i}" for i in range(150)] + [f"b{i}" for i in range(150)])
     assert all(r["payload"] == r["id"][0] * 5000 for r in records)  # no line mixes two writers
+
+
+@pytest.mark.skipif(history.fcntl is None, reason="no flock on this platform")
+def test_an_append_waits_while_another_writer_holds_the_lock(tmp_path):
+    # Another kernel in the middle of a record written in two parts (as a large record on a network
+    # file system can be): without the lock our append would land between the parts, end the half
+    # line as torn, and the other kernel's record would be lost.
+    path = tmp_path / "runs.jsonl"
+    history.append(rec(0), path)
+    other = (json.dumps(rec(1)) + "\n").encode()
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND)
+    history.fcntl.flock(fd, history.fcntl.LOCK_EX)
+    done = threading.Event()
+    appender = threading.Thread(target=lambda: (history.append(rec(2), path), done.set()))
+    try:
+        os.write(fd, other[:1000])
+        appender.start()
+        assert not done.wait(0.5)  # blocked: the record is not written while the lock is held
+        os.write(fd, other[1000:])
+    finally:
+        history.fcntl.flock(fd, history.fcntl.LOCK_UN)
+        os.close(fd)
+    appender.join(10)
+    assert done.is_set()
+    records, warnings = history.read(path)
+    assert warnings == [] and [r["id"] for r in records] == ["r00000", "r00001", "r00002"]
 
 
 KILLED = textwrap.dedent(
