@@ -15,9 +15,11 @@ program cannot behave differently); bench/results/README.md says which for the c
 from __future__ import annotations
 
 import argparse
+import ast
 import datetime
+import difflib
+import json
 import os
-import re
 import shutil
 import subprocess
 import sys
@@ -34,7 +36,6 @@ MODULES = ["stats", "timing", "sampler", "summarise", "report", "run_summary", "
 FAST = ["-m", "not keras"]
 SLOW_TESTS = ["test_examples.py", "test_browser.py", "test_backends.py", "test_colab_parity.py",
               "test_input_bound.py"]
-STATUS = re.compile(r"^\s*(colab_magic\.[\w.]+__mutmut_\d+): (.+)$")
 
 
 def prepare(workdir: Path, modules: list[str]) -> None:
@@ -69,48 +70,72 @@ def mutmut(workdir: Path, *args: str, check: bool = True) -> str:
     return proc.stdout
 
 
+def status(code) -> str:
+    """mutmut's exit-code convention for a mutant's test run, as its `results` command reads it."""
+    if code is None:
+        return "not run"
+    return {0: "survived", 33: "no tests", 34: "skipped", -24: "timeout", 24: "timeout", 36: "killed"}.get(code, "killed")
+
+
+def _functions(path: Path) -> dict[str, str]:
+    """Every function of a mutmut-made module (the original and each mutant), by name, as source."""
+    lines = path.read_text().splitlines()
+    return {node.name: "\n".join(lines[node.lineno - 1:node.end_lineno]) for node in ast.walk(ast.parse("\n".join(lines)))
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef))}
+
+
+def _diff(functions: dict[str, str], name: str) -> str:
+    """The mutant against the original function: mutmut's `show`, without a process per mutant."""
+    base = name.rsplit("__mutmut_", 1)[0]
+    original, mutant = functions.get(base + "__mutmut_orig"), functions.get(name)
+    if original is None or mutant is None:
+        return "(source not found)"
+    lines = difflib.unified_diff(original.splitlines()[1:], mutant.splitlines()[1:], lineterm="", n=0)
+    return "\n".join(line for line in lines if not line.startswith(("---", "+++", "@@")))
+
+
 def report(workdir: Path, modules: list[str], seconds: float) -> str:
-    listing = mutmut(workdir, "results", "--all", "true")
-    by_module: dict[str, dict[str, list[str]]] = {m: {} for m in modules}
-    for line in listing.splitlines():
-        match = STATUS.match(line)
-        if match:
-            name, status = match.groups()
-            module = name.split(".")[1]
-            by_module.setdefault(module, {}).setdefault(status.strip(), []).append(name)
     lines = [
         f"# Mutation testing: mutmut on the fast tests ({datetime.date.today().isoformat()})",
         "",
         f"Command: `.venv/bin/python bench/mutation.py --modules {' '.join(modules)}`; {seconds / 60:.0f} min "
-        f"on {os.cpu_count()} cores.",
+        f"on {os.cpu_count()} cores. Tests: {' '.join(FAST)}, without {', '.join(SLOW_TESTS)}.",
         "",
-        "| module | mutants | killed | survived | timeout | other | kill rate |",
+        "| module | mutants | killed | survived | timeout | no tests | kill rate |",
         "|---|---:|---:|---:|---:|---:|---:|",
     ]
-    totals = [0, 0, 0, 0, 0]
+    totals = {"mutants": 0, "killed": 0, "survived": 0, "timeout": 0, "no tests": 0}
     survivors = []
     for module in modules:
-        counts = by_module.get(module, {})
-        killed = len(counts.get("killed", []))
-        survived = len(counts.get("survived", []))
-        timeout = len(counts.get("timeout", []))
-        total = sum(len(v) for v in counts.values())
-        other = total - killed - survived - timeout
-        survivors += counts.get("survived", [])
-        # a mutant that makes the tests hang is caught: the timeout counts as a kill
-        rate = 100.0 * (killed + timeout) / (killed + timeout + survived) if killed + timeout + survived else 0.0
-        lines.append(f"| {module} | {total} | {killed} | {survived} | {timeout} | {other} | {rate:.1f}% |")
-        for i, n in enumerate((total, killed, survived, timeout, other)):
-            totals[i] += n
-    rate = 100.0 * (totals[1] + totals[3]) / (totals[1] + totals[2] + totals[3]) if totals[0] else 0.0
-    lines.append(f"| **all** | {totals[0]} | {totals[1]} | {totals[2]} | {totals[3]} | {totals[4]} | **{rate:.1f}%** |")
-    lines += ["", "'other': mutants no selected test reached (no tests), or skipped.", "", "## Survivors", ""]
-    for name in survivors:
-        diff = mutmut(workdir, "show", name, check=False).strip()
+        path = workdir / "mutants" / "colab_magic" / f"{module}.py"
+        meta = json.loads(path.with_name(path.name + ".meta").read_text())["exit_code_by_key"]
+        counts = {"mutants": len(meta), "killed": 0, "survived": 0, "timeout": 0, "no tests": 0}
+        functions = _functions(path)
+        for name, code in sorted(meta.items()):
+            what = status(code)
+            if what in counts:
+                counts[what] += 1
+            if what == "survived":
+                survivors.append((name, _diff(functions, name)))
+        for key in totals:
+            totals[key] += counts[key]
+        lines.append(f"| {module} | {counts['mutants']} | {counts['killed']} | {counts['survived']} | "
+                     f"{counts['timeout']} | {counts['no tests']} | {_rate(counts)} |")
+    lines.append(f"| **all** | {totals['mutants']} | {totals['killed']} | {totals['survived']} | {totals['timeout']} | "
+                 f"{totals['no tests']} | **{_rate(totals)}** |")
+    lines += ["", "Kill rate: (killed + timeout) / (killed + timeout + survived); a mutant that makes the tests hang "
+              "is caught. 'no tests': no fast test reaches the function (left out of the rate).", "",
+              "## Survivors", ""]
+    for name, diff in survivors:
         lines += [f"### {name}", "", "```diff", diff, "```", ""]
     if not survivors:
         lines.append("None.")
     return "\n".join(lines) + "\n"
+
+
+def _rate(c: dict) -> str:
+    caught = c["killed"] + c["timeout"]
+    return f"{100.0 * caught / (caught + c['survived']):.1f}%" if caught + c["survived"] else "-"
 
 
 def main() -> None:
@@ -119,11 +144,13 @@ def main() -> None:
     parser.add_argument("--workdir", type=Path, default=Path("/tmp/colab_magic_mutation"))
     parser.add_argument("--max-children", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "mutation.md")
+    parser.add_argument("--report-only", action="store_true", help="write the report of the last run in --workdir")
     args = parser.parse_args()
-    prepare(args.workdir, args.modules)
     began = time.monotonic()
-    print(f"mutmut run in {args.workdir} (this takes a while)...", flush=True)
-    mutmut(args.workdir, "run", "--max-children", str(args.max_children), check=False)
+    if not args.report_only:
+        prepare(args.workdir, args.modules)
+        print(f"mutmut run in {args.workdir} (this takes a while)...", flush=True)
+        mutmut(args.workdir, "run", "--max-children", str(args.max_children), check=False)
     text = report(args.workdir, args.modules, time.monotonic() - began)
     args.out.write_text(text)
     print(text.split("## Survivors")[0])

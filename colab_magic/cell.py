@@ -26,8 +26,8 @@ def time_cell(execute, interval: float = DEFAULT_INTERVAL, compare: CompareOptio
     """Run ``execute()`` with every Keras fit timed.
 
     ``compare``: time each trained model on each device afterwards. ``history_path``: where to append
-    the run records (None: don't). ``progress``: ``progress(total)`` returns a bar with ``update(n)``
-    and ``close()`` for the comparison. ``input_check``: "on", "off", or "auto" (for tf.data inputs of
+    the run records (None: don't). ``progress``: ``progress(total)`` returns a bar with
+    ``set_description(text)``, ``update(n)`` and ``close()`` for the comparison. ``input_check``: "on", "off", or "auto" (for tf.data inputs of
     fits that ran long enough that the check costs little).
 
     Returns ``(result, value, error)``: the :class:`TimedFitResult`, what ``execute`` returned, and
@@ -56,6 +56,8 @@ def time_cell(execute, interval: float = DEFAULT_INTERVAL, compare: CompareOptio
         cell_s=time.perf_counter() - start,
         complete=error is None,
         error=described,
+        runtime=runtime.kind if runtime is not None else None,
+        accelerator=runtime.accelerator if runtime is not None else None,
     )
     if interceptor is None:
         result.notes.append("Keras is not installed, so no fit could be timed (pip install keras).")
@@ -117,7 +119,7 @@ def _compare_all(result, captured, options: CompareOptions, interval, progress, 
     bar = progress(planned * len(names)) if progress else None
     try:
         for cap, user_report in firsts:
-            comparison = compare_fit(cap, user_report, names, options.steps, interval, bar.update if bar else None)
+            comparison = compare_fit(cap, user_report, names, options.steps, interval, bar)
             if not any(n.startswith(("gpu", "cuda")) for n in names):
                 _no_gpu(comparison, user_report, history_path)
             result.comparisons.append(comparison)
@@ -128,9 +130,6 @@ def _compare_all(result, captured, options: CompareOptions, interval, progress, 
 
 def _no_gpu(comparison, user_report, history_path) -> None:
     """No GPU here: say why, and bring in this model's GPU runs from the history, if any."""
-    backend = user_report.backend if user_report else "Keras"
-    why = user_report.gpu_note if user_report and user_report.gpu_note else f"the {backend} backend sees none"
-    comparison.notes.append(f"No GPU to compare with: {why}.")
     if history_path is None or user_report is None or not user_report.signature:
         return
     try:

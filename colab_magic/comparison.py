@@ -104,6 +104,7 @@ def fixed_cost_s(report) -> float | None:
 
 
 def compare_fit(captured: CapturedFit, user_report, device_names: list[str], steps: int, interval: float, progress=None) -> Comparison:
+    """``progress``: a bar (``set_description``, ``update``) or None."""
     start = time.perf_counter()
     result = _compare_fit(captured, user_report, device_names, steps, interval, progress)
     result.wall_s = time.perf_counter() - start
@@ -136,7 +137,9 @@ def _compare_fit(captured, user_report, device_names, steps, interval, progress)
                 if captured.weights is not None:
                     clone.set_weights(captured.weights)
                 clone.compile_from_config(config)
-                report = _time_clone(clone, captured.arguments, steps, interval, progress)
+                if progress is not None:
+                    progress.set_description(f"--compare: {result.model} on {device}")
+                report = _time_clone(clone, captured.arguments, steps, interval, progress.update if progress else None)
             run = _summarise(device, report, result.steps_per_epoch, result.fixed_s)
         except Exception as exc:  # noqa: BLE001 - one line per device; the user's own fit already ran
             run = RunSummary(device, kind="compare", model=result.model, error=describe(exc, first_line=True))

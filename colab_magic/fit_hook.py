@@ -188,6 +188,7 @@ def _report(index, model, arguments, timer, sampler, error, deliver) -> None:
             "backend": backend,
             "device": device,
             "batch_size": batch_size_of(arguments.get("x"), arguments.get("batch_size")),
+            "batch_note": batch_note_of(arguments.get("x")),
             "steps_per_execution": getattr(model, "steps_per_execution", 1) or 1,
             "error": error,
             "framework_memory_peak": frameworks.framework_memory_peak(backend, device),
@@ -266,4 +267,38 @@ def batch_size_of(x, batch_size) -> int | None:
             shape = getattr(part, "shape", None)
             if shape is not None and shape.rank and shape[0] is not None:
                 return int(shape[0])
+        return _batch_op_size(x)
     return None
+
+
+# Datasets that pass their input's batches on unchanged in size: looking through them for the .batch().
+_BATCH_PRESERVING = ("Prefetch", "Map", "ParallelMap", "Cache", "Shuffle", "Repeat", "Take", "Skip", "Filter",
+                     "Options", "Assert", "Ignore", "MapAndBatch", "Snapshot")
+
+
+def _batch_op_size(dataset) -> int | None:
+    """``.batch(32)`` without ``drop_remainder`` leaves the batch dimension unknown in the element spec;
+    the batch op itself still holds its size (a private attribute: None if that ever changes)."""
+    try:
+        for _ in range(32):
+            size = getattr(dataset, "_batch_size", None)
+            if size is not None:
+                return int(size)
+            name = type(dataset).__name__.strip("_").replace("Dataset", "").replace("V2", "")
+            if not name.startswith(_BATCH_PRESERVING):
+                return None
+            dataset = getattr(dataset, "_input_dataset", None)
+            if dataset is None:
+                return None
+    except Exception:  # noqa: BLE001 - a private attribute that changed: the size is just unknown
+        return None
+    return None
+
+
+def batch_note_of(x) -> str | None:
+    """Why the batch size is unknown, for inputs where it is."""
+    if x is None or batch_size_of(x, None) is not None:
+        return None
+    if hasattr(x, "element_spec"):
+        return "unknown: no .batch() found in the dataset"
+    return f"unknown: {type(x).__name__} inputs do not say it"

@@ -1,11 +1,13 @@
-"""How a :class:`~colab_magic.report.TimedFitResult` reads: per fit, the hardware side by side
-(Host (CPU) | GPU 0 | GPU 1 ...), the training timings, and a per-epoch table."""
+"""How a :class:`~colab_magic.report.TimedFitResult` reads: the answer first (a headline per fit, and
+a missing GPU explained once), then the evidence in a fixed order: verdicts, the CPU | GPU
+comparison, the key training figures, and the details (per epoch, hardware side by side, sampler)."""
 
 from __future__ import annotations
 
-from .tables import NA, Table, fmt, fmt_bytes
+from .tables import NA, Table, fmt, fmt_bytes, ms_per_step, seconds
 
 MAX_EPOCH_ROWS = 20  # a long run shows its first and last epochs
+MODERATELY_INPUT_BOUND = 0.05  # as verdicts: below this share of a step waiting, the input check passes
 
 
 def tables(result) -> list[Table]:
@@ -14,15 +16,16 @@ def tables(result) -> list[Table]:
         if not result.complete:
             notes.append(f"The cell stopped: {result.error}.")
         return [Table("%%timed_fit", [], notes=notes)]
-    out = []
+    lines = result.headlines
+    out = [Table(lines[0], [], notes=lines[1:], kind="answer")]
+    if result.no_gpu:
+        out.append(Table("No GPU", [], notes=[result.no_gpu]))
+    count = len(result.reports)
     for report in result.reports:
-        out.extend(_fit_tables(report, len(result.reports)))
-    for comparison in result.comparisons:
-        out.append(comparison_table(comparison))
+        out.extend(_fit_tables(report, count, result.comparison_for(report)))
+    result_notes = list(result.notes)
     if result.history_path:
-        result_notes = result.notes + [f"Recorded in {result.history_path} (%fit_history lists it)."]
-    else:
-        result_notes = result.notes
+        result_notes.append(f"Recorded in {result.history_path} (%fit_history lists it).")
     if result_notes:
         out.append(Table("Notes", [], notes=result_notes))
     if not result.complete:
@@ -30,26 +33,58 @@ def tables(result) -> list[Table]:
     return out
 
 
-def fmt_s(seconds: float | None) -> str:
-    if seconds is None:
+def fmt_s(seconds_: float | None) -> str:
+    if seconds_ is None:
         return NA
-    if seconds < 1:
-        return f"{seconds * 1000:.2f} ms" if seconds < 0.01 else f"{seconds * 1000:.1f} ms"
-    return f"{seconds:.2f} s"
+    if seconds_ < 1:
+        return f"{seconds_ * 1000:.2f} ms" if seconds_ < 0.01 else f"{seconds_ * 1000:.1f} ms"
+    return f"{seconds_:.2f} s"
 
 
-def _fit_tables(r, count: int) -> list[Table]:
-    title = f"Fit {r.index} of {count}: " if count > 1 else "Fit: "
-    title += f"{r.model} on {r.device or 'unknown device'} (Keras backend {r.backend})"
-    if r.mfu is not None:
-        title += f", MFU {100 * r.mfu:.1f}%"
+def _secs(value: float | None) -> str:
+    """Seconds in a column of seconds: the same unit on every row."""
+    if value is None:
+        return NA
+    return f"{value:.3f}" if value < 10 else f"{value:.1f}"
+
+
+def _ms(value: float | None) -> str:
+    return NA if value is None else ms_per_step(value)
+
+
+def _fit_tables(r, count: int, comparison) -> list[Table]:
+    which = f"Fit {r.index}: " if count > 1 else ""
+    out = [_verdicts(r, which)]
+    if r.timeline_png is not None:
+        out.append(Table(_title(which, "timeline"), [], image=r.timeline_png))
+    if comparison is not None:
+        out.append(comparison_table(comparison))
+    out.append(_training(r, which))
+    details = [_per_epoch(r, which), _hardware(r, _title(which, "hardware: host (CPU)" + (" and GPUs" if r.gpus else "")))]
+    for table in details:
+        table.kind = "details"
+    return out + details
+
+
+def _title(which: str, name: str) -> str:
+    """"Fit 2: training" when the cell ran several fits, else "Training"."""
+    return f"{which}{name}" if which else name[0].upper() + name[1:]
+
+
+def _verdicts(r, which: str) -> Table:
+    """A numbered list (each verdict a paragraph: what, the evidence, the fix), not a table: the
+    evidence and the fix are sentences, which read badly squeezed into a column."""
+    lines = [f"({n}) {f.title}. Evidence: {f.evidence}. Fix: {f.fix}." for n, f in enumerate(r.findings, 1)]
+    check = r.input_wait
+    if check is not None and check.wait_share < MODERATELY_INPUT_BOUND:
+        lines.append(f"Input check passed: {100 * check.wait_share:.1f}% of each step waits for data: not input-bound "
+                     f"({check.steps} steps of a copy of the model, {fmt_s(check.check_s)}).")
+    if not lines:
+        lines.append("No bottleneck found: none of the verdicts' conditions held (README: Verdicts).")
+    title = _title(which, "verdicts")
     if not r.complete:
         title += f" - INCOMPLETE ({r.error})"
-    out = [_hardware(r, title), _training(r), _per_epoch(r)]
-    if r.findings:
-        rows = [[f"({n}) {f.title}", f"{f.evidence}. Fix: {f.fix}."] for n, f in enumerate(r.findings, 1)]
-        out.append(Table("Verdict", rows))
-    return out
+    return Table(title, [], notes=lines)
 
 
 def _hardware(r, title: str) -> Table:
@@ -68,7 +103,7 @@ def _hardware(r, title: str) -> Table:
         row(
             "this process",
             f"{fmt(h.cpu_process_mean, '.0f', '%')} of one core (p95 {fmt(h.cpu_process_p95, '.0f', '%')})",
-            lambda g: f"{fmt_bytes(g.process_memory_peak)} peak",
+            lambda g: f"{fmt_bytes(g.process_memory_peak)} of GPU memory at the peak",
         ),
         row(
             "memory peak / total",
@@ -80,21 +115,20 @@ def _hardware(r, title: str) -> Table:
         rows.append(row("framework peak", "", lambda g: fmt_bytes(r.framework_memory_peak) if g.index == 0 else ""))
     if r.gpus:
         rows += [
-            row("SMs busy / occupancy (GPM)", NA, _sm_activity),
-            row("tensor cores / DRAM (GPM)", NA, lambda g: "" if g.gpm_note else
+            row("SMs busy / occupancy (GPM)", "", _sm_activity),
+            row("tensor cores / DRAM (GPM)", "", lambda g: "" if g.gpm_note else
                 f"{fmt(g.tensor_activity_pct, '.1f', '%')} active / {fmt(g.dram_bw_pct, '.0f', '%')} of bandwidth"),
-            row("power mean / limit", NA, lambda g: f"{fmt(g.power_mean_w, '.0f', ' W')} / {fmt(g.power_limit_w, '.0f', ' W')}"),
-            row("energy", NA, _energy),
-            row("temperature max", NA, lambda g: fmt(g.temperature_max_c, ".0f", " °C")),
-            row("SM clock mean", NA, lambda g: fmt(g.sm_clock_mean_mhz, ".0f", " MHz")),
+            row("power mean / limit", "", lambda g: f"{fmt(g.power_mean_w, '.0f', ' W')} / {fmt(g.power_limit_w, '.0f', ' W')}"),
+            row("energy", "", _energy),
+            row("temperature max", "", lambda g: fmt(g.temperature_max_c, ".0f", " °C")),
+            row("SM clock mean", "", lambda g: fmt(g.sm_clock_mean_mhz, ".0f", " MHz")),
             row("clock events", "", _clock_events),
         ]
-    notes = list(r.notes)
     cost = r.sampler.cost_pct_of_core
-    notes.append(
+    notes = [
         f"Sampled every {r.sampler.interval_s:g} s ({r.sampler.ticks} readings); "
         f"sampler cost {fmt(cost, '.2f', '%')} of one core."
-    )
+    ]
     return Table(title, rows, header, notes)
 
 
@@ -120,35 +154,32 @@ def _clock_events(g) -> str:
     return text + (" of readings (throttling)" if g.throttled_fraction > 0 else " of readings")
 
 
-def _training(r) -> Table:
+def _training(r, which: str) -> Table:
     s = r.step
-    steps = f"{r.total_steps} in {len(r.epochs)} epoch(s)"
-    if r.steps_per_epoch:
-        steps += f" of {r.steps_per_epoch}"
-    steps += f"; batch {r.batch_size or NA}"
-    if r.steps_per_execution > 1:
-        steps += f", steps_per_execution {r.steps_per_execution} (timed per execution)"
     closed = r.closed_epochs
+    epochs = f"{len(r.epochs)} epoch" + ("s" if len(r.epochs) != 1 else "")
+    steps = f"{r.total_steps} ({epochs}" + (f" of {r.steps_per_epoch} steps" if r.steps_per_epoch else "") + ")"
+    batch = fmt(r.batch_size) if r.batch_size else (r.batch_note or NA)
+    steps += f"; batch {batch}"
+    if r.steps_per_execution > 1:
+        steps += f"; steps_per_execution {r.steps_per_execution} (timed per call, divided by the steps it ran)"
     rows = [
-        ["steps", steps],
-        [
-            "step time",
-            f"median {fmt_s(s.median)}, p10 {fmt_s(s.p10)}, p90 {fmt_s(s.p90)}, mean {fmt_s(s.mean)}"
-            if s
-            else NA,
-        ],
-        ["first step", f"{fmt_s(r.first_step_s)} (tracing and compilation; not in the step statistics)"],
+        ["ms/step", f"median {_ms(s.median)}, p10 {_ms(s.p10)}, p90 {_ms(s.p90)}, mean {_ms(s.mean)}" if s else NA],
     ]
     if closed:
         mean_epoch = sum(e.time_s for e in closed) / len(closed)
         val = sum(e.val_s for e in closed) / len(closed)
-        rows.append(["epoch time", f"mean {fmt_s(mean_epoch)}" + (f" (validation {fmt_s(val)})" if val else "")])
+        text = f"{seconds(mean_epoch)} (mean of {len(closed)})"
+        rows.append(["s/epoch", text + (f", of which validation {seconds(val)}" if val else "")])
     rows.append(["samples/s", fmt(r.samples_per_s, ",.0f")])
+    rows.append(["steps", steps])
+    rows.append(["first step", f"{fmt_s(r.first_step_s)}: tracing and compiling, left out of ms/step"])
     if r.flops_per_step is not None:
         rows.append(["compute", _compute(r)])
     rows.append(["fit wall time", fmt_s(r.wall_s)])
     notes = [f"FLOPs: {r.flops_note}."] if r.flops_note else []
-    return Table("Training", rows, notes=notes)
+    notes += list(r.notes)
+    return Table(_title(which, "training"), rows, notes=notes)
 
 
 def _compute(r) -> str:
@@ -169,10 +200,9 @@ def _flops(n: float) -> str:
     return f"{n:.3g} FLOP"
 
 
-def _per_epoch(r) -> Table:
-    gpu_cols = [f"GPU {g.index} J" for g in r.gpus]
-    # "outside steps" shows where an epoch much longer than steps x median step went.
-    header = ["epoch", "time", "train", "validation", "outside steps", "steps", "median step"] + gpu_cols
+def _per_epoch(r, which: str) -> Table:
+    gpu_cols = [f"GPU {g.index} (J)" for g in r.gpus]
+    header = ["epoch", "time (s)", "train (s)", "val (s)", "overhead (s)", "steps", "ms/step"] + gpu_cols
     epochs = r.epochs
     rows = []
     shown = epochs if len(epochs) <= MAX_EPOCH_ROWS else epochs[:10] + [None] + epochs[-9:]
@@ -182,13 +212,16 @@ def _per_epoch(r) -> Table:
             continue
         label = str(e.epoch) + ("" if e.complete else " (cut)")
         energy = [fmt(j, ".0f") for j in e.energy_j]
-        outside = e.outside_steps_s
         rows.append(
-            [label, fmt_s(e.time_s), fmt_s(e.train_s), fmt_s(e.val_s) if e.val_s else "-",
-             fmt_s(outside) if outside is not None else NA, str(e.steps), fmt_s(e.step_median_s)]
+            [label, _secs(e.time_s), _secs(e.train_s), _secs(e.val_s) if e.val_s else "-",
+             _secs(e.outside_steps_s), str(e.steps), _ms(e.step_median_s)]
             + energy
         )
-    return Table("Per epoch", rows, header)
+    notes = ["val: validation. overhead: the epoch's time outside its steps and validation (iterator set-up, "
+             "callbacks, logging). ms/step: the median. GPU (J): energy."]
+    if not r.gpus:
+        notes[0] = notes[0].replace(" GPU (J): energy.", "")
+    return Table(_title(which, "per epoch"), rows, header, notes)
 
 
 def comparison_table(c) -> Table:
@@ -196,19 +229,28 @@ def comparison_table(c) -> Table:
     if c.skipped:
         return Table(title, [], notes=[f"Skipped: {c.skipped}."] + c.notes)
     runs = c.runs
+    if len(runs) == 1:  # nothing to set it beside: one line, not a one-column table
+        r = runs[0]
+        if r.error is not None:
+            line = f"{r.device}: failed: {r.error}"
+        else:
+            line = (f"{r.device}: {_ms(r.step_median_s)} ms/step median, {fmt(r.projected_epoch_s, '.1f')} s/epoch "
+                    f"projected (training only), {fmt(r.samples_per_s, ',.0f')} samples/s; no GPU to set it beside")
+        return Table(f"--compare: {c.model}, {c.steps} steps", [], notes=[line] + list(c.notes))
     header = [""] + [r.device + (f" ({r.name})" if r.name and r.name != "CPU" else "") for r in runs]
 
     def row(label, get):
         return [label] + [get(r) if r.error is None else "" for r in runs]
 
-    per_epoch = f"projected s/epoch ({c.steps_per_epoch} steps)" if c.steps_per_epoch else "projected s/epoch"
+    per_epoch = (f"s/epoch projected ({c.steps_per_epoch} steps, no validation)" if c.steps_per_epoch
+                 else "s/epoch projected (no validation)")
     rows = [
-        row("ms/step median", lambda r: fmt(r.step_median_s and r.step_median_s * 1000, ".2f")),
-        row("ms/step p90", lambda r: fmt(r.step_p90_s and r.step_p90_s * 1000, ".2f")),
-        row("ms/step mean", lambda r: fmt(r.step_mean_s and r.step_mean_s * 1000, ".2f")),
-        row(per_epoch, lambda r: fmt(r.projected_epoch_s, ".1f", " s")),
-        row("samples/s", lambda r: fmt(r.samples_per_s, ",.0f")),
         row("speed-up vs CPU", lambda r: fmt(r.speedup, ".1f", "x")),
+        row("ms/step median", lambda r: _ms(r.step_median_s)),
+        row("ms/step p90", lambda r: _ms(r.step_p90_s)),
+        row("ms/step mean", lambda r: _ms(r.step_mean_s)),
+        row(per_epoch, lambda r: fmt(r.projected_epoch_s, ".1f")),
+        row("samples/s", lambda r: fmt(r.samples_per_s, ",.0f")),
         row("utilisation mean", lambda r: fmt(r.util_mean, ".0f", "%")),
         row("memory peak", lambda r: fmt_bytes(r.memory_peak)),
         ["source"] + [r.source if r.error is None else f"failed: {r.error}" for r in runs],
@@ -222,6 +264,11 @@ def _projection_note(c) -> str:
         return (f"Projected epoch = {basis} + {fmt_s(c.fixed_s)} per epoch outside steps, as measured in your fit "
                 "(iterator set-up, callbacks); validation not included.")
     return f"Projected epoch = {basis} + the comparison's own time outside steps; validation not included."
+
+
+def colab_history_note(path: str) -> str:
+    return (f"The run history is in {path}, which goes when Colab recycles this runtime: run %mount_drive "
+            "first to keep it on Drive (with the history of your other runtimes).")
 
 
 def plot_saved(n: int, target) -> str:

@@ -18,7 +18,7 @@ from pathlib import Path
 from IPython.core.error import UsageError
 from IPython.core.magic import Magics, cell_magic, line_magic, magics_class
 from IPython.core.magic_arguments import argument, argument_group, magic_arguments, parse_argstring
-from IPython.display import Image, display
+from IPython.display import display
 
 from . import drive, drive_view
 from .environment import detect, front_end
@@ -91,6 +91,8 @@ def _variable(name: str, flag: str) -> str:
 
 @magics_class
 class ColabMagics(Magics):
+    _history_note_given = False
+
     @magic_arguments()
     @argument("--frameworks", action="store_true", help="also import TensorFlow and Keras to ask which devices they see")
     @output_flags
@@ -98,8 +100,18 @@ class ColabMagics(Magics):
     def device_info(self, line=""):
         """Show the GPUs (through NVML), the host, and whether the frameworks see the GPU.
 
-        Frameworks already imported (TensorFlow, Keras, JAX, torch) are asked which devices they
-        see; a GPU that the hardware has but a framework misses gets a diagnosis with the fix.
+        Sections: Runtime (where the kernel runs); Diagnosis (only when something is wrong: e.g. a
+        GPU the hardware has but TensorFlow does not see, with the likely cause and the fix); GPUs
+        (name, driver and CUDA versions, memory, utilisation, temperature, power, throttling); GPU
+        processes; Host (CPU cores, RAM, disk); Frameworks (the devices each imported framework
+        sees). Frameworks already imported are asked; --frameworks imports TensorFlow and Keras to
+        ask them too.
+
+        Examples::
+
+            %device_info                  # before training: is the GPU there, and seen?
+            %device_info --frameworks     # ask TensorFlow and Keras even if not imported yet
+            info = %device_info -q -o     # the data, for code: info.to_dict()
         """
         args = _parse(self.device_info, line)
         from .devices import collect
@@ -130,10 +142,35 @@ class ColabMagics(Magics):
     @cell_magic
     def timed_fit(self, line, cell):
         """Run the cell; time every Keras Model.fit in it per step and per epoch, and sample the
-        GPUs and the host while it trains. Then show a side-by-side summary.
+        GPUs and the host while it trains. Then show the answer and the evidence for it.
 
         The cell runs in your namespace, as with %%time. An exception or Ctrl-C still shows the
         summary of what ran (marked incomplete), then is raised again.
+
+        What it shows, in this order:
+          headline   one line per fit: where it trained, ms/step and s/epoch, the speed-up over
+                     the CPU when --compare measured one, and the first verdict with its fix
+          verdicts   what holds the fit back, with the evidence and the fix: GPU unused or idle,
+                     input-bound (steps wait for data), throttled clocks, memory nearly full,
+                     dispatch-bound (steps so short that launching them is the cost), SMs or tensor
+                     cores idle (GPM), compilation dominating a short run; or that none applies
+          --compare  the same model timed for a few steps on each device, from the same weights:
+                     ms/step, projected s/epoch and the speed-up. It trains copies of your model
+                     after the cell; your model, weights and optimizer are not touched
+          training   ms/step (median, p10, p90, mean; the first, compiling step left out),
+                     s/epoch, samples/s, FLOPs and MFU where known
+          details    per epoch (time, validation, overhead outside the steps, energy), the host
+                     and each GPU side by side, the sampler's own cost
+
+        Examples::
+
+            %%timed_fit
+            model.fit(x, y, epochs=5)
+
+            %%timed_fit --compare          # also time the model on the CPU and the GPU
+            %%timed_fit --plot             # a timeline of GPU and CPU use, after the verdicts
+            %%timed_fit -o                 # return the TimedFitResult (as %timeit -o)
+            %%timed_fit -q -v R            # silent; the result in variable R (R.to_dict())
         """
         __tracebackhide__ = True  # the user's traceback shows their cell, not this magic
         args = _parse(self.timed_fit, line)
@@ -176,16 +213,26 @@ class ColabMagics(Magics):
             progress=None if args.quiet else self._progress_bar,
             input_check=args.input_check,
         )
+        if result.history_path and not self._history_note_given and detect(self.shell).is_colab \
+                and drive.current() is None:
+            from .fit_view import colab_history_note
+
+            result.notes.append(colab_history_note(result.history_path))
+            self._history_note_given = True  # once per session
         if args.variable:
             if args.variable in self.shell.user_ns:
                 result.notes.append(f"-v {args.variable}: replaced the variable that had that name.")
             self.shell.user_ns[args.variable] = result
-        _show(result, args)
+        said = []
         if result.reports and (args.plot or plot_file):
             try:
-                self._plots(result, args, plot_file)
+                said = self._plots(result, args, plot_file)
             except Exception as exc:  # noqa: BLE001 - a plot must never replace the user's exception
                 print(f"colab_magic could not draw the timeline: {type(exc).__name__}", file=sys.stderr)
+        if not (args.output and error is None and not args.json):  # -o: the returned result shows itself, once
+            _show(result, args)
+        for line in said:
+            self._say(line, args)
         if error is not None:
             raise error
         return result if args.output else value
@@ -222,7 +269,14 @@ class ColabMagics(Magics):
         """Mount Google Drive in Colab; elsewhere a local folder with the same MyDrive layout stands in.
 
         Returns the MyDrive folder as a pathlib.Path and sets it in a variable (DRIVE), so that a
-        notebook that writes under DRIVE runs unchanged in Colab and locally.
+        notebook that writes under DRIVE runs unchanged in Colab and locally. After it, the run
+        history of %%timed_fit is kept on Drive (it survives the runtime being recycled).
+
+        Examples::
+
+            %mount_drive                           # then: open(DRIVE / "data.csv")
+            %mount_drive --local ~/colab_drive     # outside Colab: this folder stands in
+            %mount_drive --status
         """
         args = _parse(self.mount_drive, line)
         if args.unmount and args.status:
@@ -259,7 +313,15 @@ class ColabMagics(Magics):
         """List the runs %%timed_fit recorded, or show chosen runs side by side.
 
         With %mount_drive, the history lives on Drive, so a run on Colab's CPU runtime and a later
-        one on its GPU runtime (different machines) end up in one table.
+        one on its GPU runtime (different machines) end up in one table. Columns: id (for
+        --compare), when, where (runtime and host), model, kind (fit, or a --compare timing),
+        device, ms/step (median), s/epoch (measured, or projected from the steps), samples/s.
+
+        Examples::
+
+            %fit_history                  # the latest 20 runs
+            %fit_history --compare        # the newest model's latest run on each device, side by side
+            %fit_history --compare 80986aa6 f3836a8f
         """
         args = _parse(self.fit_history, line)
         if args.count < 1:
@@ -282,10 +344,13 @@ class ColabMagics(Magics):
         _show(view, args)
         return view if args.output else None
 
-    def _plots(self, result, args, plot_file: Path | None) -> None:
+    def _plots(self, result, args, plot_file) -> list[str]:
+        """Draw each fit's timeline: into the report (shown after its verdicts) in a notebook, into
+        ``plot_file``. Returns what to tell the user after the summary."""
         from .fit_view import plot_needs_notebook, plot_saved
         from .plot import png
 
+        said = []
         for n, report in enumerate(result.reports, 1):
             fig = report.plot()
             if plot_file is not None:
@@ -297,19 +362,24 @@ class ColabMagics(Magics):
                 except (OSError, ValueError) as exc:
                     print(f"Could not save the timeline to {target}: {exc}", file=sys.stderr)
                 else:
-                    self._say(plot_saved(n, target), args)
+                    said.append(plot_saved(n, target))
             if args.plot:
                 if front_end(self.shell) != "terminal":
-                    display(Image(data=png(fig)))
-                else:
-                    self._say(plot_needs_notebook(), args)
+                    report.timeline_png = png(fig)
+                elif plot_needs_notebook() not in said:
+                    said.append(plot_needs_notebook())
+        return said
 
     def _progress_bar(self, total: int):
-        if front_end(self.shell) == "widgets":
+        where = front_end(self.shell)
+        if where == "widgets":
             from tqdm.notebook import tqdm
-        else:
-            # tqdm.auto wants ipywidgets for its notebook bar and warns without them: the text bar then.
+        elif where == "terminal":
             from tqdm.std import tqdm
+        else:
+            # A notebook without ipywidgets cannot redraw a text bar: each refresh would stay in the
+            # saved output. No bar then (tqdm.auto would warn and draw one anyway).
+            return None
 
         class Bar(tqdm):
             monitor_interval = 0  # tqdm's monitor thread would outlive the cell

@@ -161,6 +161,7 @@ class Finding(Part):
     title: str
     evidence: str
     fix: str
+    action: str = ""  # the fix in a few words, for the headline
 
 
 @dataclass

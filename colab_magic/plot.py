@@ -1,5 +1,5 @@
-"""A timeline of one timed fit: GPU utilisation, GPU memory and CPU utilisation, with the epoch
-boundaries and the first (compiling) step marked. matplotlib is optional: asked for only here.
+"""A timeline of one timed fit: GPU activity, GPU memory and CPU use, with the epoch boundaries and
+the first (compiling) step marked. matplotlib is optional: asked for only here.
 
 No pyplot: a bare ``Figure`` keeps no global state and needs no GUI backend.
 """
@@ -20,38 +20,54 @@ def available() -> bool:
 
 
 def figure(report):
+    """Panels only for what was measured: GPU activity and GPU memory when there were GPU readings,
+    host CPU always. Percent axes run 0-100; memory from 0 to the GPU's total."""
     try:
         from matplotlib.figure import Figure
     except ImportError:
         raise ImportError(INSTALL_HINT) from None
-    fig = Figure(figsize=(9, 6.5), layout="constrained")
-    util, mem, cpu = fig.subplots(3, 1, sharex=True)
     tl = report.timeline or {}
-    for n, series in enumerate(tl.get("gpus", [])):
-        label = f"GPU {report.gpus[n].index}" if n < len(report.gpus) else f"GPU {n}"
-        _line(util, series.get("util"), f"{label} kernel running")
-        _line(util, series.get("sm_activity_pct"), f"{label} SMs busy (GPM)")
-        _line(util, series.get("tensor_activity_pct"), f"{label} tensor cores (GPM)")
-        _line(mem, series.get("memory_used"), label, scale=1 / 2**30)
+    gpus = [(n, series) for n, series in enumerate(tl.get("gpus", [])) if any(series.values())]
+    panels = 3 if gpus else 1
+    fig = Figure(figsize=(9, 2.2 * panels + 0.8), layout="constrained")
+    axes = fig.subplots(panels, 1, sharex=True, squeeze=False)[:, 0]
+    cpu = axes[-1]
+    if gpus:
+        util, mem = axes[0], axes[1]
+        totals = []
+        for n, series in gpus:
+            label = report.gpus[n].label if n < len(report.gpus) else f"GPU {n}"
+            _line(util, series.get("util"), f"{label}: a kernel running")
+            _line(util, series.get("sm_activity_pct"), f"{label}: SMs busy (GPM)")
+            _line(util, series.get("tensor_activity_pct"), f"{label}: tensor cores busy (GPM)")
+            _line(mem, series.get("memory_used"), label, scale=1 / 2**30)
+            if n < len(report.gpus) and report.gpus[n].memory_total:
+                totals.append(report.gpus[n].memory_total / 2**30)
+        util.set_ylabel("GPU, % of time")
+        util.set_ylim(0, 105)
+        mem.set_ylabel("GPU memory, GiB")
+        if totals:
+            mem.set_ylim(0, max(totals) * 1.02)
+            mem.axhline(max(totals), color="black", lw=0.8)  # the device's total
+        else:
+            mem.set_ylim(bottom=0)
     host = tl.get("host", {})
-    _line(cpu, host.get("cpu_system"), "system (all cores)")
-    _line(cpu, host.get("cpu_process"), "this process (% of one core)")
-    util.set_ylabel("GPU %")
-    mem.set_ylabel("GPU memory GiB")
-    cpu.set_ylabel("CPU %")
-    cpu.set_xlabel("seconds since the fit began")
-    if not tl.get("gpus"):
-        util.text(0.5, 0.5, report.gpu_note or "no GPU", ha="center", va="center", transform=util.transAxes)
-        mem.text(0.5, 0.5, "no GPU", ha="center", va="center", transform=mem.transAxes)
-    for ax in (util, mem, cpu):
+    # Both in % of all cores: the process's share of one core divided by the core count
+    cores = max(1, report.host.logical_cores or 1)
+    _line(cpu, host.get("cpu_system"), "whole machine")
+    _line(cpu, host.get("cpu_process"), "this process", scale=1 / cores)
+    cpu.set_ylabel(f"CPU, % of {cores} cores")
+    cpu.set_ylim(0, 105)
+    cpu.set_xlabel("seconds since the fit began (shaded: first step, compiling; dashed: epoch ends)")
+    for ax in axes:
         if report.first_step_s:
             ax.axvspan(0, report.first_step_s, color="tab:orange", alpha=0.15, lw=0)
         for t in tl.get("epoch_ends", []):
             ax.axvline(t, color="grey", ls="--", lw=0.8)
         if ax.get_legend_handles_labels()[0]:
-            ax.legend(loc="upper right", fontsize="small")
-    title = f"{report.model} on {report.device or '?'}: shaded, the first step (compiling); dashed, epoch ends"
-    fig.suptitle(title, fontsize="medium")
+            # outside the plotting area, so that it never covers a line
+            ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize="small", frameon=False)
+    fig.suptitle(f"{report.model} on {report.device or '?'}", fontsize="medium")
     return fig
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import importlib
 from dataclasses import dataclass, field, fields
 
+from .headline import fit_headline, no_gpu_advice
 from .parts import Epoch, Finding, GpuSummary, HostSummary, InputWait, ModelSignature, SamplerFigures, StepStats
 from .run_summary import Comparison
 from .tables import Rendered
@@ -42,6 +43,7 @@ class FitReport:
     signature: ModelSignature | None = None  # the model's identity in the history
     findings: list[Finding] = field(default_factory=list)  # verdicts, most important first
     input_wait: InputWait | None = None  # the input check, where it ran
+    batch_note: str | None = None  # why batch_size is None, where it is
     # What the steps computed: FLOPs per training step (3 x forward by convention, or XLA's count),
     # FLOP/s from the mean step, and the model FLOPs utilisation against the GPU's datasheet peak
     flops_per_step: float | None = None
@@ -52,11 +54,18 @@ class FitReport:
     compute_dtype: str | None = None  # "float32", "float16", "bfloat16"
     peak_basis: str | None = None  # which peak, and why
     flops_note: str | None = None
+    # --plot in a notebook: the timeline as a PNG, shown after the verdicts (not in to_dict)
+    timeline_png: bytes | None = field(default=None, repr=False)
 
     @property
     def device_gpu(self) -> GpuSummary | None:
         """The GPU the model trained on, if it trained on one."""
         return next((g for g in self.gpus if self.device == f"GPU:{g.index}"), None)
+
+    @property
+    def headline(self) -> str:
+        """This fit in one line (without a --compare speed-up: see TimedFitResult.headline)."""
+        return fit_headline(self)
 
     @property
     def closed_epochs(self) -> list[Epoch]:
@@ -65,6 +74,8 @@ class FitReport:
     def to_dict(self) -> dict:
         out = {}
         for f in fields(self):
+            if f.name == "timeline_png":
+                continue
             value = getattr(self, f.name)
             if isinstance(value, list):
                 value = [v.to_dict() if hasattr(v, "to_dict") else v for v in value]
@@ -89,6 +100,8 @@ class TimedFitResult(Rendered):
     notes: list[str] = field(default_factory=list)
     comparisons: list[Comparison] = field(default_factory=list)  # with --compare, one per model
     history_path: str | None = None  # where this cell's runs were recorded
+    runtime: str | None = None  # where the kernel ran (environment.Runtime.kind): the advice depends on it
+    accelerator: str | None = None  # Colab's runtime type
 
     def __len__(self) -> int:
         return len(self.reports)
@@ -100,8 +113,38 @@ class TimedFitResult(Rendered):
         """A matplotlib Figure of the timeline of the cell's fit number ``fit`` (1 = the first)."""
         return self.reports[fit - 1].plot()
 
+    def comparison_for(self, report: FitReport) -> Comparison | None:
+        """The --compare result of this fit's model, shown with the model's first fit."""
+        first = next((r for r in self.reports if r.model == report.model), None)
+        if first is not report:
+            return None
+        return next((c for c in self.comparisons if c.model == report.model), None)
+
+    @property
+    def headlines(self) -> list[str]:
+        numbered = len(self.reports) > 1
+        return [fit_headline(r, self.comparison_for(r), numbered) for r in self.reports]
+
+    @property
+    def headline(self) -> str:
+        """The answer, one line per fit: where it trained, how fast, and what holds it back."""
+        if not self.reports:
+            return "No Keras fit was seen in this cell."
+        return "\n".join(self.headlines)
+
+    @property
+    def no_gpu(self) -> str | None:
+        """The one explanation of a missing GPU, when no fit saw one and no comparison found one."""
+        if not self.reports or any(r.gpus for r in self.reports):
+            return None
+        if any(run.is_gpu and run.error is None for c in self.comparisons for run in c.runs):
+            return None  # the history brought a GPU run in
+        return no_gpu_advice(self.runtime, self.accelerator)
+
     def to_dict(self) -> dict:
         return {
+            "headline": self.headline,
+            "runtime": self.runtime,
             "cell_s": self.cell_s,
             "complete": self.complete,
             "error": self.error,

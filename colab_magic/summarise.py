@@ -40,6 +40,7 @@ def build_report(index: int, timer, sampler, info: dict) -> FitReport:
         backend=info.get("backend", "?"),
         device=info.get("device"),
         batch_size=batch,
+        batch_note=info.get("batch_note"),
         epochs_planned=params.get("epochs"),
         steps_per_epoch=params.get("steps"),
         steps_per_execution=info.get("steps_per_execution", 1),
@@ -154,8 +155,8 @@ def _timeline(sampler, start: float) -> dict:
 
 def _notes(report: FitReport, sampler) -> list[str]:
     notes = []
-    if report.gpu_note:
-        notes.append(f"No GPU columns: {report.gpu_note}.")
+    # A missing GPU is explained once per cell, in the user's terms (TimedFitResult.no_gpu); NVML's own
+    # reason stays in gpu_note.
     for gpu in report.gpus:
         if gpu.readings == 0:
             notes.append(f"GPU {gpu.index} reports no metrics through NVML (every reading was refused).")

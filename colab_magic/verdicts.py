@@ -215,10 +215,26 @@ RULES = (gpu_unused, idle_gpus, input_bound, throttled, memory, dispatch_bound, 
          compile_dominates)
 
 
+# The fix in a few words, for the headline; the finding's own text has the details.
+ACTIONS = {
+    "gpu_unused": "%device_info says why",
+    "idle_gpus": "spread the fit with keras.distribution.DataParallel",
+    "input_bound": "parallelise and prefetch the input pipeline",
+    "throttled": "a steady figure needs an unthrottled GPU",
+    "memory_reserved": "only matters if other work needs the GPU",
+    "memory_full": "a smaller batch or mixed precision",
+    "dispatch_bound": "steps_per_execution=32 or a larger batch",
+    "sms_idle": "a larger batch or wider layers",
+    "tensor_cores_idle": "mixed precision",
+    "compile_dominates": "judge by ms/step, or time a longer fit",
+}
+
+
 def findings(report) -> list[Finding]:
     found = []
     for rule in RULES:
         finding = rule(report)
         if finding is not None:
+            finding.action = ACTIONS.get(finding.rule, "")
             found.append(finding)
     return found[:MAX_FINDINGS]

@@ -59,13 +59,15 @@ def quickstart():
         new_code_cell(CNN),
         new_markdown_cell(
             "`%%timed_fit --compare --plot` times every step and epoch, samples the GPU and the host while it "
-            "trains, then times a copy of the model for a few steps on each device and projects an epoch, "
-            "and draws the timeline."
+            "trains, then times a copy of the model for a few steps on each device and projects an epoch. "
+            "It answers first: one line per fit (where it trained, how fast, the speed-up, and what holds it "
+            "back), then the verdicts, the timeline, the comparison, and the details below them. Keras' own "
+            "progress is off (`verbose=0`) so that the answer is the cell's first line."
         ),
         new_code_cell(
             "%%timed_fit --compare --plot\n"
             "model = cifar_cnn()\n"
-            "history = model.fit(x, y, batch_size=32, epochs=2, validation_split=0.1, verbose=2)"
+            "history = model.fit(x, y, batch_size=32, epochs=2, validation_split=0.1, verbose=0)"
         ),
         new_markdown_cell(
             "Every run is recorded (on Drive once it is mounted), so a CPU-runtime session and a later "

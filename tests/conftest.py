@@ -42,6 +42,9 @@ def private_home(monkeypatch, tmp_path):
     home = tmp_path / "home"
     home.mkdir()
     monkeypatch.setenv("HOME", str(home))
+    # Text follows the terminal's width: the same width whether pytest runs in a terminal or not
+    # (tests of narrower terminals set their own).
+    monkeypatch.setenv("COLUMNS", "100")
     drive.forget()
     yield home
     drive.forget()

@@ -79,7 +79,28 @@ class FakeGpu:
     energy_base_mj: int = 1_000_000
     # (time, utilisation) from each change on: what the driver's sample buffer holds at each instant
     util_steps: list = field(default_factory=list)
+    gpm_steps: list = field(default_factory=list)  # (time, gpm dict) from each change on
     changed: float | None = None  # when power last changed: energy is integrated piecewise from here
+
+    def gpm_between(self, metric: int, t1: float, t2: float) -> float | None:
+        """A GPM metric between two samples: its time-weighted mean over [t1, t2], as the hardware's
+        counters give it."""
+        steps = self.gpm_steps or [(self.created, self.gpm)]
+        if t2 <= t1:
+            value = steps[0][1]
+            for when, gpm in steps:
+                if when <= t2:
+                    value = gpm
+            return value.get(metric) if value else None
+        total = 0.0
+        for n, (when, gpm) in enumerate(steps):
+            end = steps[n + 1][0] if n + 1 < len(steps) else float("inf")
+            overlap = min(end, t2) - max(when, t1)
+            if overlap > 0:
+                if gpm is None or gpm.get(metric) is None:
+                    return None
+                total += gpm[metric] * overlap
+        return total / (t2 - t1)
 
     def util_at(self, t: float) -> int:
         value = self.util_gpu if not self.util_steps else self.util_steps[0][1]
@@ -145,12 +166,16 @@ class FakeNvml:
         g.changed = now
         if not g.util_steps:
             g.util_steps.append((g.created, g.util_gpu))
+        if not g.gpm_steps:
+            g.gpm_steps.append((g.created, g.gpm))
         for name, value in readings.items():
             if not hasattr(g, name):
                 raise AttributeError(name)
             setattr(g, name, value)
         if "util_gpu" in readings:
             g.util_steps.append((now, g.util_gpu))
+        if "gpm" in readings:
+            g.gpm_steps.append((now, g.gpm))
 
     @staticmethod
     def _energy(g: FakeGpu, now: float) -> float:
@@ -296,7 +321,7 @@ class FakeNvml:
             raise NVMLError(NVML_ERROR_UNKNOWN)
         g = self._gpu(first.gpu, "nvmlGpmMetricsGet")
         for metric in request.metrics[: request.numMetrics]:
-            value = g.gpm.get(metric.metricId)
+            value = g.gpm_between(metric.metricId, first.t, second.t)
             metric.nvmlReturn = NVML_SUCCESS if value is not None else NVML_ERROR_NOT_SUPPORTED
             metric.value = float(value) if value is not None else 0.0
         return request

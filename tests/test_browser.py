@@ -1,6 +1,7 @@
 """The executed quickstart, rendered to HTML by nbconvert, opened in headless Chromium: the summary
 must be laid out as tables (no escaped HTML, no raw tags), and a screenshot is taken to look at."""
 
+import os
 import shutil
 import subprocess
 from pathlib import Path
@@ -51,6 +52,13 @@ def test_quickstart_summary_renders_as_tables_in_a_browser(monkeypatch, tmp_path
     for escaped in ("&lt;table", "&lt;caption", "&lt;td", "&lt;div class=\"cm-report", "&lt;style"):
         assert escaped not in dom, escaped
 
+    # The answer first: in the %%timed_fit cell's rendered output, the headline comes before any table.
+    timed = dom[dom.index("%%timed_fit"):]
+    report = timed[timed.index('<div class="cm-report">'):]
+    assert report.index('class="cm-answer"') < report.index("<table>")
+    assert "sequential on the CPU: " in report[:report.index("<table>")]
+    assert "<details>" in report and "<summary>Details: per epoch, hardware, sampler</summary>" in report
+
     shot = tmp_path / "quickstart.png"
     subprocess.run([*base, f"--screenshot={shot}", "--window-size=1280,2400", page.as_uri()],
                    capture_output=True, timeout=120, check=True)
@@ -58,3 +66,5 @@ def test_quickstart_summary_renders_as_tables_in_a_browser(monkeypatch, tmp_path
     assert image.size == (1280, 2400)
     colours = image.getcolors(maxcolors=1_000_000)
     assert colours is not None and len(colours) > 50  # text and table borders, not a blank page
+    if os.environ.get("COLAB_MAGIC_SCREENSHOT"):  # to look at: COLAB_MAGIC_SCREENSHOT=/tmp/q.png pytest ...
+        shutil.copy(shot, os.environ["COLAB_MAGIC_SCREENSHOT"])

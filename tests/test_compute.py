@@ -153,8 +153,8 @@ def test_mfu_from_the_mean_step_and_the_datasheet_peak():
     assert "MFU" not in str(report.peak_basis)
     from colab_magic.fit_view import tables
 
-    title = tables(builders.result([report]))[0].title
-    assert title.endswith(f", MFU {100 * DENSE_BY_HAND / 0.002 / 8.1e12:.1f}%"), title
+    headline = tables(builders.result([report]))[0].title  # the answer, first
+    assert headline.startswith(f"m on GPU 0 (Tesla T4): 2.00 ms/step, MFU {100 * DENSE_BY_HAND / 0.002 / 8.1e12:.1f}%. ")
     assert report.flops_per_step == DENSE_BY_HAND and report.compute_dtype == "float32"
     assert report.achieved_flops_per_s == pytest.approx(DENSE_BY_HAND / 0.002)
     assert report.peak_flops_per_s == 8.1e12 and report.mfu == pytest.approx(DENSE_BY_HAND / 0.002 / 8.1e12)
@@ -272,11 +272,13 @@ def test_the_summary_shows_gpm_and_compute(ip, fake_nvml, capsys):
     ip.run_cell("import numpy as np, keras\nx = np.ones((64, 4), 'float32'); y = np.ones((64, 1), 'float32')").raise_error()
     cell = "m = keras.Sequential([keras.Input((4,)), keras.layers.Dense(1)])\nm.compile('sgd', 'mse')\nm.fit(x, y, epochs=2, verbose=0)"
     ip.run_cell(f"%%timed_fit --interval 0.05 --no-history -v R\n{cell}").raise_error()
-    out = capsys.readouterr().out
-    sm_row = next(line for line in out.splitlines() if "SMs busy / occupancy (GPM)" in line)
-    assert "40% / 20%" in sm_row and "not read: this GPU has no GPM" in sm_row
-    compute = next(line for line in out.splitlines() if line.strip().startswith("compute"))
-    assert "768 FLOP/step by analytic" in compute and "no MFU on the CPU" in compute
+    out = " ".join(capsys.readouterr().out.split())  # three columns: one block per column at 100 wide
+    hardware = out[out.index("Hardware: host (CPU) and GPUs"):]
+    h100_block = hardware[hardware.index("GPU 0 (NVIDIA H100 80GB HBM3) utilisation"):hardware.index("GPU 1 (NVIDIA A100")]
+    a100_block = hardware[hardware.index("GPU 1 (NVIDIA A100-SXM4-40GB) utilisation"):]
+    assert "SMs busy / occupancy (GPM): 40% / 20%;" in h100_block
+    assert "SMs busy / occupancy (GPM): not read: this GPU has no GPM" in a100_block
+    assert "compute 768 FLOP/step by analytic" in out and "no MFU on the CPU" in out
     rep = ip.user_ns["R"][0]
     assert rep.flops_per_step == 3 * 2 * 32 * 4 and rep.achieved_flops_per_s == pytest.approx(768 / rep.step.mean)
     assert json.loads(json.dumps(ip.user_ns["R"].to_dict()))["reports"][0]["gpus"][0]["sm_activity_pct"] == 40.0

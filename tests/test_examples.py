@@ -1,6 +1,7 @@
 """The example notebooks, executed in a real Jupyter kernel (ipykernel) through nbclient."""
 
 import importlib.util
+import re
 from pathlib import Path
 
 import pytest
@@ -47,21 +48,29 @@ def test_quickstart(monkeypatch, tmp_path):
     assert "Host" in by_source["%device_info"] and "Frameworks" in by_source["%device_info"]
     assert "synthetic images of the same shape stand in" in by_source["import os, socket"]
     summary = by_source["%%timed_fit --compare --plot"]
-    for field in ("Fit: sequential on CPU:0", "utilisation mean / p95", "step time", "first step", "samples/s",
-                  "Per epoch", "CPU vs GPU: sequential", "projected s/epoch (45 steps)", "speed-up vs CPU"):
-        assert field in summary, field
-    html = [o for c in cells for o in c.get("outputs", []) if "text/html" in o.get("data", {})]
-    assert any("<caption>Training</caption>" in o["data"]["text/html"] for o in html)  # rich output in a notebook
     timed = next(c for c in cells if c.source.startswith("%%timed_fit"))
-    assert any("image/png" in o.get("data", {}) for o in timed.outputs)  # --plot shows the timeline inline
-    # --compare's progress: tqdm's widget bar where ipywidgets is installed (Colab has 7.7.1), else the
-    # text bar on stderr
+    # The answer first: the cell's first output starts with the headline, in text and in HTML
+    first = timed.outputs[0]
+    assert first.output_type == "display_data", [o.output_type for o in timed.outputs]
+    assert first["data"]["text/plain"].startswith("sequential on the CPU: ")
+    html = first["data"]["text/html"]
+    assert html.index('<p class="cm-answer">sequential on the CPU: ') < html.index("<table>")
+    flat = " ".join(summary.split())
+    assert re.search(r"--compare: sequential, \d+ steps CPU:0: [\d.]+ ms/step median", flat)
+    for words in ("Verdicts", "s/epoch projected (training only)",
+                  "Training", "ms/step median", "first step", "samples/s", "Per epoch", "overhead (s)",
+                  "Hardware: host (CPU)", "utilisation mean / p95"):
+        assert words in flat, words
+    assert flat.count("No NVIDIA GPU here") == 1  # the missing GPU, explained once
+    # --plot: the timeline inside the summary, right after the verdicts (not a separate output)
+    assert html.index('<p class="cm-title">Verdicts</p>') < html.index('<img src="data:image/png;base64,') \
+        < html.index("<caption>Training</caption>")
+    # --compare's progress: tqdm's widget bar where ipywidgets is installed (Colab has 7.7.1); without
+    # it, no bar at all (a text bar cannot be redrawn in a notebook: its lines would stay behind)
     widget = [o for o in timed.outputs if "application/vnd.jupyter.widget-view+json" in o.get("data", {})]
-    text_bar = "".join(o.get("text", "") for o in timed.outputs if o.get("name") == "stderr")
-    if importlib.util.find_spec("ipywidgets") is not None:
-        assert widget and "--compare:" not in text_bar
-    else:
-        assert not widget and "--compare:" in text_bar
+    stderr = "".join(o.get("text", "") for o in timed.outputs if o.get("name") == "stderr")
+    assert "--compare" not in stderr and "%|" not in stderr
+    assert bool(widget) == (importlib.util.find_spec("ipywidgets") is not None)
     assert "Run history" in by_source["%fit_history"] and "compare" in by_source["%fit_history"]
     assert (tmp_path / "drive" / "MyDrive" / "colab_magic" / "runs.jsonl").exists()
 

@@ -48,7 +48,7 @@ def test_a_plot_that_cannot_be_saved_does_not_replace_the_users_exception(kip, t
                        f"{FIT}\nraise ValueError('mine')")
     assert isinstance(res.error_in_exec, ValueError) and str(res.error_in_exec) == "mine"
     out = text(capsys)
-    assert "Could not save the timeline" in out and "Fit: sequential" in out
+    assert "Could not save the timeline" in out and f"{kip.user_ns['R'].reports[0].model} on the CPU" in out
     assert len(kip.user_ns["R"].reports) == 1
 
 

@@ -156,20 +156,44 @@ def test_colab_already_mounted_says_so_without_calling_colab(ip, colab, tmp_path
     assert colab.calls == [("mount", str(mountpoint), True, 120000, False)]
 
 
+class Unprintable(Exception):
+    def __str__(self):
+        raise RuntimeError("no text")
+
+
+TIMEOUT = "Google Drive did not mount within 5 s ({}). Try again, or with a larger --timeout."
+ENTERPRISE = "Google Drive cannot be mounted in this runtime ({}): in Colab Enterprise, use Cloud Storage instead."
+FILES = "{root} already holds files: Colab mounts only on an empty folder. Choose another --mountpoint."
+OTHER = "Colab could not mount Google Drive at {root}: {}"
+
+
 @pytest.mark.parametrize(
     "error, message",
     [
-        (ValueError("mount failed"), "did not mount within 5 s"),
-        (ValueError("Mountpoint must not be a symlink"), "is a symbolic link"),
-        (ValueError("Mountpoint must not already contain files"), "already holds files"),
-        (RuntimeError("DriveFS is not supported in Colab Enterprise"), "Colab Enterprise, use Cloud Storage"),
-        (ValueError("something new\nwith a second line"), "Colab could not mount Google Drive at .*: something new$"),
+        (ValueError("mount failed"), TIMEOUT.format("mount failed")),
+        (ValueError("Timed out waiting"), TIMEOUT.format("Timed out waiting")),
+        (TimeoutError("timeout after 5s"), TIMEOUT.format("timeout after 5s")),
+        (RuntimeError("DriveFS is not supported in Colab Enterprise"),
+         ENTERPRISE.format("DriveFS is not supported in Colab Enterprise")),
+        (RuntimeError("Enterprise runtime"), ENTERPRISE.format("Enterprise runtime")),
+        (RuntimeError("drivefs missing"), ENTERPRISE.format("drivefs missing")),
+        (RuntimeError("Not supported here"), ENTERPRISE.format("Not supported here")),
+        (ValueError("Mountpoint must not be a symlink"),
+         "{root} is a symbolic link: Colab mounts only on a real folder. Choose another --mountpoint."),
+        (ValueError("Mountpoint must not already contain files"), FILES),
+        (ValueError("folder not empty"), FILES),
+        (ValueError("a non-empty folder"), FILES),
+        (ValueError("something new\nwith a second line"), OTHER.format("something new", root="{root}")),
+        (ValueError(""), OTHER.format("ValueError", root="{root}")),
+        (Unprintable(), OTHER.format("Unprintable", root="{root}")),
     ],
 )
 def test_colab_errors_become_one_line(ip, monkeypatch, tmp_path, error, message):
     install(monkeypatch, FakeDrive(fail_with=error))
-    with pytest.raises(UsageError, match=message):
-        ip.run_line_magic("mount_drive", f"--mountpoint {tmp_path / 'm'} --timeout 5")
+    root = tmp_path / "m"
+    with pytest.raises(UsageError) as err:
+        ip.run_line_magic("mount_drive", f"--mountpoint {root} --timeout 5")
+    assert str(err.value) == message.replace("{root}", str(root))
     assert drive.current() is None
 
 

@@ -23,17 +23,45 @@ def test_figure_has_gpu_memory_and_cpu_panels_with_epochs_and_compile_marked(kip
     kip.run_cell(f"%%timed_fit -q --no-history --interval 0.05 -v R\n{CELL}").raise_error()
     r = kip.user_ns["R"]
     fig = r.plot()
-    util, mem, cpu = fig.axes
+    util, mem, cpu = fig.axes[:3]
     labels = [line.get_label() for line in util.get_lines() if not line.get_label().startswith("_")]
     # GPM lines only for the GPU that has GPM (the H100), none for the T4
-    assert labels == ["GPU 0 kernel running", "GPU 0 SMs busy (GPM)", "GPU 0 tensor cores (GPM)", "GPU 1 kernel running"]
-    assert len(mem.get_lines()) >= 2 and len(cpu.get_lines()) >= 2
+    h, t = "GPU 0 (NVIDIA H100 80GB HBM3)", "GPU 1 (Tesla T4)"
+    assert labels == [f"{h}: a kernel running", f"{h}: SMs busy (GPM)", f"{h}: tensor cores busy (GPM)",
+                      f"{t}: a kernel running"]
     assert max(util.get_lines()[0].get_ydata()) == pytest.approx(87)  # the fake H100's utilisation
     assert set(util.get_lines()[1].get_ydata()) == {40.0}  # its GPM SM activity
+    # percent axes 0-100 whatever the readings; memory from 0 to the larger GPU's total, drawn
+    assert util.get_ylim() == (0, 105) and cpu.get_ylim() == (0, 105)
+    assert mem.get_ylim()[0] == 0 and mem.get_ylim()[1] == pytest.approx(80 * 1.02)
+    assert len(mem.get_lines()) >= 2 and len(cpu.get_lines()) >= 2
     dashed = [line for line in cpu.get_lines() if line.get_linestyle() == "--"]
     assert len(dashed) == len(r[0].timeline["epoch_ends"]) == 3
     assert len(cpu.patches) == 1  # the shaded first step
-    assert "shaded, the first step" in fig.get_suptitle()
+    assert fig.get_suptitle() == f"{r[0].model} on CPU:0"
+    # the legend sits outside the axes, clear of the lines
+    assert util.get_legend()._loc == 2 and util.get_legend().get_bbox_to_anchor().x0 > util.bbox.x1 - 1
+
+
+def test_cpu_only_fit_gets_the_cpu_panel_alone_in_one_unit(kip, no_pynvml):
+    kip.run_cell(f"%%timed_fit -q --no-history --interval 0.05 -v R\n{CELL}").raise_error()
+    r = kip.user_ns["R"][0]
+    fig = r.plot()
+    (cpu,) = fig.axes[:1]
+    assert len([ax for ax in fig.axes if ax.get_ylabel()]) == 1  # no empty GPU panels
+    assert cpu.get_ylabel() == f"CPU, % of {r.host.logical_cores} cores" and cpu.get_ylim() == (0, 105)
+    system, process = [line for line in cpu.get_lines() if not line.get_label().startswith("_")]
+    cores = r.host.logical_cores
+    raw = [v for _, v in r.timeline["host"]["cpu_process"]]
+    assert list(process.get_ydata()) == pytest.approx([v / cores for v in raw])  # % of all cores, as the other
+
+
+def test_idle_gpu_keeps_full_scale_axes(kip, fake_nvml):
+    fake_nvml([t4(util_gpu=0)])  # idle: 0% and 300 MiB of 15 GiB
+    kip.run_cell(f"%%timed_fit -q --no-history --interval 0.05 -v R\n{CELL}").raise_error()
+    util, mem = kip.user_ns["R"].plot().axes[:2]
+    assert util.get_ylim() == (0, 105)
+    assert mem.get_ylim() == pytest.approx((0, 15 * 1.02))
 
 
 def test_plot_file_saves_a_png_per_fit(kip, tmp_path, capsys):

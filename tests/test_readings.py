@@ -2,6 +2,8 @@
 every figure in the report is known in advance, so means, percentiles, sample counts and joules are
 asserted exactly. The timer, sampler, report and history are the real ones; only NVML is fake."""
 
+import json
+
 import numpy as np
 import pytest
 
@@ -15,10 +17,17 @@ from tests.fake_pynvml import ManualClock, h100
 GiB = 2**30
 STEPS = 4
 # One phase per epoch: what the GPU reads during it, and how long each training step takes.
+SM, OCC, TENSOR, DRAM = 2, 3, 5, 10  # NVML's GPM metric ids
+
+
+def gpm(sm, tensor):
+    return {SM: sm, OCC: sm / 2, TENSOR: tensor, DRAM: 30.0}
+
+
 PHASES = [
-    dict(util_gpu=20, power_mw=100_000, memory_used=10 * GiB, step_s=0.5),
-    dict(util_gpu=60, power_mw=300_000, memory_used=30 * GiB, step_s=0.75),
-    dict(util_gpu=90, power_mw=250_000, memory_used=20 * GiB, step_s=0.125),
+    dict(util_gpu=20, power_mw=100_000, memory_used=10 * GiB, gpm=gpm(40.0, 0.0), step_s=0.5),
+    dict(util_gpu=60, power_mw=300_000, memory_used=30 * GiB, gpm=gpm(80.0, 50.0), step_s=0.75),
+    dict(util_gpu=90, power_mw=250_000, memory_used=20 * GiB, gpm=gpm(10.0, 5.0), step_s=0.125),
 ]
 SAMPLE_PERIOD_US = 1_000_000 // 6  # the fake driver's utilisation buffer, as on real GPUs
 
@@ -52,7 +61,7 @@ def scripted_fit(fake_nvml):
     finally:
         sampler.stop()
     info = {"model": "scripted", "backend": "jax", "device": "GPU:0", "batch_size": 32}
-    return build_report(1, timer, sampler, info), clock
+    return build_report(1, timer, sampler, info), sampler
 
 
 def expected_util_samples(duration_s: float) -> list[int]:
@@ -121,3 +130,157 @@ def test_step_and_epoch_figures_are_exact_and_survive_the_history(fake_nvml, tmp
     back = RunSummary.from_record(records[0])
     assert warnings == [] and back.epoch_mean_s == run.epoch_mean_s and back.step_p90_s == run.step_p90_s
     assert back.gpu_util_mean == report.gpus[0].util_mean
+
+
+def test_every_gpu_epoch_and_sampler_figure_of_the_scripted_fit(fake_nvml):
+    """The whole GPU summary, field by field: a figure computed from the wrong series or reading
+    shows here."""
+    report, sampler = scripted_fit(fake_nvml)
+    gpu = report.gpus[0].to_dict()
+    util = expected_util_samples(5.5)
+    full_ticks = 7  # ticks 0, 2, 4 ... 10 and the last one read the slow metrics (SLOW_EVERY = 2)
+    expected = {
+        "index": 0, "name": "NVIDIA H100 80GB HBM3", "util_source": "driver samples", "util_samples": 34,
+        "memory_peak": 30 * GiB, "memory_total": 80 * GiB, "process_memory_peak": 0.0, "power_limit_w": 700.0,
+        "energy_source": "counter", "temperature_max_c": 61.0, "sm_clock_mean_mhz": 1410.0, "clock_events": {},
+        "throttled_fraction": 0.0, "readings": 13, "gaps": [], "gap_s": 0, "gpm_note": None,
+        "gpm_readings": full_ticks, "gpm_failures": 0,
+        "dram_bw_pct": 30.0,
+    }
+    assert {k: gpu[k] for k in expected} == expected
+    # GPM over the whole fit: each phase's figure weighted by its time (2 s, 3 s, 0.5 s of 5.5 s)
+    assert gpu["sm_activity_pct"] == pytest.approx((2 * 40 + 3 * 80 + 0.5 * 10) / 5.5)
+    assert gpu["sm_occupancy_pct"] == pytest.approx((2 * 20 + 3 * 40 + 0.5 * 5) / 5.5)
+    assert gpu["tensor_activity_pct"] == pytest.approx((3 * 50 + 0.5 * 5) / 5.5)
+    # one reading per full tick, each since the previous one: (0, 0.5], (0.5, 1.5], (1.5, 2.75] ...
+    ends = [0.0, 0.5, 1.5, 2.75, 4.25, 5.125, 5.375, 5.5]
+
+    def sm_at(t):
+        return 40.0 if t < 2 else 80.0 if t < 5 else 10.0
+
+    def mean_sm(a, b, n=10_000):  # numerically, as a check on the hand-made expectation
+        return sum(sm_at(a + (b - a) * (i + 0.5) / n) for i in range(n)) / n
+
+    readings = [v for _, v in report.timeline["gpus"][0]["sm_activity_pct"]]
+    assert readings == pytest.approx([mean_sm(a, b) for a, b in zip(ends, ends[1:])], abs=0.01)
+    assert readings[2] == pytest.approx((0.5 * 40 + 0.75 * 80) / 1.25)
+    assert gpu["util_mean"] == pytest.approx(np.mean(util)) and gpu["energy_j"] == pytest.approx(1225.0, abs=0.002)
+    assert report.gpus[0].label == "GPU 0 (NVIDIA H100 80GB HBM3)"
+    epochs = [(e.epoch, e.steps, e.complete, e.val_s, e.train_s, e.steps_s) for e in report.epochs]
+    assert epochs == [(1, 4, True, 0.0, 2.0, 2.0), (2, 4, True, 0.0, 3.0, 3.0), (3, 4, True, 0.0, 0.5, 0.5)]
+    assert [e.outside_steps_s for e in report.epochs] == [0.0, 0.0, 0.0]
+    assert (report.index, report.model, report.backend, report.device, report.batch_size) == (1, "scripted", "jax", "GPU:0", 32)
+    assert (report.epochs_planned, report.steps_per_epoch, report.steps_per_execution) == (3, 4, 1)
+    assert report.complete and report.error is None and report.wall_s == 5.5 and report.gpu_note is None
+    s = report.sampler
+    assert (s.interval_s, s.ticks, s.errors) == (3600, 13, [])
+    assert (s.started, s.stopped, s.cpu_s, s.stop_wait_s) == (sampler.started, sampler.stopped, sampler.cpu_seconds,
+                                                              sampler.stop_wait_s)
+    assert s.stopped > s.started and s.cpu_s > 0 and s.stop_wait_s > 0
+    assert s.cost_pct_of_core == pytest.approx(100 * sampler.cpu_seconds / (sampler.stopped - sampler.started))
+    assert report.notes == []
+    timeline = report.timeline
+    assert len(timeline["epoch_ends"]) == 3 and len(timeline["gpus"]) == 1
+    assert [v for _, v in timeline["gpus"][0]["power_w"]] == [100.0] * 4 + [300.0] * 4 + [250.0] * 5
+    assert [v for _, v in timeline["gpus"][0]["util"]] == util
+    assert set(timeline["host"]) == {"cpu_system", "cpu_process", "rss", "ram_used"}
+    assert len(timeline["host"]["rss"]) == 13 and all(v > 0 for _, v in timeline["host"]["rss"])
+
+
+def test_a_run_summary_and_its_record_carry_every_figure(fake_nvml):
+    report, _ = scripted_fit(fake_nvml)
+    steps = [p["step_s"] for p in PHASES for _ in range(STEPS)][1:]
+    run = RunSummary.from_report(report)
+    got = {k: v for k, v in run.to_dict().items() if k not in ("report", "signature", "env", "cpu_util_mean")}
+    assert got == {
+        "device": "GPU:0", "kind": "fit", "model": "scripted", "name": "NVIDIA H100 80GB HBM3", "backend": "jax",
+        "batch_size": 32, "steps_per_epoch": 4, "complete": True, "total_steps": 12, "step_median_s": 0.5,
+        "step_p90_s": pytest.approx(np.percentile(steps, 90)), "step_mean_s": pytest.approx(np.mean(steps)),
+        "first_step_s": 0.5, "epoch_mean_s": pytest.approx(5.5 / 3), "projected_epoch_s": None,
+        "samples_per_s": 64.0, "gpu_util_mean": report.gpus[0].util_mean, "memory_peak": 30 * GiB,
+        "speedup": None, "error": None, "source": "measured now", "time": None, "id": None,
+        "recorded_signature_id": None, "util_mean": report.gpus[0].util_mean,
+    }
+    assert run.cpu_util_mean == report.host.cpu_system_mean
+    cpu = RunSummary.from_report(report, device="CPU:0")  # where a comparison's clone ran
+    assert (cpu.name, cpu.gpu_util_mean, cpu.memory_peak) == ("CPU", None, report.host.rss_peak)
+    assert cpu.util_mean == report.host.cpu_system_mean and RunSummary.from_report(report, kind="compare").epoch_mean_s is None
+
+    env = history.environment(environment.detect(), ["NVIDIA H100 80GB HBM3"])
+    record = run.to_record(env)
+    assert list(record) == list(__import__("colab_magic.run_summary", fromlist=["x"]).RECORD_KEYS)
+    assert len(record["id"]) == 8 and record["time"].endswith("+00:00") and record["env"] == env
+    assert record["device_name"] == "NVIDIA H100 80GB HBM3" and record["signature"] is None
+    back = RunSummary.from_record(json.loads(json.dumps(record)))
+    for key in ("device", "kind", "model", "backend", "batch_size", "steps_per_epoch", "complete", "total_steps",
+                "step_median_s", "step_p90_s", "step_mean_s", "first_step_s", "epoch_mean_s", "projected_epoch_s",
+                "samples_per_s", "gpu_util_mean", "cpu_util_mean", "time", "id"):
+        assert getattr(back, key) == record[key], key
+    assert back.name == "NVIDIA H100 80GB HBM3" and back.env == env and back.report is None
+    assert back.source == f"history: {env['runtime']} on {env['host']}, {record['time']}"
+    assert back.recorded_signature_id == record["signature_id"] == run.signature_id
+    # an old record lacking most fields: they stay None, nothing invented
+    old = RunSummary.from_record({"device": "CPU:0", "kind": "fit", "step_median_s": 0.01})
+    assert (old.step_mean_s, old.epoch_mean_s, old.model, old.env, old.source) == (None, None, None, {}, "history: ? on ?, ?")
+    assert old.epoch_s(100) == (pytest.approx(1.0), "projected")
+
+
+def test_polled_utilisation_and_a_gpu_lost_for_a_while(fake_nvml):
+    """No driver sample buffer: utilisation is polled on every tick. A GPU that stops answering leaves
+    one gap, closed when it answers again, and no readings in between."""
+    from colab_magic.sampler import SLOW_EVERY
+    from tests.fake_pynvml import t4
+
+    clock = ManualClock()
+    fake = fake_nvml([t4(util_gpu=55, unsupported={"nvmlDeviceGetSamples"})], clock=clock)
+    sampler = Sampler(interval=3600)
+    sampler.start()
+    assert sampler.ready.wait(10)
+    script = [("tick", 55)] * 3 + [("util", 65)] + [("tick", 65)] * 2 + [("lost", True)] + [("tick", None)] * 3 \
+        + [("lost", False)] + [("tick", 65)] * 2
+    try:
+        for what, value in script:
+            if what == "util":
+                fake.change(0, util_gpu=value)
+            elif what == "lost":
+                fake.change(0, lost=value)
+            else:
+                clock.advance(0.5)
+                sampler._tick()
+    finally:
+        sampler.stop()
+    track = sampler.gpus[0]
+    assert track.util_source == "polled"
+    # 7 answered ticks and the last reading at stop; the 3 ticks while lost read nothing
+    assert list(track.series["util"].values) == [55.0] * 3 + [65.0] * 2 + [65.0] * 3
+    assert track.readings == 8 and sampler.ticks == 11  # 10 and the last
+    # the slow metrics on every SLOW_EVERY-th tick that answered, and on the last reading
+    answered = [n for n in range(10) if not 5 <= n <= 7]
+    assert track.full_readings == sum(1 for n in answered if n % SLOW_EVERY == 0) + 1
+    assert len(track.series["temperature_c"].values) == track.full_readings
+    (gap,) = track.gaps
+    assert gap[0] is not None and gap[1] is not None and gap[1] >= gap[0]
+
+
+def test_notes_say_what_went_wrong_in_exact_words():
+    from colab_magic.summarise import _notes
+    from tests import builders
+
+    sampler = Sampler(interval=1.0)  # never started: only its error list is read
+    quiet = builders.report(device="GPU:0", gpus=[builders.gpu(readings=0)], step=0.01)
+    gaps = builders.report(device="GPU:0", gpus=[builders.gpu(1, gaps=[[1.0, 2.5], [4.0, 4.25]], gap_s=1.75)], step=0.01)
+    assert _notes(quiet, sampler) == ["GPU 0 reports no metrics through NVML (every reading was refused)."]
+    assert _notes(gaps, sampler) == [
+        "GPU 1: no readings for 1.8 s in 2 gap(s) (NVML stopped answering); training went on."]
+    sampler.errors = ["RuntimeError: a", "OSError: b", "ValueError: c", "KeyError: d"]
+    no_steps = builders.report(step=None, total_steps=0)
+    assert _notes(no_steps, sampler) == [
+        "Sampler errors: RuntimeError: a; OSError: b; ValueError: c",
+        "No training step ran (epochs or steps_per_epoch was 0, or the data was empty).",
+    ]
+    sampler.errors = []
+    one = builders.report(step=None, total_steps=1)
+    assert _notes(one, sampler) == [
+        "Only one execution ran: no steady-state step time (the first step includes compilation)."]
+    assert _notes(builders.report(step=None, total_steps=1, complete=False), sampler) == []
+    assert _notes(builders.report(step=0.01), sampler) == []

@@ -1,0 +1,170 @@
+"""The history file itself, without Keras training: the exact line written, the file's mode, what the
+reader accepts and refuses (with its exact words), and which runs stand for a model on each device."""
+
+import json
+import os
+import stat
+
+import pytest
+
+from colab_magic import environment, history
+from colab_magic.run_summary import RunSummary
+
+
+def rec(i, **extra):
+    return {"id": f"r{i}", "time": f"2026-11-26T00:00:{i:02d}+00:00", "kind": "fit", "device": "CPU:0", **extra}
+
+
+def test_a_record_is_one_compact_line_in_a_new_folder_readable_by_all(tmp_path):
+    path = tmp_path / "a" / "b" / "runs.jsonl"  # folders made as needed
+    history.append({"id": "x", "when": tmp_path, "n": 1.5}, path)  # a Path is written as its text
+    assert path.read_bytes() == b'{"id":"x","when":"' + str(tmp_path).encode() + b'","n":1.5}\n'
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o644 & ~_umask()
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def test_a_torn_last_line_is_ended_before_the_next_record(tmp_path):
+    path = tmp_path / "runs.jsonl"
+    path.write_bytes(b'{"id":"r1"}\n{"id":"tor')
+    history.append(rec(2), path)
+    assert path.read_bytes().splitlines()[1:] == [b'{"id":"tor', json.dumps(rec(2), separators=(",", ":")).encode()]
+    records, warnings = history.read(path)
+    assert [r["id"] for r in records] == ["r1", "r2"]
+    assert warnings == [f"skipped line 2 (torn by an interrupted write) in {path}"]
+
+
+@pytest.mark.parametrize("line, kept", [
+    (rec(1), True),
+    (rec(1, model=None, step_median_s=None), True),
+    (rec(1, model=3), False),  # text fields are text
+    (rec(1, step_median_s="fast"), False),  # number fields are numbers
+    (rec(1, step_median_s=True), False),  # and not booleans
+    (rec(1, batch_size=32, steps_per_epoch=10.0), True),
+    (rec(1, env="colab"), False),  # env and signature are objects
+    (rec(1, signature=[1]), False),
+    (rec(1, env={"runtime": "x"}, signature={"params": 3}), True),
+    ([1, 2], False),
+    ("text", False),
+])
+def test_what_counts_as_a_record(line, kept):
+    assert history.is_record(line) is kept
+
+
+def test_the_reader_counts_what_it_skips(tmp_path):
+    path = tmp_path / "runs.jsonl"
+    lines = [json.dumps(rec(0))] + ["not json"] * 6 + [json.dumps(rec(1)), "[" * 100_000, "", '{"id": "tor']
+    path.write_text("\n".join(lines))
+    records, warnings = history.read(path)
+    assert [r["id"] for r in records] == ["r0", "r1"]
+    assert warnings == [f"skipped 8 lines in {path} that are not run records (torn writes or edits): "
+                        "lines 2, 3, 4, 5, 6, ..."]
+    path.write_text(json.dumps(rec(0)) + "\n" + '{"id": "tor')
+    assert history.read(path)[1] == [f"skipped a torn last line in {path}"]
+    path.write_text("\n".join(["x", "y"]))
+    assert history.read(path) == ([], [f"skipped 2 lines in {path} that are not run records (torn writes or edits): lines 1, 2"])
+
+
+def test_paths_that_are_not_a_history_say_so_in_one_line(tmp_path):
+    assert history.read(tmp_path / "none.jsonl") == ([], [])
+    with pytest.raises(history.HistoryError) as folder:
+        history.read(tmp_path)
+    assert str(folder.value) == f"The run history {tmp_path} is a folder; give a file path (e.g. {tmp_path / 'runs.jsonl'})."
+    pipe = tmp_path / "pipe"
+    os.mkfifo(pipe)
+    for action in (lambda: history.read(pipe), lambda: history.append(rec(1), pipe)):
+        with pytest.raises(history.HistoryError) as err:
+            action()  # and it does not block waiting for a writer
+        assert str(err.value) == f"The run history {pipe} is not a regular file (a pipe or a device?)."
+    if os.geteuid() != 0:  # root reads anything
+        locked = tmp_path / "locked.jsonl"
+        locked.write_text(json.dumps(rec(1)) + "\n")
+        locked.chmod(0)
+        with pytest.raises(history.HistoryError, match=f"^No permission to read the run history {locked}.$"):
+            history.read(locked)
+    with pytest.raises(history.HistoryError) as long_name:
+        history.read(tmp_path / ("x" * 300))
+    assert str(long_name.value) == f"Cannot open the run history {tmp_path / ('x' * 300)}: File name too long."
+
+
+def run(device="GPU:0", name="T4", host="a", time="2026-11-26T00:00:01+00:00", kind="fit", sig="s1", step=0.01):
+    r = RunSummary(device, kind=kind, name=name, step_median_s=step, env={"host": host}, time=time)
+    r.recorded_signature_id = sig
+    return r
+
+
+def test_the_latest_run_of_a_model_on_each_device_and_machine():
+    runs = [
+        run(time="2026-11-26T00:00:01+00:00"),
+        run(time="2026-11-26T00:00:02+00:00", kind="compare"),  # newer: it wins
+        run(name="T4", host="b"),  # another machine: its own entry
+        run(name="CPU", device="CPU:0", time="2026-11-26T00:00:03+00:00", kind="compare"),
+        run(name="CPU", device="CPU:0", time="2026-11-26T00:00:03+00:00", kind="fit"),  # same time: the fit wins
+        run(name="CPU", device="CPU:0", time="2026-11-26T00:00:03+00:00", kind="compare"),  # and keeps winning
+        run(sig="other"),  # another model
+        run(step=None, time="2026-11-26T00:00:09+00:00"),  # not timed: never chosen
+    ]
+    latest = history.latest_per_device(runs, "s1")
+    assert [(r.name, r.env["host"], r.time[-8:-6], r.kind) for r in latest] == [
+        ("T4", "a", "02", "compare"), ("T4", "b", "01", "fit"), ("CPU", "a", "03", "fit")]
+    gpus = history.latest_per_device(runs, "s1", keep=lambda r: r.is_gpu)
+    assert [(r.name, r.env["host"]) for r in gpus] == [("T4", "a"), ("T4", "b")]
+    assert history.latest_per_device(runs, "nothing") == []
+
+
+def test_a_records_environment():
+    import keras
+
+    env = history.environment(environment.Runtime("colab", "Google Colab (GPU runtime)", "GPU"), ["Tesla T4"])
+    assert env == {"runtime": "Google Colab (GPU runtime)", "runtime_kind": "colab", "colab_accelerator": "GPU",
+                   "host": __import__("socket").gethostname(), "gpus": ["Tesla T4"],
+                   "python": __import__("platform").python_version(), "keras": keras.__version__}
+
+
+def test_the_history_view_as_data(tmp_path):
+    view = history.HistoryView(str(tmp_path), [rec(1, model="m")], compare=True, warnings=["w"], note="n")
+    assert view.to_dict() == {"path": str(tmp_path), "compare": True, "records": [rec(1, model="m")],
+                              "warnings": ["w"], "note": "n"}
+
+
+def test_select_names_runs_or_takes_the_newest_models_latest_per_device():
+    records = [rec(1, model="old", signature_id="s0", step_median_s=0.02),
+               rec(2, model="m", signature_id="s1", step_median_s=0.01, device="GPU:0", device_name="T4"),
+               rec(3, model="m", signature_id="s1", step_median_s=0.05, device_name="CPU")]
+    assert history.select(records, ["r3", "r1"]) == ([records[2], records[0]], None)
+    with pytest.raises(KeyError, match="no run with id nope, gone in the history"):
+        history.select(records, ["r1", "nope", "gone"])
+    chosen, note = history.select(records, None)
+    assert [r["id"] for r in chosen] == ["r3", "r2"]  # the CPU first
+    assert note == "The latest run of m on each device and machine."
+    assert history.select([], None) == ([], None)
+
+
+def test_an_epochs_seconds_measured_or_projected():
+    r = RunSummary("CPU:0", steps_per_epoch=100, step_mean_s=0.02, step_median_s=0.01)
+    assert r.epoch_s() == (2.0, "projected")  # from the mean: an epoch is the sum of its steps
+    assert r.epoch_s(50) == (1.0, "projected")
+    r.epoch_mean_s = 2.5
+    assert r.epoch_s() == (2.5, "measured") and r.epoch_s(100) == (2.5, "measured")
+    assert r.epoch_s(50) == (1.0, "projected")  # another epoch length: the measured one does not apply
+    r.projected_epoch_s, r.epoch_mean_s = 3.0, None
+    assert r.epoch_s() == (3.0, "projected") and r.epoch_s(50) == (1.0, "projected")
+    median_only = RunSummary("CPU:0", steps_per_epoch=10, step_median_s=0.5)
+    assert median_only.epoch_s() == (5.0, "projected")
+    assert RunSummary("CPU:0", step_mean_s=0.5).epoch_s() == (None, None)  # no epoch length
+    assert RunSummary("CPU:0", steps_per_epoch=10).epoch_s() == (None, None)  # no step time
+
+
+def test_speedup_from_the_means_else_the_medians():
+    cpu = RunSummary("CPU:0", step_mean_s=0.08, step_median_s=0.06)
+    gpu = RunSummary("GPU:0", step_mean_s=0.01, step_median_s=0.02)
+    assert gpu.speedup_over(cpu) == 8.0
+    old_gpu = RunSummary("GPU:0", step_median_s=0.02)  # a record from before the mean was kept
+    assert old_gpu.speedup_over(cpu) == 3.0
+    assert RunSummary("GPU:0").speedup_over(cpu) is None
+    assert gpu.speedup_over(RunSummary("CPU:0")) is None
+    assert (gpu.is_gpu, gpu.is_cpu, cpu.is_gpu, cpu.is_cpu) == (True, False, False, True)

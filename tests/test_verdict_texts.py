@@ -1,0 +1,140 @@
+"""Every verdict's exact words, for a report made to trigger it: the title, the evidence with its
+figures, the fix and the headline's short fix. A changed figure, unit or word shows here first."""
+
+import pytest
+
+from colab_magic.verdicts import findings
+from tests import builders as b
+
+GiB = 2**30
+SCENARIOS = {
+    "gpu_unused": dict(device="CPU:0", gpus=[b.gpu(util=2.0)], step=0.02),
+    "idle_gpus": dict(device="GPU:0", gpus=[b.gpu(0, util=90.0), b.gpu(1, "T4", util=1.0)], step=0.02),
+    "input_highly": dict(device="GPU:0", gpus=[b.gpu(util=90.0)], step=0.03, input_wait=b.input_wait(0.25)),
+    "input_moderately": dict(device="GPU:0", gpus=[b.gpu(util=90.0)], step=0.03, input_wait=b.input_wait(0.10)),
+    "input_likely": dict(device="GPU:0", gpus=[b.gpu(util=30.0)], step=0.02, host=b.host(cpu_process_mean=90.0)),
+    "throttled": dict(device="GPU:0", gpus=[b.gpu(util=90.0, clock_events={"sw_thermal": 0.5, "gpu_idle": 0.2}, throttled_fraction=0.5)], step=0.02),
+    "memory_reserved_tf": dict(device="GPU:0", backend="tensorflow", gpus=[b.gpu(util=90.0, memory_peak=39.5 * GiB)], step=0.02, framework_memory_peak=1 * GiB),
+    "memory_reserved_jax": dict(device="GPU:0", gpus=[b.gpu(util=90.0, memory_peak=39.5 * GiB)], step=0.02, framework_memory_peak=1 * GiB),
+    "memory_full": dict(device="GPU:0", gpus=[b.gpu(util=90.0, memory_peak=39.0 * GiB)], step=0.02),
+    "dispatch_bound": dict(device="GPU:0", gpus=[b.gpu(util=20.0)], step=0.001),
+    "dispatch_bound_cpu": dict(device="CPU:0", gpus=[], step=0.001),
+    "sms_idle": dict(device="GPU:0", gpus=[b.gpu(util=80.0, sm_activity_pct=20.0, sm_occupancy_pct=10.0)], step=0.02),
+    "tensor_gpm": dict(device="GPU:0", gpus=[b.gpu(name="NVIDIA H100 80GB HBM3", util=60.0, tensor_activity_pct=0.5)], step=0.02, compute_dtype="float32"),
+    "tensor_t4": dict(device="GPU:0", gpus=[b.gpu(name="Tesla T4", util=60.0)], step=0.02, compute_dtype="float32"),
+    "compile": dict(device="GPU:0", gpus=[b.gpu(util=90.0)], step=0.02, first_step_s=5.0, wall_s=10.0),
+}
+
+EXPECTED = {
+    'gpu_unused': [
+        ('gpu_unused',
+         'GPU present but unused: the model trained on the CPU',
+         'weights on CPU:0; GPU 0 (A100) 2% busy',
+         'run %device_info: if the framework sees no GPU it says why and how to fix it; otherwise build and fit the model outside any CPU device scope',
+         '%device_info says why'),
+    ],
+    'idle_gpus': [
+        ('idle_gpus',
+         '1 of 2 GPUs sat idle: GPU 1 (T4)',
+         'mean utilisation GPU 1 (T4) (1%), while the fit ran on GPU 0 (A100) (90%)',
+         'to train on every GPU, build and compile the model under tf.distribute.MirroredStrategy() (TensorFlow) or keras.distribution.set_distribution(keras.distribution.DataParallel()) (JAX)',
+         'spread the fit with keras.distribution.DataParallel'),
+    ],
+    'input_highly': [
+        ('input_bound',
+         'Highly input-bound: 25% of each step waits for data',
+         'median step 30.0 ms with your pipeline, 19.0 ms with one batch held in memory (20 steps of a copy of the model)',
+         'in the tf.data pipeline: .map(f, num_parallel_calls=tf.data.AUTOTUNE), .cache() after the expensive steps if the data fits, and .prefetch(tf.data.AUTOTUNE) at the end; or a larger batch',
+         'parallelise and prefetch the input pipeline'),
+    ],
+    'input_moderately': [
+        ('input_bound',
+         'Moderately input-bound: 10% of each step waits for data',
+         'median step 30.0 ms with your pipeline, 19.0 ms with one batch held in memory (20 steps of a copy of the model)',
+         'in the tf.data pipeline: .map(f, num_parallel_calls=tf.data.AUTOTUNE), .cache() after the expensive steps if the data fits, and .prefetch(tf.data.AUTOTUNE) at the end; or a larger batch',
+         'parallelise and prefetch the input pipeline'),
+    ],
+    'input_likely': [
+        ('input_bound',
+         'Likely input-bound: the GPU idles while the host is busy',
+         'GPU 0 (A100) busy 30% of the time; this process used 90% of a core; median step 20.0 ms',
+         'in the tf.data pipeline: .map(f, num_parallel_calls=tf.data.AUTOTUNE), .cache() after the expensive steps if the data fits, and .prefetch(tf.data.AUTOTUNE) at the end; or a larger batch (for a tf.data input, %%timed_fit --input-check on measures the wait)',
+         'parallelise and prefetch the input pipeline'),
+    ],
+    'throttled': [
+        ('throttled',
+         'GPU throttled: its clocks were held down while it worked',
+         'GPU 0 (A100): sw_thermal 50% of readings, SM clock mean 1400 MHz',
+         "power cap: check the limit (nvidia-smi -q -d POWER); thermal: cooling or airflow; on a shared cloud GPU, the host's limits: a steady figure needs an unthrottled run",
+         'a steady figure needs an unthrottled GPU'),
+    ],
+    'memory_reserved_tf': [
+        ('memory_reserved',
+         "tensorflow reserved nearly all of GPU 0 (A100)'s memory; the model needed far less",
+         "NVML: 39.5 of 40.0 GiB in use; the framework's own peak 1.00 GiB",
+         'only if other work needs the GPU: tf.config.experimental.set_memory_growth(gpu, True) for each GPU before TensorFlow runs anything',
+         'only matters if other work needs the GPU'),
+    ],
+    'memory_reserved_jax': [
+        ('memory_reserved',
+         "jax reserved nearly all of GPU 0 (A100)'s memory; the model needed far less",
+         "NVML: 39.5 of 40.0 GiB in use; the framework's own peak 1.00 GiB",
+         'only if other work needs the GPU: XLA_PYTHON_CLIENT_PREALLOCATE=false in the environment before JAX starts',
+         'only matters if other work needs the GPU'),
+    ],
+    'memory_full': [
+        ('memory_full',
+         "GPU 0 (A100)'s memory is nearly full: out-of-memory risk",
+         'peak 39.0 of 40.0 GiB (98%)',
+         "a smaller batch, mixed precision (keras.mixed_precision.set_global_policy('mixed_float16')), or a smaller model",
+         'a smaller batch or mixed precision'),
+    ],
+    'dispatch_bound': [
+        ('dispatch_bound',
+         'Dispatch-bound: tiny steps, mostly overhead',
+         'median step 1.00 ms at batch 32, one step per call; GPU 0 (A100) busy 20% of the time',
+         'a larger batch; model.compile(..., steps_per_execution=32) to run many steps per call; or jit_compile=True',
+         'steps_per_execution=32 or a larger batch'),
+    ],
+    'dispatch_bound_cpu': [
+        ('dispatch_bound',
+         'Dispatch-bound: tiny steps, mostly overhead',
+         'median step 1.00 ms at batch 32, one step per call',
+         'a larger batch; model.compile(..., steps_per_execution=32) to run many steps per call; or jit_compile=True',
+         'steps_per_execution=32 or a larger batch'),
+    ],
+    'sms_idle': [
+        ('sms_idle',
+         'Kernels too small for this GPU: most of its SMs sat idle',
+         "a kernel was running 80% of the time, but on average only 20% of GPU 0 (A100)'s SMs were busy (SM occupancy 10%)",
+         'a larger batch (or wider layers), so that each kernel fills the GPU',
+         'a larger batch or wider layers'),
+    ],
+    'tensor_gpm': [
+        ('tensor_cores_idle',
+         'Tensor cores idle: the model computes in float32',
+         'tensor-core activity 0.5% (GPM) while a kernel ran 60% of the time',
+         "keras.mixed_precision.set_global_policy('mixed_float16') before building the model ('mixed_bfloat16' on Ampere or newer), with the last layer in float32 (dtype='float32')",
+         'mixed precision'),
+    ],
+    'tensor_t4': [
+        ('tensor_cores_idle',
+         'Tensor cores idle: the model computes in float32',
+         'float32 on GPU 0 (Tesla T4), which has no TF32: its 8.1 TFLOP/s FP32 units do the work beside 65 TFLOP/s of FP16 tensor cores',
+         "keras.mixed_precision.set_global_policy('mixed_float16') before building the model ('mixed_bfloat16' on Ampere or newer), with the last layer in float32 (dtype='float32')",
+         'mixed precision'),
+    ],
+    'compile': [
+        ('compile_dominates',
+         'Compilation dominates this short run',
+         "the first step (tracing, compiling) took 5.00 s of the fit's 10.00 s",
+         'judge speed on the step statistics (they leave the first step out) or on a longer run; on a GPU the first epoch will always look slower than the rest',
+         'judge by ms/step, or time a longer fit'),
+    ],
+}
+
+
+@pytest.mark.parametrize("name", sorted(SCENARIOS))
+def test_each_verdict_says_exactly_this(name):
+    got = [(f.rule, f.title, f.evidence, f.fix, f.action) for f in findings(b.report(**SCENARIOS[name]))]
+    assert got == EXPECTED[name]
