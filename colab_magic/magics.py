@@ -38,10 +38,12 @@ def output_flags(magic):
     return JSON(OUTPUT(QUIET(magic)))
 
 
-def _show(result, args) -> None:
-    """The display half shared by the magics: ``-q`` silent, ``--json`` raw data, else rich output.
+def _show(result, args, returned: bool = True) -> None:
+    """The display half shared by the magics: ``-q`` silent, ``--json`` raw data, else rich output;
+    with ``-o`` the returned object shows itself (as Out[n]), so it is not shown twice (as with
+    %timeit -o). ``returned``: whether it is returned (not when the cell's exception is re-raised).
     A failure to show is one line on stderr: the result itself is kept (-o, -v)."""
-    if args.quiet:
+    if args.quiet or (args.output and returned and not getattr(args, "json", False)):
         return
     try:
         if getattr(args, "json", False):
@@ -130,7 +132,7 @@ class ColabMagics(Magics):
     )
     @argument("--history", metavar="PATH", help="the run history file (default: <MyDrive>/colab_magic/runs.jsonl after %%mount_drive, else ~/.colab_magic/runs.jsonl)")
     @argument("--no-history", action="store_true", help="don't record this run")
-    @argument("--input-check", choices=("auto", "on", "off"), default="auto", help="for tf.data inputs: measure how much of a step waits for data (auto: fits of 20 s or more)")
+    @argument("--input-check", choices=("auto", "on", "off"), default="auto", metavar="auto|on|off", help="for tf.data inputs: measure how much of a step waits for data (auto: fits of 20 s or more)")
     @argument("--plot", action="store_true", help="show a timeline of GPU and CPU use (needs matplotlib)")
     @argument("--plot-file", metavar="PATH", help="save the timeline to PATH (png, svg, pdf...; a number is added per fit when there are several)")
     @argument("-v", dest="variable", metavar="NAME", help="store the TimedFitResult in variable NAME")
@@ -229,8 +231,7 @@ class ColabMagics(Magics):
                 said = self._plots(result, args, plot_file)
             except Exception as exc:  # noqa: BLE001 - a plot must never replace the user's exception
                 print(f"colab_magic could not draw the timeline: {type(exc).__name__}", file=sys.stderr)
-        if not (args.output and error is None and not args.json):  # -o: the returned result shows itself, once
-            _show(result, args)
+        _show(result, args, returned=error is None)
         for line in said:
             self._say(line, args)
         if error is not None:

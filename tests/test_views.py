@@ -222,3 +222,12 @@ def test_dark_theme_html_takes_the_notebooks_colours():
     page = to_html([Table("t", [["a", "1"]])])
     assert "color:inherit" in page and "#fff" not in page and "background:white" not in page
     assert io is not None and environment is not None
+
+
+def test_o_on_the_line_magics_shows_once_too(ip, capsys, tmp_path):
+    ip.run_cell("%device_info -o").raise_error()
+    out = capsys.readouterr().out
+    assert out.count("Runtime") == 1 and re.search(r"Out\[\d+\]: \n?Runtime", out)
+    ip.run_cell(f"%fit_history -o --history {tmp_path / 'none.jsonl'}").raise_error()
+    out = capsys.readouterr().out
+    assert out.count("No runs recorded yet.") == 1 and "Out[" in out
