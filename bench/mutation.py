@@ -86,6 +86,7 @@ def _functions(path: Path) -> dict[str, str]:
 
 def _diff(functions: dict[str, str], name: str) -> str:
     """The mutant against the original function: mutmut's `show`, without a process per mutant."""
+    name = name.rsplit(".", 1)[-1]  # colab_magic.stats.x_quantile__mutmut_3 -> the function's own name
     base = name.rsplit("__mutmut_", 1)[0]
     original, mutant = functions.get(base + "__mutmut_orig"), functions.get(name)
     if original is None or mutant is None:

@@ -163,6 +163,13 @@ def _mount_local(runtime: Runtime, local: str | None, environ) -> DriveMount:
 
 def _prepare(folder: Path) -> None:
     """Make ``folder`` if it is missing (its parent must exist); use an existing one as it is."""
+    try:
+        _make_or_check(folder)
+    except OSError as exc:  # also from the checks: a name too long for the file system, say
+        raise DriveError(f"Cannot create {folder}: {exc.strerror or exc}.") from None
+
+
+def _make_or_check(folder: Path) -> None:
     if folder.is_dir():
         if not os.access(folder, os.W_OK | os.X_OK):
             raise DriveError(f"No permission to write in {folder}. Choose another folder with --local.")
@@ -177,5 +184,3 @@ def _prepare(folder: Path) -> None:
         folder.mkdir()
     except PermissionError:
         raise DriveError(f"No permission to create {folder}. Choose another folder with --local.") from None
-    except OSError as exc:
-        raise DriveError(f"Cannot create {folder}: {exc.strerror or exc}.") from None

@@ -168,3 +168,42 @@ def test_speedup_from_the_means_else_the_medians():
     assert RunSummary("GPU:0").speedup_over(cpu) is None
     assert gpu.speedup_over(RunSummary("CPU:0")) is None
     assert (gpu.is_gpu, gpu.is_cpu, cpu.is_gpu, cpu.is_cpu) == (True, False, False, True)
+
+
+def test_a_record_with_stray_keys_or_none_reads_safely():
+    odd = {"id": "x", "source": "hand-edited", "report": {"a": 1}, "name": "N", "recorded_signature_id": "zz",
+           "signature_id": "s9", "time": "t"}
+    run = RunSummary.from_record(odd)  # a stray key never overrides what the reader sets itself
+    assert (run.device, run.kind, run.name, run.report) == ("?", "?", None, None)
+    assert run.source == "history: ? on ?, t" and run.recorded_signature_id == "s9" and run.id == "x"
+
+
+def test_to_dict_of_a_result_with_a_comparison():
+    from colab_magic.run_summary import Comparison
+    from tests import builders
+
+    report = builders.report(device="GPU:0", gpus=[builders.gpu()], step=0.01, epochs=[],
+                             input_wait=builders.input_wait(0.1))
+    report.timeline_png = b"\x89PNG..."
+    comparison = Comparison(model="m", steps=10, steps_per_epoch=100, batch_size=32,
+                            runs=[RunSummary("CPU:0", step_mean_s=0.02), RunSummary("GPU:0", step_mean_s=0.01)],
+                            notes=["n"])
+    comparison.add_speedups()
+    result = builders.result([report])
+    result.comparisons = [comparison]
+    result.runtime, result.history_path, result.notes = "colab", "/h", ["cell note"]
+    d = json.loads(json.dumps(result.to_dict()))
+    assert set(d) == {"headline", "runtime", "cell_s", "complete", "error", "notes", "reports", "comparisons",
+                      "history_path"}
+    assert (d["runtime"], d["cell_s"], d["complete"], d["error"], d["notes"], d["history_path"]) == (
+        "colab", 1.0, True, None, ["cell note"], "/h")
+    assert d["headline"] == result.headline
+    (r,) = d["reports"]
+    assert "timeline_png" not in r and r["gpus"][0]["name"] == "A100" and r["step"]["median"] == 0.01
+    assert r["input_wait"]["wait_share"] == 0.1 and r["host"]["logical_cores"] == 8 and r["epochs"] == []
+    assert r["sampler"]["ticks"] == 200 and r["findings"] == [] and r["device"] == "GPU:0"
+    (c,) = d["comparisons"]
+    assert c["notes"] == ["n"] and [run["device"] for run in c["runs"]] == ["CPU:0", "GPU:0"]
+    assert [run["speedup"] for run in c["runs"]] == [1.0, 2.0] and c["runs"][1]["util_mean"] is None
+    assert (c["model"], c["steps"], c["steps_per_epoch"], c["batch_size"]) == ("m", 10, 100, 32)
+    assert c["runs"][0]["signature"] is None and c["runs"][0]["report"] is None

@@ -82,6 +82,7 @@ def mydrive_is_a_file(p):
         (missing_parent, "does not exist. Create it first"),
         (a_file, "file.txt is a file, not a folder"),
         (mydrive_is_a_file, "MyDrive is a file, not a folder"),
+        (lambda p: p / ("x" * 300), "Cannot create .*: File name too long.$"),  # raised by the checks themselves
     ],
 )
 def test_bad_local_paths_are_one_line_errors(ip, tmp_path, make, message):
@@ -225,3 +226,68 @@ def test_same_notebook_code_runs_in_both(ip, colab, monkeypatch, tmp_path):
     ip.run_cell(cell.format(flags=f"--local {tmp_path / 'local'}")).raise_error()
     assert (tmp_path / "colab" / "MyDrive" / "out.txt").read_text() == "ok"
     assert (tmp_path / "local" / "MyDrive" / "out.txt").read_text() == "ok"
+
+
+# --- the module's own API, as code that is not the magic calls it ------------------------------------
+
+
+
+def _runtime(kind):
+    from colab_magic.environment import Runtime
+
+    return Runtime(kind, kind)
+
+
+def test_mount_with_its_defaults_in_colab(colab, tmp_path):
+    mounted = drive.mount(_runtime("colab"), str(tmp_path / "d"))
+    assert colab.calls == [("mount", str(tmp_path / "d"), False, 120000, False)]  # not read-only, 2 minutes
+    assert mounted == drive.DriveMount("colab", tmp_path / "d", tmp_path / "d" / "MyDrive", False)
+    assert drive.current() == mounted
+    assert drive.unmount(_runtime("colab")) == mounted and drive.current() is None
+    assert colab.calls[-1] == ("flush_and_unmount", 120000)
+
+
+def test_mount_read_only_and_already_mounted(colab, tmp_path, monkeypatch):
+    root = tmp_path / "d"
+    (root / "MyDrive").mkdir(parents=True)
+    monkeypatch.setattr(drive.os.path, "ismount", lambda p: Path(p) == root)
+    mounted = drive.mount(_runtime("colab"), str(root), readonly=True)
+    assert mounted == drive.DriveMount("colab", root, root / "MyDrive", True, already=True) and colab.calls == []
+
+
+def test_unmount_failure_and_a_colab_without_its_module(colab, tmp_path, monkeypatch):
+    drive.mount(_runtime("colab"), str(tmp_path / "d"))
+    colab.fail_with = RuntimeError("busy\nmore")
+    with pytest.raises(drive.DriveError) as err:
+        drive.unmount(_runtime("colab"))
+    assert str(err.value) == "Could not unmount Google Drive: busy" and drive.current() is not None
+    monkeypatch.setitem(os.sys.modules, "google.colab", None)
+    drive.forget()
+    with pytest.raises(drive.DriveError) as err:
+        drive.mount(_runtime("colab"), str(tmp_path / "e"))
+    assert str(err.value) == "This looks like Colab, but google.colab cannot be imported; restart the runtime."
+
+
+def test_local_stand_in_from_a_relative_path(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    mounted = drive.mount(_runtime("jupyter"), local="rel", environ={})
+    assert mounted == drive.DriveMount("local", tmp_path / "rel", tmp_path / "rel" / "MyDrive", chosen_by="--local",
+                                       runtime_kind="jupyter")
+    by_env = drive.mount(_runtime("ipython"), environ={drive.ENV_LOCAL: str(tmp_path / "env")})
+    assert (by_env.root, by_env.chosen_by) == (tmp_path / "env", f"${drive.ENV_LOCAL}")
+    assert drive.unmount(_runtime("ipython")) == by_env and (tmp_path / "env" / "MyDrive").is_dir()  # files stay
+
+
+def test_local_folder_errors_in_exact_words(tmp_path):
+    loop = tmp_path / "loop"
+    loop.symlink_to(loop)
+    with pytest.raises(drive.DriveError) as err:
+        drive.mount(_runtime("jupyter"), local=str(loop), environ={})
+    assert str(err.value) == f"{loop} is a symbolic link that leads nowhere (or to itself). Choose another --local."
+    with pytest.raises(drive.DriveError) as err:
+        drive.mount(_runtime("jupyter"), local=str(tmp_path / "no" / "x"), environ={})
+    assert str(err.value) == f"The folder {tmp_path / 'no'} does not exist. Create it first, or choose another --local."
+    long = tmp_path / ("x" * 300)
+    with pytest.raises(drive.DriveError) as err:
+        drive.mount(_runtime("jupyter"), local=str(long), environ={})
+    assert str(err.value) == f"Cannot create {long}: File name too long."

@@ -284,3 +284,76 @@ def test_notes_say_what_went_wrong_in_exact_words():
         "Only one execution ran: no steady-state step time (the first step includes compilation)."]
     assert _notes(builders.report(step=None, total_steps=1, complete=False), sampler) == []
     assert _notes(builders.report(step=0.01), sampler) == []
+
+
+def test_throttling_estimated_energy_process_memory_and_failing_gpm(fake_nvml):
+    """A GPU without an energy counter (energy from mean power x time), throttled for part of the
+    run, this process holding 1 GiB of it, and GPM that stops answering halfway."""
+    import os
+
+    from colab_magic.summarise import _gpu
+    from colab_magic.sampler import SLOW_EVERY
+
+    clock = ManualClock()
+    gpu = h100(power_mw=200_000, processes=[(os.getpid(), GiB), (1, 5 * GiB)],
+               unsupported={"nvmlDeviceGetTotalEnergyConsumption"})
+    fake = fake_nvml([gpu], clock=clock)
+    sampler = Sampler(interval=3600)
+    sampler.start()
+    assert sampler.ready.wait(10)
+    try:
+        for n in range(8):
+            if n == 2:
+                fake.change(0, clock_events=0x020 | 0x001)  # sw_thermal (throttling) and gpu_idle (not)
+            if n == 6:
+                fake.change(0, clock_events=0, gpm_fail=True)
+            clock.advance(0.5)
+            sampler._tick()
+    finally:
+        sampler.stop()
+    track = sampler.gpus[0]
+    full = [n for n in range(8) if n % SLOW_EVERY == 0] + ["last"]  # ticks 0, 2, 4, 6 and the last reading
+    assert track.full_readings == len(full) == 5
+    assert track.clock_events == {"sw_thermal": 2, "gpu_idle": 2}  # ticks 2 and 4 of the full ones
+    assert (track.gpm_readings, track.gpm_failures) == (3, 2)  # ticks 0, 2, 4 read; 6 and the last failed
+    summary = _gpu(sampler, 0, track)
+    assert summary.clock_events == {"gpu_idle": 2 / 5, "sw_thermal": 2 / 5}
+    assert summary.throttled_fraction == 2 / 5 and summary.throttling == {"sw_thermal": 2 / 5}
+    assert summary.energy_source == "estimated from power"
+    assert summary.energy_j == pytest.approx(200.0 * (sampler.stopped - sampler.started))
+    assert summary.process_memory_peak == GiB  # this process only, not the other one's 5 GiB
+    assert (summary.gpm_readings, summary.gpm_failures, summary.gpm_note) == (3, 2, None)
+    # the whole-window GPM figure spans the first and the last good sample
+    assert summary.sm_activity_pct == pytest.approx(40.0)
+    assert fake.gpm_live == 0  # every GPM sample freed, the failed ones too
+    times = [t for t, _ in sampler.gpus[0].series["util"].points()]
+    assert times[0] == pytest.approx(clock.now - 4.0)  # driver timestamps (microseconds) as seconds
+    assert times[1] - times[0] == pytest.approx(1 / 6, abs=1e-5)
+
+
+def test_a_gap_is_placed_in_fit_time(fake_nvml):
+    from colab_magic.summarise import _gpu
+
+    clock = ManualClock()
+    fake = fake_nvml([h100()], clock=clock)
+    sampler = Sampler(interval=3600)
+    sampler.start()
+    assert sampler.ready.wait(10)
+    try:
+        sampler._tick()
+        fake.change(0, lost=True)
+        sampler._tick()
+        sampler._tick()  # still lost: the same gap
+        fake.change(0, lost=False)
+        sampler._tick()
+        fake.change(0, lost=True)
+        sampler._tick()  # lost again at the end: a gap left open until the fit's end
+    finally:
+        sampler.stop()
+    track = sampler.gpus[0]
+    assert len(track.gaps) == 2 and track.gaps[0][1] is not None and track.gaps[1][1] is None
+    summary = _gpu(sampler, 0, track)
+    (a, b), (c, d) = summary.gaps
+    assert (a, b) == (track.gaps[0][0] - sampler.started, track.gaps[0][1] - sampler.started)
+    assert (c, d) == (track.gaps[1][0] - sampler.started, sampler.stopped - sampler.started)
+    assert summary.gap_s == pytest.approx((b - a) + (d - c)) and 0 <= a <= b <= c <= d
