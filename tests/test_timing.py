@@ -96,3 +96,33 @@ def test_interrupted_fit_times_what_arrived_and_ignores_late_hooks():
     assert t.total_steps == 3 and t.epochs[0].step_median == pytest.approx(0.5)  # steps 1-2 in 1 s
     step(t, clock, 3, 3, 9.0)  # a worker delivering after the fit is over
     assert t.total_steps == 3
+
+
+def test_progress_callback_duplicates_and_hooks_outside_an_epoch():
+    clock, counted = Clock(), []
+    t = StepTimer(clock=clock, steps_per_execution=2, on_step=counted.append)
+    t.on_train_batch_end(1)  # before any epoch: ignored, not an error
+    t.close()  # nothing to summarise
+    t = StepTimer(clock=clock, steps_per_execution=2, on_step=counted.append)
+    t.on_train_begin()
+    t.on_epoch_begin(0)
+    t.on_train_batch_end(1)  # before the epoch's first batch began: ignored
+    t.on_train_batch_begin(0)
+    for end, at in ((1, 1.0), (3, 2.0), (3, 2.5), (5, 3.0)):  # (3, 2.5): the same step twice, counted once
+        clock.now = at
+        t.on_train_batch_end(end)
+    t.on_epoch_end(0)
+    assert counted == [2, 2, 2] and t.total_steps == 6 and t.executions == 3
+    assert t.epochs[0].steps == 6 and t.steps.count == 2
+
+
+def test_an_epoch_with_only_its_compiling_step_has_no_median():
+    clock = Clock()
+    t = timer_at(clock)
+    t.on_train_batch_begin(0)
+    clock.now = 2.0
+    t.on_train_batch_end(0)
+    t.on_epoch_end(0)
+    assert t.first_step == 2.0 and t.epochs[0].step_median is None and t.steps.count == 0
+    t.close()
+    assert t.closed and t.epochs[0].step_median is None
