@@ -65,6 +65,10 @@ def test_the_reader_counts_what_it_skips(tmp_path):
                         "lines 2, 3, 4, 5, 6, ..."]
     path.write_text(json.dumps(rec(0)) + "\n" + '{"id": "tor')
     assert history.read(path)[1] == [f"skipped a torn last line in {path}"]
+    for count, shown in ((5, "lines 1, 2, 3, 4, 5"), (6, "lines 1, 2, 3, 4, 5, ...")):
+        path.write_text("\n".join(["x"] * count) + "\n")
+        assert history.read(path)[1] == [f"skipped {count} lines in {path} that are not run records (torn writes or "
+                                         f"edits): {shown}"]
     path.write_text("\n".join(["x", "y"]))
     assert history.read(path) == ([], [f"skipped 2 lines in {path} that are not run records (torn writes or edits): lines 1, 2"])
 
@@ -99,6 +103,7 @@ def run(device="GPU:0", name="T4", host="a", time="2026-11-26T00:00:01+00:00", k
 
 def test_the_latest_run_of_a_model_on_each_device_and_machine():
     runs = [
+        run(sig="other"),  # another model first: skipped, and the rest still looked at
         run(time="2026-11-26T00:00:01+00:00"),
         run(time="2026-11-26T00:00:02+00:00", kind="compare"),  # newer: it wins
         run(name="T4", host="b"),  # another machine: its own entry
@@ -114,6 +119,11 @@ def test_the_latest_run_of_a_model_on_each_device_and_machine():
     gpus = history.latest_per_device(runs, "s1", keep=lambda r: r.is_gpu)
     assert [(r.name, r.env["host"]) for r in gpus] == [("T4", "a"), ("T4", "b")]
     assert history.latest_per_device(runs, "nothing") == []
+    same = [run(kind="fit"), run(kind="fit")]  # the same rank: the later record wins
+    same[1].id = "later"
+    assert history.latest_per_device(same, "s1")[0].id == "later"
+    undated = [run(time="2026-11-26T00:00:05+00:00"), run(time=None)]  # a run without a time never wins
+    assert history.latest_per_device(undated, "s1")[0].time == "2026-11-26T00:00:05+00:00"
 
 
 def test_a_records_environment():
@@ -133,13 +143,17 @@ def test_the_history_view_as_data(tmp_path):
 
 def test_select_names_runs_or_takes_the_newest_models_latest_per_device():
     records = [rec(1, model="old", signature_id="s0", step_median_s=0.02),
-               rec(2, model="m", signature_id="s1", step_median_s=0.01, device="GPU:0", device_name="T4"),
-               rec(3, model="m", signature_id="s1", step_median_s=0.05, device_name="CPU")]
-    assert history.select(records, ["r3", "r1"]) == ([records[2], records[0]], None)
+               rec(2, model="other", signature_id="s2", step_median_s=0.02),
+               rec(4, model="m", signature_id="s1", step_median_s=0.01, device="GPU:0", device_name="T4",
+                   env={"host": "b"}),
+               rec(3, model="m", signature_id="s1", step_median_s=0.01, device="GPU:0", device_name="T4",
+                   env={"host": "a"}),
+               rec(5, model="m", signature_id="s1", step_median_s=0.05, device_name="CPU")]
+    assert history.select(records, ["r3", "r1"]) == ([records[3], records[0]], None)
     with pytest.raises(KeyError, match="no run with id nope, gone in the history"):
         history.select(records, ["r1", "nope", "gone"])
     chosen, note = history.select(records, None)
-    assert [r["id"] for r in chosen] == ["r3", "r2"]  # the CPU first
+    assert [r["id"] for r in chosen] == ["r5", "r3", "r4"]  # the newest model's runs: the CPU first, then by time
     assert note == "The latest run of m on each device and machine."
     assert history.select([], None) == ([], None)
 
@@ -176,6 +190,7 @@ def test_a_record_with_stray_keys_or_none_reads_safely():
     run = RunSummary.from_record(odd)  # a stray key never overrides what the reader sets itself
     assert (run.device, run.kind, run.name, run.report) == ("?", "?", None, None)
     assert run.source == "history: ? on ?, t" and run.recorded_signature_id == "s9" and run.id == "x"
+    assert RunSummary.from_record({"recorded_signature_id": "zz"}).recorded_signature_id is None
 
 
 def test_to_dict_of_a_result_with_a_comparison():
@@ -207,3 +222,17 @@ def test_to_dict_of_a_result_with_a_comparison():
     assert [run["speedup"] for run in c["runs"]] == [1.0, 2.0] and c["runs"][1]["util_mean"] is None
     assert (c["model"], c["steps"], c["steps_per_epoch"], c["batch_size"]) == ("m", 10, 100, 32)
     assert c["runs"][0]["signature"] is None and c["runs"][0]["report"] is None
+
+
+def test_a_run_with_its_signature_and_report_as_data():
+    from colab_magic.parts import ModelSignature
+    from tests import builders
+
+    signature = ModelSignature(["Dense"], 10, [None, 4])
+    run = RunSummary("GPU:0", kind="compare", signature=signature, report=builders.report(step=0.01))
+    d = run.to_dict()
+    assert d["signature"] == signature.to_dict() and d["report"]["step"]["median"] == 0.01
+    assert "report" in d and isinstance(d["report"], dict)
+    record = run.to_record({})
+    assert record["signature"] == signature.to_dict() and record["signature_id"] == signature.id
+    assert RunSummary.from_record(json.loads(json.dumps(record))).signature == signature

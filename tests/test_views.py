@@ -61,6 +61,7 @@ def test_headline_says_where_how_fast_and_the_first_finding_with_its_fix():
     assert stopped.headline == "m on GPU 0 (A100): no step timed (stopped: KeyboardInterrupt)."
 
 
+@pytest.mark.keras
 def test_headline_leads_text_html_and_dict_one_line_per_fit(kip, capsys):
     kip.run_cell(f"%%timed_fit --no-history -v R\n{FIT}\nmake_model('other').fit(x, y, epochs=1, verbose=0)").raise_error()
     out = capsys.readouterr().out
@@ -99,6 +100,7 @@ def test_no_gpu_advice_fits_the_place(runtime, accelerator, words):
     assert words in no_gpu_advice(runtime, accelerator)
 
 
+@pytest.mark.keras
 def test_missing_gpu_explained_once_per_cell_in_colab_terms(kip, no_pynvml, capsys, monkeypatch):
     monkeypatch.setenv("COLAB_GPU", "0")  # a Colab CPU runtime
     kip.run_cell(f"%%timed_fit --compare --steps 4 --no-history -v R\n{FIT}\n{FIT}").raise_error()
@@ -111,6 +113,7 @@ def test_missing_gpu_explained_once_per_cell_in_colab_terms(kip, no_pynvml, caps
     assert "CPU vs GPU" not in out  # no one-column table: one line
 
 
+@pytest.mark.keras
 def test_colab_history_note_once_per_session(kip, capsys, monkeypatch, tmp_path):
     monkeypatch.setenv("COLAB_GPU", "0")
     from colab_magic.magics import ColabMagics
@@ -125,6 +128,7 @@ def test_colab_history_note_once_per_session(kip, capsys, monkeypatch, tmp_path)
 # --- width ------------------------------------------------------------------------------------------
 
 
+@pytest.mark.keras
 def test_text_follows_an_80_column_terminal(kip, fake_nvml, capsys, monkeypatch, tmp_path):
     monkeypatch.setenv("COLUMNS", "80")
     fake_nvml([a100(), t4(clock_events=0x20)])
@@ -163,6 +167,7 @@ def test_a_too_wide_table_turns_to_one_block_per_row_or_column():
 # --- shown once, progress, checks that pass --------------------------------------------------------
 
 
+@pytest.mark.keras
 def test_o_shows_the_summary_once(kip, capsys):
     kip.run_cell(f"%%timed_fit --no-history -o\n{FIT}").raise_error()
     out = capsys.readouterr().out
@@ -184,6 +189,7 @@ def test_no_progress_bar_where_the_front_end_cannot_redraw_one(kip, monkeypatch)
         bar.close()
 
 
+@pytest.mark.keras
 def test_compare_progress_is_labelled_with_what_is_timed(kip, capsys):
     kip.run_cell(f"%%timed_fit --compare --steps 4 --no-history\n{FIT}").raise_error()
     assert "--compare: net on CPU:0" in capsys.readouterr().err
