@@ -7,6 +7,7 @@ a report with the kill rate per module and every surviving mutant's diff:
     .venv/bin/pip install "mutmut>=3.8,<3.9"
     .venv/bin/python bench/mutation.py                       # all the modules below
     .venv/bin/python bench/mutation.py --modules stats history --out /tmp/m.md
+    .venv/bin/python bench/mutation.py --retest-survivors    # after new tests: only the survivors again
 
 A survivor is either a gap in the tests (write the test that kills it) or an equivalent mutant (the
 program cannot behave differently); bench/results/README.md says which for the committed report.
@@ -71,10 +72,10 @@ def mutmut(workdir: Path, *args: str, check: bool = True) -> str:
 
 
 def status(code) -> str:
-    """mutmut's exit-code convention for a mutant's test run, as its `results` command reads it."""
-    if code is None:
-        return "not run"
-    return {0: "survived", 33: "no tests", 34: "skipped", -24: "timeout", 24: "timeout", 36: "killed"}.get(code, "killed")
+    """A mutant's test run's exit code in mutmut's own words (killed, survived, timeout, no tests...)."""
+    from mutmut.stats import status_by_exit_code
+
+    return status_by_exit_code[code]
 
 
 def _functions(path: Path) -> dict[str, str]:
@@ -99,39 +100,54 @@ def report(workdir: Path, modules: list[str], seconds: float) -> str:
     lines = [
         f"# Mutation testing: mutmut on the fast tests ({datetime.date.today().isoformat()})",
         "",
-        f"Command: `.venv/bin/python bench/mutation.py --modules {' '.join(modules)}`; {seconds / 60:.0f} min "
-        f"on {os.cpu_count()} cores. Tests: {' '.join(FAST)}, without {', '.join(SLOW_TESTS)}.",
+        f"Command: `.venv/bin/python bench/mutation.py --modules {' '.join(modules)}` at commit "
+        f"{(workdir / 'commit').read_text() if (workdir / 'commit').exists() else '?'}; {seconds / 60:.0f} min "
+        f"on {os.cpu_count()} cores. Tests: {' '.join(FAST)}, without {', '.join(SLOW_TESTS)}."
+        + (f" Then `--retest-survivors`: {(workdir / 'retest').read_text()}." if (workdir / "retest").exists() else ""),
         "",
-        "| module | mutants | killed | survived | timeout | no tests | kill rate |",
-        "|---|---:|---:|---:|---:|---:|---:|",
+        "| module | mutants | killed | survived | timeout | no tests | other | kill rate |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
-    totals = {"mutants": 0, "killed": 0, "survived": 0, "timeout": 0, "no tests": 0}
+    totals = {"mutants": 0, "killed": 0, "survived": 0, "timeout": 0, "no tests": 0, "other": 0}
     survivors = []
     for module in modules:
         path = workdir / "mutants" / "colab_magic" / f"{module}.py"
         meta = json.loads(path.with_name(path.name + ".meta").read_text())["exit_code_by_key"]
-        counts = {"mutants": len(meta), "killed": 0, "survived": 0, "timeout": 0, "no tests": 0}
+        counts = {"mutants": len(meta), "killed": 0, "survived": 0, "timeout": 0, "no tests": 0, "other": 0}
         functions = _functions(path)
         for name, code in sorted(meta.items()):
             what = status(code)
-            if what in counts:
-                counts[what] += 1
+            counts[what if what in counts else "other"] += 1
             if what == "survived":
                 survivors.append((name, _diff(functions, name)))
         for key in totals:
             totals[key] += counts[key]
         lines.append(f"| {module} | {counts['mutants']} | {counts['killed']} | {counts['survived']} | "
-                     f"{counts['timeout']} | {counts['no tests']} | {_rate(counts)} |")
+                     f"{counts['timeout']} | {counts['no tests']} | {counts['other']} | {_rate(counts)} |")
     lines.append(f"| **all** | {totals['mutants']} | {totals['killed']} | {totals['survived']} | {totals['timeout']} | "
-                 f"{totals['no tests']} | **{_rate(totals)}** |")
+                 f"{totals['no tests']} | {totals['other']} | **{_rate(totals)}** |")
     lines += ["", "Kill rate: (killed + timeout) / (killed + timeout + survived); a mutant that makes the tests hang "
-              "is caught. 'no tests': no fast test reaches the function (left out of the rate).", "",
+              "is caught. 'no tests': no fast test reaches the function (left out of the rate). 'other': not checked, "
+              "suspicious or skipped, in mutmut's words.", "",
               "## Survivors", ""]
     for name, diff in survivors:
         lines += [f"### {name}", "", "```diff", diff, "```", ""]
     if not survivors:
         lines.append("None.")
     return "\n".join(lines) + "\n"
+
+
+def _survivors(workdir: Path, modules: list[str]) -> list[str]:
+    names = []
+    for module in modules:
+        meta = workdir / "mutants" / "colab_magic" / f"{module}.py.meta"
+        names += [k for k, v in json.loads(meta.read_text())["exit_code_by_key"].items() if status(v) == "survived"]
+    return names
+
+
+def _git_head() -> str:
+    out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True)
+    return out.stdout.strip() or "?"
 
 
 def _rate(c: dict) -> str:
@@ -146,13 +162,27 @@ def main() -> None:
     parser.add_argument("--max-children", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "mutation.md")
     parser.add_argument("--report-only", action="store_true", help="write the report of the last run in --workdir")
+    parser.add_argument("--retest-survivors", action="store_true",
+                        help="copy the current tests into the last run's --workdir and run its survivors again")
     args = parser.parse_args()
     began = time.monotonic()
-    if not args.report_only:
+    if args.retest_survivors:
+        survivors = _survivors(args.workdir, args.modules)
+        for target in (args.workdir / "tests", args.workdir / "mutants" / "tests"):
+            shutil.rmtree(target)
+            shutil.copytree(ROOT / "tests", target, ignore=shutil.ignore_patterns("__pycache__"))
+        print(f"retesting {len(survivors)} survivors with the current tests...", flush=True)
+        mutmut(args.workdir, "run", "--max-children", str(args.max_children), *survivors, check=False)
+        (args.workdir / "retest").write_text(f"{len(survivors)} survivors retested with the tests of "
+                                            f"{_git_head()}")
+    elif not args.report_only:
         prepare(args.workdir, args.modules)
-        print(f"mutmut run in {args.workdir} (this takes a while)...", flush=True)
+        print(f"mutmut run in {args.workdir} at {_git_head()} (this takes a while)...", flush=True)
+        (args.workdir / "commit").write_text(_git_head())
         mutmut(args.workdir, "run", "--max-children", str(args.max_children), check=False)
-    text = report(args.workdir, args.modules, time.monotonic() - began)
+        (args.workdir / "run_seconds").write_text(f"{time.monotonic() - began:.0f}")
+    seconds = float((args.workdir / "run_seconds").read_text()) if (args.workdir / "run_seconds").exists() else 0.0
+    text = report(args.workdir, args.modules, seconds)
     args.out.write_text(text)
     print(text.split("## Survivors")[0])
     print(f"report: {args.out}")

@@ -198,7 +198,7 @@ def test_to_dict_of_a_result_with_a_comparison():
     from tests import builders
 
     report = builders.report(device="GPU:0", gpus=[builders.gpu()], step=0.01, epochs=[],
-                             input_wait=builders.input_wait(0.1))
+                             input_wait=builders.input_wait(0.1), notes=["a note"])
     report.timeline_png = b"\x89PNG..."
     comparison = Comparison(model="m", steps=10, steps_per_epoch=100, batch_size=32,
                             runs=[RunSummary("CPU:0", step_mean_s=0.02), RunSummary("GPU:0", step_mean_s=0.01)],
@@ -217,6 +217,7 @@ def test_to_dict_of_a_result_with_a_comparison():
     assert "timeline_png" not in r and r["gpus"][0]["name"] == "A100" and r["step"]["median"] == 0.01
     assert r["input_wait"]["wait_share"] == 0.1 and r["host"]["logical_cores"] == 8 and r["epochs"] == []
     assert r["sampler"]["ticks"] == 200 and r["findings"] == [] and r["device"] == "GPU:0"
+    assert r["notes"] == ["a note"] and r["flops_note"] is None  # plain lists kept, and the fields after the PNG
     (c,) = d["comparisons"]
     assert c["notes"] == ["n"] and [run["device"] for run in c["runs"]] == ["CPU:0", "GPU:0"]
     assert [run["speedup"] for run in c["runs"]] == [1.0, 2.0] and c["runs"][1]["util_mean"] is None

@@ -32,7 +32,7 @@ PHASES = [
 SAMPLE_PERIOD_US = 1_000_000 // 6  # the fake driver's utilisation buffer, as on real GPUs
 
 
-def scripted_fit(fake_nvml):
+def scripted_fit(fake_nvml, info=None):
     """Train 3 epochs of 4 steps by calling the timer's hooks as Keras would, with one sampler tick
     after every step and the GPU's readings changed at each epoch boundary."""
     clock = ManualClock()
@@ -60,7 +60,8 @@ def scripted_fit(fake_nvml):
         timer.close()
     finally:
         sampler.stop()
-    info = {"model": "scripted", "backend": "jax", "device": "GPU:0", "batch_size": 32}
+    if info is None:
+        info = {"model": "scripted", "backend": "jax", "device": "GPU:0", "batch_size": 32}
     return build_report(1, timer, sampler, info), sampler
 
 
@@ -384,3 +385,25 @@ def test_idle_clock_events_are_not_throttling_and_no_energy_without_readings(fak
     summary = _gpu(sampler, 0, sampler.gpus[0])
     assert summary.clock_events == {"gpu_idle": 1.0} and summary.throttled_fraction == 0.0
     assert summary.energy_j is None and summary.energy_source is None
+
+
+def test_the_report_takes_the_hosts_figures_the_timeline_and_what_the_fit_told_it(fake_nvml):
+    from colab_magic.parts import ModelSignature
+
+    signature = ModelSignature(["Dense"], 10, [None, 4])
+    report, sampler = scripted_fit(fake_nvml, info={"device": "GPU:0", "signature": signature,
+                                                    "batch_note": "unknown: a generator"})
+    assert (report.model, report.backend, report.batch_size) == ("model", "?", None)  # what the fit did not say
+    assert report.signature is signature and report.batch_note == "unknown: a generator"
+    assert report.samples_per_s is None and report.steps_per_execution == 1 and report.framework_memory_peak is None
+    h, host = sampler.host, report.host
+    assert (host.cpu_system_mean, host.cpu_process_mean, host.rss_peak, host.ram_used_peak) == (
+        h["cpu_system"].mean, h["cpu_process"].mean, h["rss"].peak, h["ram_used"].peak)
+    assert (host.cpu_system_p95, host.cpu_process_p95) == (h["cpu_system"].quantile(0.95), h["cpu_process"].quantile(0.95))
+    assert (host.ram_total, host.logical_cores) == (sampler.ram_total, sampler.logical_cores)
+    assert host.rss_peak > 0 and host.ram_total > host.ram_used_peak > 0 and host.logical_cores >= 1
+    start = sampler.started
+    assert report.timeline["host"]["rss"] == [[round(t - start, 4), v] for t, v in h["rss"].points()]
+    assert report.timeline["epoch_ends"] == [round(t - start, 4) for t, _ in sampler.marks[1:-1]]
+    assert all(0 < t < 60 for t in report.timeline["epoch_ends"])  # seconds into the fit, to 0.1 ms
+    assert report.sampler.errors == [] and report.sampler.errors is not sampler.errors
