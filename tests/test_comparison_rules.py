@@ -98,3 +98,17 @@ def test_a_clone_trains_on_the_head_of_the_data():
 ])
 def test_what_counts_as_a_model_that_cannot_be_cloned(exc, clone_problem):
     assert _is_clone_problem(exc) is clone_problem
+
+
+def test_one_cpu_and_whatever_it_is_called(monkeypatch):
+    monkeypatch.setattr(comparison, "_keras_devices", lambda: ["cpu:0", "cpu:1", "gpu:0", "gpu:1"])
+    assert comparison.devices_to_compare() == ["cpu:0", "gpu:0"]
+    assert comparison.devices_to_compare(["all"]) == ["cpu:0", "gpu:0", "gpu:1"]
+    monkeypatch.setattr(comparison, "_keras_devices", lambda: ["cpu:1", "gpu:0"])
+    assert comparison.devices_to_compare() == ["cpu:1", "gpu:0"]
+
+
+def test_a_clone_is_summarised_as_the_device_it_ran_on():
+    clone = builders.report(device="CPU:0", gpus=[], batch_size=32, step=0.01, epochs=[])
+    run = _summarise("GPU:1", clone, 100, None)  # no epoch anywhere to measure the fixed cost on: none
+    assert run.device == "GPU:1" and run.projected_epoch_s == pytest.approx(1.0)

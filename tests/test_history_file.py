@@ -237,3 +237,14 @@ def test_a_run_with_its_signature_and_report_as_data():
     record = run.to_record({})
     assert record["signature"] == signature.to_dict() and record["signature_id"] == signature.id
     assert RunSummary.from_record(json.loads(json.dumps(record))).signature == signature
+
+
+def test_a_run_summary_from_a_report_keeps_the_report_and_its_signature():
+    from colab_magic.parts import ModelSignature
+    from tests import builders
+
+    report = builders.report(device=None, step=0.01, complete=False, error="boom",
+                             signature=ModelSignature(["Dense"], 3, [None, 1]))
+    run = RunSummary.from_report(report)
+    assert run.report is report and run.signature is report.signature and run.complete is False
+    assert (run.device, run.name) == ("?", None)  # nowhere known: neither a GPU nor the CPU

@@ -407,3 +407,40 @@ def test_the_report_takes_the_hosts_figures_the_timeline_and_what_the_fit_told_i
     assert report.timeline["epoch_ends"] == [round(t - start, 4) for t, _ in sampler.marks[1:-1]]
     assert all(0 < t < 60 for t in report.timeline["epoch_ends"])  # seconds into the fit, to 0.1 ms
     assert report.sampler.errors == [] and report.sampler.errors is not sampler.errors
+
+
+def test_why_gpm_or_a_gpu_is_missing(fake_nvml):
+    from colab_magic import nvml
+    from tests.fake_pynvml import a100
+
+    def opened(gpus):
+        fake_nvml(gpus)
+        sampler = Sampler(interval=3600)
+        sampler.start()
+        assert sampler.ready.wait(10)
+        sampler.stop()
+        return sampler
+
+    assert opened([]).gpu_note == "NVML found no NVIDIA GPU"
+    older = opened([a100()])
+    with nvml.session():
+        assert older.gpus[0].gpm_note == nvml.gpm_unavailable(0) and "no GPM" in older.gpus[0].gpm_note
+    failing = opened([h100(gpm_fail=True)])
+    assert failing.gpus[0].gpm_note == "the first GPM sample failed"
+    assert opened([h100()]).gpus[0].gpm_note is None
+
+
+def test_driver_samples_from_before_the_fit_are_left_out(fake_nvml):
+    import time
+
+    gpu = h100(util_gpu=50)
+    gpu.created -= 5.0  # the driver's buffer holds five seconds from before the fit
+    fake_nvml([gpu])
+    sampler = Sampler(interval=3600)
+    sampler.start()
+    assert sampler.ready.wait(10)
+    time.sleep(0.4)
+    sampler.stop()
+    times = [t for t, _ in sampler.gpus[0].series["util"].points()]
+    assert times and all(t > sampler.started for t in times)
+    assert len(times) <= (sampler.stopped - sampler.started) * 6 + 1  # 6 a second, only while it ran
