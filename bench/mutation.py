@@ -171,6 +171,9 @@ def main() -> None:
         for target in (args.workdir / "tests", args.workdir / "mutants" / "tests"):
             shutil.rmtree(target)
             shutil.copytree(ROOT / "tests", target, ignore=shutil.ignore_patterns("__pycache__"))
+        # mutmut runs, for each mutant, the tests its stats say reach the function: collect them again,
+        # or new tests would never run
+        (args.workdir / "mutants" / "mutmut-stats.json").unlink(missing_ok=True)
         print(f"retesting {len(survivors)} survivors with the current tests...", flush=True)
         mutmut(args.workdir, "run", "--max-children", str(args.max_children), *survivors, check=False)
         (args.workdir / "retest").write_text(f"{len(survivors)} survivors retested with the tests of "

@@ -401,6 +401,9 @@ def test_the_report_takes_the_hosts_figures_the_timeline_and_what_the_fit_told_i
         h["cpu_system"].mean, h["cpu_process"].mean, h["rss"].peak, h["ram_used"].peak)
     assert (host.cpu_system_p95, host.cpu_process_p95) == (h["cpu_system"].quantile(0.95), h["cpu_process"].quantile(0.95))
     assert (host.ram_total, host.logical_cores) == (sampler.ram_total, sampler.logical_cores)
+    import psutil
+
+    assert (host.ram_total, host.logical_cores) == (psutil.virtual_memory().total, psutil.cpu_count())
     assert host.rss_peak > 0 and host.ram_total > host.ram_used_peak > 0 and host.logical_cores >= 1
     start = sampler.started
     assert report.timeline["host"]["rss"] == [[round(t - start, 4), v] for t, v in h["rss"].points()]

@@ -85,6 +85,19 @@ def test_sampler_records_host_cpu_of_this_process():
     assert sampler.host["rss"].peak > 0 and sampler.gpus == [] and sampler.gpu_note
 
 
+def test_host_cpu_readings_are_percentages_that_see_a_busy_core():
+    with Sampler(interval=0.05) as sampler:
+        deadline = time.monotonic() + 0.6
+        while time.monotonic() < deadline:  # keep one core busy
+            sum(range(1000))
+    system = list(sampler.host["cpu_system"].values)
+    process = list(sampler.host["cpu_process"].values)
+    assert len(system) >= 3 and all(0.0 <= v <= 100.0 for v in system)  # % of all cores
+    assert all(v >= 0.0 for v in process)
+    # one of the machine's cores is this loop: the whole machine was at least that busy, on average
+    assert sum(system) / len(system) >= 100.0 / sampler.logical_cores * 0.5
+
+
 def test_sampler_rejects_bad_interval():
     with pytest.raises(ValueError):
         Sampler(interval=0)
