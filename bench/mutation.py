@@ -45,6 +45,12 @@ def prepare(workdir: Path, modules: list[str]) -> None:
     workdir.mkdir(parents=True)
     shutil.copytree(ROOT / "colab_magic", workdir / "colab_magic", ignore=shutil.ignore_patterns("__pycache__"))
     shutil.copytree(ROOT / "tests", workdir / "tests", ignore=shutil.ignore_patterns("__pycache__"))
+    write_config(workdir, modules)
+
+
+def write_config(workdir: Path, modules: list[str]) -> None:
+    """mutmut's settings, appended to a copy of the repo's pyproject.toml, with the test files there
+    are now."""
     tests = sorted(p.name for p in (ROOT / "tests").glob("test_*.py") if p.name not in SLOW_TESTS)
     config = "\n".join([
         "",
@@ -171,8 +177,10 @@ def main() -> None:
         for target in (args.workdir / "tests", args.workdir / "mutants" / "tests"):
             shutil.rmtree(target)
             shutil.copytree(ROOT / "tests", target, ignore=shutil.ignore_patterns("__pycache__"))
-        # mutmut runs, for each mutant, the tests its stats say reach the function: collect them again,
-        # or new tests would never run
+        # mutmut runs, for each mutant, the tests its stats say reach the function: select the test
+        # files there are now and collect the stats again, or new tests would never run
+        write_config(args.workdir, args.modules)
+        shutil.copy(args.workdir / "pyproject.toml", args.workdir / "mutants" / "pyproject.toml")
         (args.workdir / "mutants" / "mutmut-stats.json").unlink(missing_ok=True)
         print(f"retesting {len(survivors)} survivors with the current tests...", flush=True)
         mutmut(args.workdir, "run", "--max-children", str(args.max_children), *survivors, check=False)
