@@ -197,7 +197,8 @@ class Sampler:
         total = sum(sys_times) - sum(last_sys)
         idle = (sys_times.idle + getattr(sys_times, "iowait", 0.0)) - (last_sys.idle + getattr(last_sys, "iowait", 0.0))
         if total > 0:
-            self.host["cpu_system"].add(now, 100.0 * (1.0 - idle / total))
+            # idle can come out a rounding error above total (-3.6e-08 % seen): a percentage stays in 0-100
+            self.host["cpu_system"].add(now, min(100.0, max(0.0, 100.0 * (1.0 - idle / total))))
         wall = mono - last_mono
         if wall > 0:
             used = (proc_times.user + proc_times.system) - (last_proc.user + last_proc.system)
