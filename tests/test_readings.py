@@ -447,3 +447,11 @@ def test_driver_samples_from_before_the_fit_are_left_out(fake_nvml):
     times = [t for t, _ in sampler.gpus[0].series["util"].points()]
     assert times and all(t > sampler.started for t in times)
     assert len(times) <= (sampler.stopped - sampler.started) * 6 + 1  # 6 a second, only while it ran
+
+
+def test_the_report_passes_on_what_the_fit_reported(fake_nvml):
+    report, _ = scripted_fit(fake_nvml, info={"device": "GPU:0", "batch_size": 32, "steps_per_execution": 4,
+                                              "error": "KeyboardInterrupt", "framework_memory_peak": 5 * GiB})
+    assert (report.steps_per_execution, report.framework_memory_peak) == (4, 5 * GiB)
+    assert report.complete is False and report.error == "KeyboardInterrupt"
+    assert report.samples_per_s == 64.0  # batch / median step

@@ -99,7 +99,7 @@ def test_host_cpu_readings_are_percentages_that_see_a_busy_core():
 
 
 def test_sampler_rejects_bad_interval():
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="^interval must be > 0$"):
         Sampler(interval=0)
 
 
