@@ -183,12 +183,13 @@ def _report(index, model, arguments, timer, sampler, error, deliver) -> None:
         timer.close()
         backend = sys.modules["keras"].backend.backend()
         device = frameworks.weight_device(model)
+        batch = batch_size_of(arguments.get("x"), arguments.get("batch_size"))
         info = {
             "model": getattr(model, "name", type(model).__name__),
             "backend": backend,
             "device": device,
-            "batch_size": batch_size_of(arguments.get("x"), arguments.get("batch_size")),
-            "batch_note": batch_note_of(arguments.get("x")),
+            "batch_size": batch,
+            "batch_note": batch_note_of(arguments.get("x")) if batch is None else None,
             "steps_per_execution": getattr(model, "steps_per_execution", 1) or 1,
             "error": error,
             "framework_memory_peak": frameworks.framework_memory_peak(backend, device),

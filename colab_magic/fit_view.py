@@ -7,7 +7,6 @@ from __future__ import annotations
 from .tables import NA, Table, fmt, fmt_bytes, ms_per_step, seconds
 
 MAX_EPOCH_ROWS = 20  # a long run shows its first and last epochs
-MODERATELY_INPUT_BOUND = 0.05  # as verdicts: below this share of a step waiting, the input check passes
 
 
 def tables(result) -> list[Table]:
@@ -76,7 +75,9 @@ def _verdicts(r, which: str) -> Table:
     evidence and the fix are sentences, which read badly squeezed into a column."""
     lines = [f"({n}) {f.title}. Evidence: {f.evidence}. Fix: {f.fix}." for n, f in enumerate(r.findings, 1)]
     check = r.input_wait
-    if check is not None and check.wait_share < MODERATELY_INPUT_BOUND:
+    # Passed: the verdicts (whose thresholds decide) found no input-bound step. That finding comes
+    # second at most (after GPU-unused), so the cap on findings never hides it.
+    if check is not None and all(f.rule != "input_bound" for f in r.findings):
         lines.append(f"Input check passed: {100 * check.wait_share:.1f}% of each step waits for data: not input-bound "
                      f"({check.steps} steps of a copy of the model, {fmt_s(check.check_s)}).")
     if not lines:
@@ -167,9 +168,8 @@ def _training(r, which: str) -> Table:
         ["ms/step", f"median {_ms(s.median)}, p10 {_ms(s.p10)}, p90 {_ms(s.p90)}, mean {_ms(s.mean)}" if s else NA],
     ]
     if closed:
-        mean_epoch = sum(e.time_s for e in closed) / len(closed)
         val = sum(e.val_s for e in closed) / len(closed)
-        text = f"{seconds(mean_epoch)} (mean of {len(closed)})"
+        text = f"{seconds(r.epoch_mean_s)} (mean of {len(closed)})"
         rows.append(["s/epoch", text + (f", of which validation {seconds(val)}" if val else "")])
     rows.append(["samples/s", fmt(r.samples_per_s, ",.0f")])
     rows.append(["steps", steps])
@@ -217,11 +217,9 @@ def _per_epoch(r, which: str) -> Table:
              _secs(e.outside_steps_s), str(e.steps), _ms(e.step_median_s)]
             + energy
         )
-    notes = ["val: validation. overhead: the epoch's time outside its steps and validation (iterator set-up, "
-             "callbacks, logging). ms/step: the median. GPU (J): energy."]
-    if not r.gpus:
-        notes[0] = notes[0].replace(" GPU (J): energy.", "")
-    return Table(_title(which, "per epoch"), rows, header, notes)
+    note = ("val: validation. overhead: the epoch's time outside its steps and validation (iterator set-up, "
+            "callbacks, logging). ms/step: the median." + (" GPU (J): energy." if r.gpus else ""))
+    return Table(_title(which, "per epoch"), rows, header, [note])
 
 
 def comparison_table(c) -> Table:

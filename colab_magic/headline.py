@@ -33,9 +33,8 @@ def fit_headline(r, comparison=None, numbered: bool = False) -> str:
     figures = []
     if r.step is not None:
         figures.append(f"{ms_per_step(r.step.median)} ms/step")
-    closed = r.closed_epochs
-    if closed:
-        figures.append(f"{seconds(sum(e.time_s for e in closed) / len(closed))} s/epoch")
+    if r.epoch_mean_s is not None:
+        figures.append(f"{seconds(r.epoch_mean_s)} s/epoch")
     if r.mfu is not None:
         figures.append(f"MFU {100 * r.mfu:.1f}%")
     text = f"{lead}{r.model} on {_where(r)}: " + (", ".join(figures) if figures else "no step timed")

@@ -215,7 +215,7 @@ class ColabMagics(Magics):
             progress=None if args.quiet else self._progress_bar,
             input_check=args.input_check,
         )
-        if result.history_path and not self._history_note_given and detect(self.shell).is_colab \
+        if result.history_path and not self._history_note_given and result.runtime == "colab" \
                 and drive.current() is None:
             from .fit_view import colab_history_note
 

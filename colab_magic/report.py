@@ -71,6 +71,12 @@ class FitReport:
     def closed_epochs(self) -> list[Epoch]:
         return [e for e in self.epochs if e.time_s is not None]
 
+    @property
+    def epoch_mean_s(self) -> float | None:
+        """The mean of the fit's finished epochs (the headline, the table and the history record)."""
+        closed = self.closed_epochs
+        return sum(e.time_s for e in closed) / len(closed) if closed else None
+
     def to_dict(self) -> dict:
         out = {}
         for f in fields(self):

@@ -97,7 +97,6 @@ class RunSummary:
         step = report.step
         device = device or report.device or "?"
         gpu = next((g for g in report.gpus if device == f"GPU:{g.index}"), None)
-        closed = [e.time_s for e in report.epochs if e.time_s is not None]
         return cls(
             device=device,
             kind=kind,
@@ -112,7 +111,7 @@ class RunSummary:
             step_p90_s=step.p90 if step else None,
             step_mean_s=step.mean if step else None,
             first_step_s=report.first_step_s,
-            epoch_mean_s=sum(closed) / len(closed) if closed and kind == "fit" else None,
+            epoch_mean_s=report.epoch_mean_s if kind == "fit" else None,
             samples_per_s=report.samples_per_s,
             gpu_util_mean=gpu.util_mean if gpu else None,
             cpu_util_mean=report.host.cpu_system_mean,

@@ -72,10 +72,12 @@ def _row_lines(cells: list[str], cols: list[int], numeric: set[int], width: int)
     return _wrap(line, width, 6)
 
 
-def _too_wide(table: Table, width: int) -> bool:
-    """A headed table whose rows cannot fit even with the last column wrapped under itself."""
-    grid = [table.header] + table.rows
-    cols = [max(len(row[i]) if i < len(row) else 0 for row in grid) for i in range(max(len(r) for r in grid))]
+def _widths(grid: list[list[str]]) -> list[int]:
+    return [max(len(row[i]) if i < len(row) else 0 for row in grid) for i in range(max(len(r) for r in grid))]
+
+
+def _too_wide(cols: list[int], width: int) -> bool:
+    """Rows that cannot fit even with the last column wrapped under itself."""
     before_last = 2 + sum(cols[:-1]) + 2 * (len(cols) - 1)
     return 2 + sum(cols) + 2 * (len(cols) - 1) > width and width - before_last < 24
 
@@ -108,12 +110,11 @@ def to_text(tables: list[Table], width: int | None = None) -> str:
             continue
         lines = _wrap(table.title, width, 2)
         grid = ([table.header] if table.header else []) + table.rows
-        if grid and table.header and _too_wide(table, width):
+        cols = _widths(grid) if grid else []
+        if table.header and _too_wide(cols, width):
             lines.extend(_expanded(table, width))
         elif grid:
             numeric = _numeric_columns(table)
-            cols_n = max(len(row) for row in grid)
-            cols = [max(len(row[i]) if i < len(row) else 0 for row in grid) for i in range(cols_n)]
             for n, row in enumerate(grid):
                 lines.extend(_row_lines(row, cols, numeric, width))
                 if table.header and n == 0:
@@ -240,11 +241,10 @@ def fmt_used(used: float | None, total: float | None) -> str:
     return text
 
 
-def ms_per_step(seconds_per_step: float) -> str:
-    """A step time in ms, to three significant figures or so."""
-    ms = seconds_per_step * 1000
-    return f"{ms:.0f}" if ms >= 100 else f"{ms:.1f}" if ms >= 10 else f"{ms:.2f}"
-
-
 def seconds(value: float) -> str:
+    """A figure to three significant figures or so (no unit: the column or label names it)."""
     return f"{value:.0f}" if value >= 100 else f"{value:.1f}" if value >= 10 else f"{value:.2f}"
+
+
+def ms_per_step(seconds_per_step: float) -> str:
+    return seconds(seconds_per_step * 1000)

@@ -196,9 +196,17 @@ def test_compare_progress_is_labelled_with_what_is_timed(kip, capsys):
 
 
 def test_an_input_check_that_passes_says_so():
-    report = builders.report(device="GPU:0", gpus=[builders.gpu()], step=0.030, input_wait=builders.input_wait(0.047))
-    text = flat(to_text(__import__("colab_magic.fit_view", fromlist=["x"])._fit_tables(report, 1, None)))
-    assert "Input check passed: 4.7% of each step waits for data: not input-bound" in text
+    from colab_magic.fit_view import _fit_tables
+    from colab_magic.verdicts import findings
+
+    def text(share):
+        report = builders.report(device="GPU:0", gpus=[builders.gpu()], step=0.030, input_wait=builders.input_wait(share))
+        report.findings = findings(report)
+        return flat(to_text(_fit_tables(report, 1, None)))
+
+    assert "Input check passed: 4.7% of each step waits for data: not input-bound" in text(0.047)
+    moderate = text(0.05)  # the verdicts' threshold: input-bound, so not "passed"
+    assert "Moderately input-bound: 5% of each step waits for data" in moderate and "Input check passed" not in moderate
 
 
 def test_batch_size_of_a_tf_data_input():
