@@ -1,6 +1,6 @@
 """The input-bound verdict on a real tf.data pipeline with a deliberately slow map, then fixed.
 
-The slow step is a 10 ms sleep per batch (an I/O-like map), so it uses no CPU and the 2-core CI machine
+The slow step is a 20 ms sleep per batch (an I/O-like map), so it uses no CPU and the 2-core CI machine
 can overlap it with training once the pipeline maps in parallel and prefetches. The naive pipeline has
 TensorFlow's automatic prefetch injection switched off: it is what a pipeline without prefetch does.
 """
@@ -17,7 +17,7 @@ rng = np.random.default_rng(0)
 X = rng.random((32 * 40, 512), dtype=np.float32)
 Y = rng.random((32 * 40, 1), dtype=np.float32)
 def slow(a):
-    time.sleep(0.010)  # reading from a slow disk, say
+    time.sleep(0.020)  # reading from a slow disk, say
     return a
 def slow_map(a, b):
     a = tf.numpy_function(slow, [a], tf.float32)
