@@ -8,6 +8,7 @@ a report with the kill rate per module and every surviving mutant's diff:
     .venv/bin/python bench/mutation.py                       # all the modules below
     .venv/bin/python bench/mutation.py --modules stats history --out /tmp/m.md
     .venv/bin/python bench/mutation.py --retest-survivors    # after new tests: only the survivors again
+    .venv/bin/python bench/mutation.py --verify-survivors    # each survivor against every fast test
 
 A survivor is either a gap in the tests (write the test that kills it) or an equivalent mutant (the
 program cannot behave differently); bench/results/README.md says which for the committed report.
@@ -98,7 +99,10 @@ def _diff(functions: dict[str, str], name: str) -> str:
     original, mutant = functions.get(base + "__mutmut_orig"), functions.get(name)
     if original is None or mutant is None:
         return "(source not found)"
-    lines = difflib.unified_diff(original.splitlines()[1:], mutant.splitlines()[1:], lineterm="", n=0)
+    # the two copies differ in their names: compare them under one, so a changed default shows
+    original = original.replace(base + "__mutmut_orig", base, 1)
+    mutant = mutant.replace(name, base, 1)
+    lines = difflib.unified_diff(original.splitlines(), mutant.splitlines(), lineterm="", n=0)
     return "\n".join(line for line in lines if not line.startswith(("---", "+++", "@@")))
 
 
@@ -151,6 +155,23 @@ def _survivors(workdir: Path, modules: list[str]) -> list[str]:
     return names
 
 
+def verify(workdir: Path, names: list[str]) -> dict[str, str]:
+    """Each survivor against the whole fast test selection, not only the tests mutmut's map says reach
+    its function: mutmut chooses the mutant by the MUTANT_UNDER_TEST variable, which wins over its
+    own choice. A survivor that fails here was missed by mutmut's selection, not by the tests."""
+    config = (workdir / "mutants" / "pyproject.toml").read_text()
+    selection = [t.strip().strip('"') for t in
+                 config.split("pytest_add_cli_args_test_selection = [", 1)[1].split("]", 1)[0].split(",")]
+    results = {}
+    for i, name in enumerate(names, 1):
+        env = dict(os.environ, MUTANT_UNDER_TEST=name, PYTHONPATH=str(workdir / "mutants"))
+        proc = subprocess.run([sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", *FAST,
+                               *selection], cwd=workdir / "mutants", env=env, text=True, capture_output=True)
+        results[name] = {0: "survived", 1: "killed"}.get(proc.returncode, f"exit {proc.returncode}")
+        print(f"{i}/{len(names)} {results[name]:9} {name}", flush=True)
+    return results
+
+
 def _git_head() -> str:
     out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True)
     return out.stdout.strip() or "?"
@@ -170,8 +191,16 @@ def main() -> None:
     parser.add_argument("--report-only", action="store_true", help="write the report of the last run in --workdir")
     parser.add_argument("--retest-survivors", action="store_true",
                         help="copy the current tests into the last run's --workdir and run its survivors again")
+    parser.add_argument("--verify-survivors", action="store_true",
+                        help="run every fast test against each survivor of the last run in --workdir")
     args = parser.parse_args()
     began = time.monotonic()
+    if args.verify_survivors:
+        results = verify(args.workdir, _survivors(args.workdir, args.modules))
+        (args.workdir / "verified.json").write_text(json.dumps(results, indent=1))
+        killed = sorted(n for n, r in results.items() if r != "survived")
+        print(f"{len(killed)} of {len(results)} survivors fail the whole fast selection:", *killed, sep="\n")
+        return
     if args.retest_survivors:
         survivors = _survivors(args.workdir, args.modules)
         for target in (args.workdir / "tests", args.workdir / "mutants" / "tests"):

@@ -31,6 +31,9 @@ import keras
 
 from .stats import Reservoir
 
+# Step times kept per epoch for its median: an unbiased sample, so an epoch of any length costs the same.
+EPOCH_STEPS_KEPT = 4096
+
 
 @dataclass
 class EpochTiming:
@@ -68,13 +71,17 @@ class StepTimer(keras.callbacks.Callback):
         self.epochs: list[EpochTiming] = []
         self.closed = False  # set when the fit is over: a hook still pending on a worker is ignored
         self._lock = threading.Lock()
+        self._new_epoch()
+        self._val_start: float | None = None
+
+    def _new_epoch(self) -> None:
+        """The state of the epoch being timed."""
         # Per-epoch steps are summarised when the epoch closes, so a long run keeps O(1) per epoch.
-        self._epoch_steps = Reservoir(capacity=4096)
+        self._epoch_steps = Reservoir(capacity=EPOCH_STEPS_KEPT)
         self._epoch_first_begin: float | None = None
         self._last: float | None = None
         self._prev_end = -1  # index of the last step timed in this epoch
         self._early: list[tuple[int, float]] = []  # (step index, time) of hooks that came ahead of order
-        self._val_start: float | None = None
 
     # Keras calls set_params with {"epochs", "steps", "verbose"}: kept as self.params.
 
@@ -84,11 +91,7 @@ class StepTimer(keras.callbacks.Callback):
     def on_epoch_begin(self, epoch, logs=None):
         with self._lock:
             self.epochs.append(EpochTiming(epoch, self.clock()))
-            self._epoch_steps = Reservoir(capacity=4096)
-            self._epoch_first_begin = None
-            self._last = None
-            self._prev_end = -1
-            self._early = []
+            self._new_epoch()
 
     def on_train_batch_begin(self, batch, logs=None):
         # Runs on the main thread, before the step is dispatched: the epoch's first step starts here.

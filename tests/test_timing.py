@@ -126,3 +126,22 @@ def test_an_epoch_with_only_its_compiling_step_has_no_median():
     assert t.first_step == 2.0 and t.epochs[0].step_median is None and t.steps.count == 0
     t.close()
     assert t.closed and t.epochs[0].step_median is None
+
+
+def test_a_timer_with_default_settings_takes_one_step_per_hook_and_keeps_the_fits_end():
+    clock = Clock()
+    t = StepTimer(clock=clock)  # no steps_per_execution: one step per hook
+    t.on_train_begin()
+    t.on_epoch_begin(0)
+    t.on_train_batch_begin(0)
+    for batch, at in ((0, 1.0), (2, 3.0), (1, 3.5), (3, 4.0)):  # step 2's hook ahead of step 1's
+        step(t, clock, 0, batch, at)
+    clock.now = 4.5
+    t.on_epoch_end(0)
+    t.on_train_end()
+    clock.now = 60.0  # the report is made later: the fit still ended at 4.5
+    t.close()
+    # steps 1 and 2 both finished by 3.0: step 1 takes that time, step 2 none
+    assert (t.executions, t.total_steps, t.epochs[0].steps) == (4, 4, 4)
+    assert sorted(t.steps.values) == [0.0, 1.0, 2.0]
+    assert t.fit_end == 4.5
