@@ -92,6 +92,22 @@ def test_host_cpu_without_an_iowait_field(monkeypatch, no_pynvml):
     assert sampler.errors == []
 
 
+def test_the_machines_cpu_share_stays_within_0_and_100(monkeypatch, no_pynvml):
+    """Counters that go back (some hypervisors' idle accounting) or a machine wholly idle."""
+    host = Host(LinuxTimes(10, 0, 5, 80, 5, 0, 0, 0), ProcTimes(1.0, 0.5, 0, 0))
+    sampler = started(monkeypatch, host)
+    try:
+        host.system = LinuxTimes(60, 0, 5, 70, 5, 0, 0, 0)  # 40 s more in all, idle 10 s less
+        host.mono += 1.0
+        sampler._tick()
+        host.system = LinuxTimes(60, 0, 5, 110, 5, 0, 0, 0)  # 40 s more, all of them idle
+        host.mono += 1.0
+        sampler._tick()
+    finally:
+        sampler.stop()
+    assert list(sampler.host["cpu_system"].values) == [100.0, 0.0]
+
+
 def test_failed_readings_are_recorded_in_words_and_at_most_ten(monkeypatch, no_pynvml):
     host = Host(LinuxTimes(10, 0, 5, 80, 5, 0, 0, 0), ProcTimes(1.0, 0.5, 0, 0))
     sampler = started(monkeypatch, host)
@@ -144,6 +160,8 @@ def test_a_gpu_without_a_sample_buffer_is_asked_for_it_once_then_polled(fake_nvm
     assert track.util_source == "polled"
     assert fake.calls["nvmlDeviceGetSamples"] == 1
     assert list(track.series["util"].values) == [55.0] * 5
+    # ticks 0 and 2 and the last reading are full; only they ask for the slow metrics
+    assert track.full_readings == fake.calls["nvmlDeviceGetTemperature"] == 3
 
 
 def test_gpm_is_closed_on_every_gpu_that_has_it(fake_nvml):

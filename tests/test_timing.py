@@ -145,3 +145,20 @@ def test_a_timer_with_default_settings_takes_one_step_per_hook_and_keeps_the_fit
     assert (t.executions, t.total_steps, t.epochs[0].steps) == (4, 4, 4)
     assert sorted(t.steps.values) == [0.0, 1.0, 2.0]
     assert t.fit_end == 4.5
+
+
+def test_validation_time_is_counted_per_epoch_and_kept_out_of_the_steps():
+    clock = Clock()
+    t = timer_at(clock)
+    t.on_train_batch_begin(0)
+    step(t, clock, 0, 0, 1.0)
+    for start, end in ((1.0, 1.5), (2.0, 2.25)):  # evaluation runs twice in this epoch
+        clock.now = start
+        t.on_test_begin()
+        clock.now = end
+        t.on_test_end()
+    clock.now = 3.0
+    t.on_epoch_end(0)
+    t.close()
+    epoch = t.epochs[0]
+    assert (epoch.val_s, epoch.steps_s, epoch.end) == (0.75, 1.0, 3.0)
