@@ -227,10 +227,11 @@ def test_a_fit_that_never_started_reports_nothing_measured(no_pynvml):
 
 
 def test_a_fit_cut_in_its_second_epoch(fake_nvml):
-    """The first epoch closed; the second began and was stopped before its first step ended. A GPU
-    without an energy counter, read twice: its energy is estimated from power."""
+    """The first epoch closed; the second began and was stopped before its first step ended. The
+    second GPU has no energy counter and was read twice: its energy is estimated from power."""
     clock = ManualClock()
-    fake_nvml([a100(power_mw=200_000, unsupported={"nvmlDeviceGetTotalEnergyConsumption"})], clock=clock)
+    fake_nvml([a100(power_mw=100_000),
+               a100(power_mw=200_000, unsupported={"nvmlDeviceGetTotalEnergyConsumption"})], clock=clock)
     sampler = Sampler(interval=3600)
     sampler.start()
     assert sampler.ready.wait(10)
@@ -254,11 +255,11 @@ def test_a_fit_cut_in_its_second_epoch(fake_nvml):
     report = build_report(1, timer, sampler, {"batch_size": 8, "error": "KeyboardInterrupt"})
     first, cut = report.epochs
     assert (first.time_s, first.train_s, first.steps, first.complete) == (1.0, 1.0, 2, True)
-    assert first.energy_j == [None]  # no counter: no per-epoch joules
-    assert (cut.time_s, cut.train_s, cut.steps, cut.complete, cut.energy_j) == (None, None, 0, False, [None])
+    assert first.energy_j == [pytest.approx(100.0), None]  # 1 s at 100 W; no counter, no per-epoch joules
+    assert (cut.time_s, cut.train_s, cut.steps, cut.complete, cut.energy_j) == (None, None, 0, False, [None, None])
     assert report.wall_s == 1.25  # to when the report was made: the fit never reported its end
     assert (report.epochs_planned, report.steps_per_epoch) == (3, 2)
-    gpu = report.gpus[0]
+    gpu = report.gpus[1]
     assert gpu.energy_source == "estimated from power"  # two power readings are enough
     assert gpu.energy_j == pytest.approx(200.0 * (sampler.stopped - sampler.started))
 
