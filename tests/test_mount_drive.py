@@ -121,6 +121,7 @@ def test_status_and_unmount_outside_colab(ip, tmp_path, capsys):
     ip.run_line_magic("mount_drive", "--unmount")
     assert "Nothing to unmount" in capsys.readouterr().out
     assert (tmp_path / "d" / "MyDrive").is_dir()  # its files stay
+    assert drive.current() is None  # forgotten: the history goes back to its default place
 
 
 def test_bad_flags(ip):

@@ -75,6 +75,9 @@ def test_host_cpu_figures_are_exact(monkeypatch, no_pynvml):
     assert list(sampler.host["rss"].values) == [300.0 * 2**20] * 2
     assert list(sampler.host["ram_used"].values) == [6.0 * 2**30] * 2
     assert sampler.errors == []
+    host_figures = build_report(1, StepTimer(), sampler, {}).host
+    assert (host_figures.cpu_system_mean, host_figures.cpu_process_mean) == (40.0, 75.0)
+    assert host_figures.rss_peak == 300.0 * 2**20
 
 
 def test_host_cpu_without_an_iowait_field(monkeypatch, no_pynvml):

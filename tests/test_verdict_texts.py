@@ -7,17 +7,19 @@ from colab_magic.verdicts import findings
 from tests import builders as b
 
 GiB = 2**30
+# Figures sit where a wrong factor shows after rounding: 24.5% (a share counted x101 gives 25%), 60% of
+# readings, a 2.9949 ms step (x1001 gives 3.00 ms).
 SCENARIOS = {
     "gpu_unused": dict(device="CPU:0", gpus=[b.gpu(util=2.0)], step=0.02),
     "idle_gpus": dict(device="GPU:0", gpus=[b.gpu(0, util=90.0), b.gpu(1, "T4", util=1.0)], step=0.02),
-    "input_highly": dict(device="GPU:0", gpus=[b.gpu(util=90.0)], step=0.03, input_wait=b.input_wait(0.25)),
+    "input_highly": dict(device="GPU:0", gpus=[b.gpu(util=90.0)], step=0.03, input_wait=b.input_wait(0.245)),
     "input_moderately": dict(device="GPU:0", gpus=[b.gpu(util=90.0)], step=0.03, input_wait=b.input_wait(0.10)),
     "input_likely": dict(device="GPU:0", gpus=[b.gpu(util=30.0)], step=0.02, host=b.host(cpu_process_mean=90.0)),
-    "throttled": dict(device="GPU:0", gpus=[b.gpu(util=90.0, clock_events={"sw_thermal": 0.5, "gpu_idle": 0.2}, throttled_fraction=0.5)], step=0.02),
+    "throttled": dict(device="GPU:0", gpus=[b.gpu(util=90.0, clock_events={"sw_thermal": 0.6, "gpu_idle": 0.2}, throttled_fraction=0.6)], step=0.02),
     "memory_reserved_tf": dict(device="GPU:0", backend="tensorflow", gpus=[b.gpu(util=90.0, memory_peak=39.5 * GiB)], step=0.02, framework_memory_peak=1 * GiB),
     "memory_reserved_jax": dict(device="GPU:0", gpus=[b.gpu(util=90.0, memory_peak=39.5 * GiB)], step=0.02, framework_memory_peak=1 * GiB),
     "memory_full": dict(device="GPU:0", gpus=[b.gpu(util=90.0, memory_peak=39.0 * GiB)], step=0.02),
-    "dispatch_bound": dict(device="GPU:0", gpus=[b.gpu(util=20.0)], step=0.001),
+    "dispatch_bound": dict(device="GPU:0", gpus=[b.gpu(util=20.0)], step=0.0029949),
     "dispatch_bound_cpu": dict(device="CPU:0", gpus=[], step=0.001),
     "sms_idle": dict(device="GPU:0", gpus=[b.gpu(util=80.0, sm_activity_pct=20.0, sm_occupancy_pct=10.0)], step=0.02),
     "tensor_gpm": dict(device="GPU:0", gpus=[b.gpu(name="NVIDIA H100 80GB HBM3", util=60.0, tensor_activity_pct=0.5)], step=0.02, compute_dtype="float32"),
@@ -42,7 +44,7 @@ EXPECTED = {
     ],
     'input_highly': [
         ('input_bound',
-         'Highly input-bound: 25% of each step waits for data',
+         'Highly input-bound: 24% of each step waits for data',
          'median step 30.0 ms with your pipeline, 19.0 ms with one batch held in memory (20 steps of a copy of the model)',
          'in the tf.data pipeline: .map(f, num_parallel_calls=tf.data.AUTOTUNE), .cache() after the expensive steps if the data fits, and .prefetch(tf.data.AUTOTUNE) at the end; or a larger batch',
          'parallelise and prefetch the input pipeline'),
@@ -64,7 +66,7 @@ EXPECTED = {
     'throttled': [
         ('throttled',
          'GPU throttled: its clocks were held down while it worked',
-         'GPU 0 (A100): sw_thermal 50% of readings, SM clock mean 1400 MHz',
+         'GPU 0 (A100): sw_thermal 60% of readings, SM clock mean 1400 MHz',
          "power cap: check the limit (nvidia-smi -q -d POWER); thermal: cooling or airflow; on a shared cloud GPU, the host's limits: a steady figure needs an unthrottled run",
          'a steady figure needs an unthrottled GPU'),
     ],
@@ -92,7 +94,7 @@ EXPECTED = {
     'dispatch_bound': [
         ('dispatch_bound',
          'Dispatch-bound: tiny steps, mostly overhead',
-         'median step 1.00 ms at batch 32, one step per call; GPU 0 (A100) busy 20% of the time',
+         'median step 2.99 ms at batch 32, one step per call; GPU 0 (A100) busy 20% of the time',
          'a larger batch; model.compile(..., steps_per_execution=32) to run many steps per call; or jit_compile=True',
          'steps_per_execution=32 or a larger batch'),
     ],
