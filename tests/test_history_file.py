@@ -127,6 +127,10 @@ def test_the_latest_run_of_a_model_on_each_device_and_machine():
     assert history.latest_per_device(same, "s1")[0].id == "later"
     undated = [run(time="2026-11-26T00:00:05+00:00"), run(time=None)]  # a run without a time never wins
     assert history.latest_per_device(undated, "s1")[0].time == "2026-11-26T00:00:05+00:00"
+    assert history.latest_per_device(undated[::-1], "s1")[0].time == "2026-11-26T00:00:05+00:00"
+    # a run the filter leaves out does not end the search
+    after = [run(name="CPU", device="CPU:0"), run(name="T4")]
+    assert [r.name for r in history.latest_per_device(after, "s1", keep=lambda r: r.is_gpu)] == ["T4"]
 
 
 def test_a_records_environment():
