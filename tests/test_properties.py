@@ -7,7 +7,7 @@ from collections import Counter
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from colab_magic.stats import Reservoir, Series, quantile, summary
@@ -82,6 +82,7 @@ def test_reservoir_quantiles_are_within_the_sampling_bound(shape, seed):
 
 
 @given(st.lists(st.one_of(st.none(), finite), min_size=0, max_size=400), st.sampled_from([4, 8, 16, 64]))
+@example(values=[float(i) for i in range(37)], capacity=4)  # halved three times: always checked, not by chance
 def test_series_is_exact_where_it_promises_and_evenly_decimated(values, capacity):
     s = Series(capacity=capacity)
     for i, v in enumerate(values):
