@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import time
 
-from . import history
+from . import history, runtime_left
 from .comparison import CompareOptions, compare_fit, devices_to_compare, steps_for
 from .environment import detect
 from .fit_hook import FitInterceptor
@@ -22,13 +22,16 @@ AUTO_INPUT_CHECK_S = 20.0  # a fit this long pays about a second for the check: 
 
 
 def time_cell(execute, interval: float = DEFAULT_INTERVAL, compare: CompareOptions | None = None, history_path=None,
-              runtime=None, progress=None, input_check: str = "auto"):
+              runtime=None, progress=None, input_check: str = "auto", live=None, backup_root=None, warn=None):
     """Run ``execute()`` with every Keras fit timed.
 
     ``compare``: time each trained model on each device afterwards. ``history_path``: where to append
     the run records (None: don't). ``progress``: ``progress(total)`` returns a bar with
     ``set_description(text)``, ``update(n)`` and ``close()`` for the comparison. ``input_check``: "on", "off", or "auto" (for tf.data inputs of
-    fits that ran long enough that the check costs little).
+    fits that ran long enough that the check costs little). ``live``: a view with ``watch(fit)``,
+    told of each fit as it starts (--live). ``backup_root``: Keras' BackupAndRestore for each fit, under
+    this folder (--backup). ``warn(text)``: shows a line while the cell still runs (a fit that will
+    outlast its Colab runtime); the line is also kept in the result's notes.
 
     Returns ``(result, value, error)``: the :class:`TimedFitResult`, what ``execute`` returned, and
     the exception that stopped it (the caller shows the result, then re-raises).
@@ -36,12 +39,15 @@ def time_cell(execute, interval: float = DEFAULT_INTERVAL, compare: CompareOptio
     __tracebackhide__ = True
     start = time.perf_counter()
     value = error = None
+    warned: list[str] = []
     try:
         import keras  # noqa: F401 - patching needs it; a cell that trains with Keras imports it anyway
     except ImportError:
         interceptor = None
     else:
-        interceptor = FitInterceptor(interval, capture=compare is not None)
+        interceptor = FitInterceptor(interval, capture=compare is not None,
+                                     watch=live.watch if live is not None else None, backup_root=backup_root,
+                                     on_epoch=_runtime_watch(runtime, warned, warn))
     try:
         if interceptor is None:
             value = execute()
@@ -50,6 +56,8 @@ def time_cell(execute, interval: float = DEFAULT_INTERVAL, compare: CompareOptio
                 value = execute()
     except BaseException as exc:  # KeyboardInterrupt included: summarise what ran, then re-raise
         error = exc
+    if live is not None:
+        live.stop()  # before --compare's progress bar, which draws where the live line was
     described = None if error is None else describe(error)
     result = TimedFitResult(
         reports=list(interceptor.reports) if interceptor else [],
@@ -63,6 +71,7 @@ def time_cell(execute, interval: float = DEFAULT_INTERVAL, compare: CompareOptio
         result.notes.append("Keras is not installed, so no fit could be timed (pip install keras).")
         return result, value, error
     result.notes.extend(interceptor.errors)
+    result.notes.extend(warned)
     _measure_compute(result, interceptor.captured)
     if error is None and input_check != "off":
         _check_inputs(result, interceptor.captured, input_check == "on", interval)
@@ -79,6 +88,25 @@ def time_cell(execute, interval: float = DEFAULT_INTERVAL, compare: CompareOptio
     if history_path is not None and result.reports:
         _record(result, history_path, runtime)
     return result, value, error
+
+
+def _runtime_watch(runtime, warned: list, warn):
+    """In Colab: after each fit's first epoch, say whether the fit will outlast the runtime."""
+    if runtime is None or not runtime.is_colab:
+        return None
+
+    def on_epoch(fit) -> None:
+        if fit.warned:
+            return
+        fit.warned = True
+        text = None if fit.backup is not None else runtime_left.warning(runtime_left.fit_left_s(fit.timer),
+                                                                        runtime_left.uptime_s())
+        if text:
+            warned.append(text)
+            if warn is not None:
+                warn(text)
+
+    return on_epoch
 
 
 def _measure_compute(result, captured) -> None:

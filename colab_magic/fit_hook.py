@@ -10,10 +10,13 @@ class from TensorFlow 2.16 on.
 from __future__ import annotations
 
 import functools
+import hashlib
 import inspect
+import json
 import sys
 import threading
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from . import frameworks
 from .parts import ModelSignature, describe
@@ -33,8 +36,14 @@ class CapturedFit:
 
 
 class FitInterceptor:
-    def __init__(self, interval: float = DEFAULT_INTERVAL, capture: bool = False):
+    def __init__(self, interval: float = DEFAULT_INTERVAL, capture: bool = False, watch=None, backup_root=None,
+                 on_epoch=None):
+        """``watch(live_fit)``: called as each fit starts (the live view). ``backup_root``: a folder for
+        Keras' BackupAndRestore, one subfolder per model. ``on_epoch(live_fit)``: after each epoch."""
         self.interval = interval
+        self.watch = watch
+        self.backup_root = backup_root
+        self.on_epoch = on_epoch
         # Each fit's model and arguments are kept (references, for the input check); with capture,
         # also the weights before the fit (a copy, for --compare).
         self.capture = capture
@@ -103,10 +112,17 @@ class FitInterceptor:
         def started(live):
             with self._lock:
                 self._live.append(live)
+            if self.watch is not None:
+                try:
+                    self.watch(live)
+                except Exception as exc:  # noqa: BLE001 - the live view is ours: the fit goes on without it
+                    with self._lock:
+                        self.errors.append(f"--live could not be shown: {describe(exc)}")
 
         self._local.busy = True
         try:
-            return time_fit_call(original, bound, self.interval, index, deliver, on_start=started)
+            return time_fit_call(original, bound, self.interval, index, deliver, on_start=started,
+                                 backup_root=self.backup_root, on_epoch=self.on_epoch)
         finally:
             self._local.busy = False
 
@@ -121,6 +137,10 @@ class LiveFit:
     timer: object
     sampler: object
     deliver: object
+    backup: object = None  # the BackupAndRestore colab_magic added (--backup)
+    backup_note: str | None = None  # why --backup was not applied to this fit
+    warned: bool = False  # the runtime-left warning was given for this fit
+    problems: list = field(default_factory=list)  # failures of our own hooks during the fit
     done: bool = False
     abandoned: bool = False
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -142,25 +162,50 @@ class LiveFit:
         self.report(reason)
 
     def report(self, error: str | None) -> None:
-        _report(self.index, self.model, self.arguments, self.timer, self.sampler, error, self.deliver)
+        _report(self, error)
+
+    @property
+    def resumed_from_epoch(self) -> int | None:
+        """Epochs already done when a backup was restored (Keras starts the fit after them)."""
+        if self.backup is None or not self.timer.epochs:
+            return None
+        first = self.timer.epochs[0].epoch
+        return first if first > (self.arguments.get("initial_epoch") or 0) else None
 
 
 def time_fit_call(original, bound, interval: float, index: int, deliver, on_step=None, warmup_steps: int = 0,
-                  on_start=None):
+                  on_start=None, backup_root=None, on_epoch=None):
     """Call ``original`` (an unpatched ``fit``) with ``bound`` arguments, timed and sampled.
 
     ``deliver(report, problem)`` gets the FitReport, also when fit raises (then marked incomplete),
     or the reason no report could be built. Returns what fit returned; re-raises what it raised.
+    ``backup_root``: add Keras' BackupAndRestore there (see :func:`backup_for`).
     """
     __tracebackhide__ = True
     model = bound.arguments["self"]
     sampler = Sampler(interval)
     spe = getattr(model, "steps_per_execution", 1) or 1
-    timer = StepTimer(on_epoch_end=sampler.mark, steps_per_execution=spe, on_step=on_step, warmup_steps=warmup_steps)
-    callbacks, detach = _attach(bound.arguments.get("callbacks"), timer, model)
+    live = None
+
+    def boundary():
+        sampler.mark()
+        if on_epoch is not None:
+            try:
+                on_epoch(live)
+            except Exception as exc:  # noqa: BLE001 - runs inside the user's fit: it must never stop it
+                live.problems.append(f"The epoch-end check failed: {describe(exc)}")
+
+    timer = StepTimer(on_epoch_end=boundary, steps_per_execution=spe, on_step=on_step, warmup_steps=warmup_steps)
+    backup = backup_note = None
+    if backup_root is not None:
+        try:
+            backup, backup_note = backup_for(model, bound.arguments, backup_root)
+        except Exception as exc:  # noqa: BLE001 - the fit runs, without a backup, and the note says why
+            backup_note = f"--backup could not be set up for this fit: {describe(exc)}"
+    callbacks, detach = _attach(bound.arguments.get("callbacks"), timer, model, backup)
     bound.arguments["callbacks"] = callbacks
     error = None
-    live = LiveFit(index, model, bound.arguments, timer, sampler, deliver)
+    live = LiveFit(index, model, bound.arguments, timer, sampler, deliver, backup=backup, backup_note=backup_note)
     sampler.start()
     if on_start is not None:
         on_start(live)
@@ -177,8 +222,10 @@ def time_fit_call(original, bound, interval: float, index: int, deliver, on_step
             live.report(error)
 
 
-def _report(index, model, arguments, timer, sampler, error, deliver) -> None:
+def _report(fit: LiveFit, error) -> None:
     # Runs in a finally: it must not raise, or it would hide the user's own exception.
+    index, model, arguments, timer, sampler, deliver = (fit.index, fit.model, fit.arguments, fit.timer, fit.sampler,
+                                                        fit.deliver)
     try:
         timer.close()
         backend = sys.modules["keras"].backend.backend()
@@ -194,6 +241,10 @@ def _report(index, model, arguments, timer, sampler, error, deliver) -> None:
             "error": error,
             "framework_memory_peak": frameworks.framework_memory_peak(backend, device),
             "signature": model_signature(model, arguments.get("x")),
+            "resumed_from_epoch": fit.resumed_from_epoch,
+            "backup_dir": str(fit.backup.backup_dir) if fit.backup is not None else None,
+            "backup_note": fit.backup_note,
+            "problems": list(fit.problems),
         }
         deliver(build_report(index, timer, sampler, info), None)
     except Exception as exc:  # noqa: BLE001
@@ -215,6 +266,39 @@ def model_signature(model, x=None) -> ModelSignature:
     return ModelSignature(layers, params, shape)
 
 
+def backup_key(model, x=None) -> str:
+    """The folder name of a model's backup: its signature id, and a hash of its layers' settings
+    (units, filters...; names left out, since Keras numbers them anew in each model), so that a
+    model of the same layer types and shape never resumes from another one's weights."""
+    signature = model_signature(model, x)
+    configs = []
+    for layer in getattr(model, "layers", []):
+        try:
+            config = layer.get_config()
+        except Exception:  # noqa: BLE001 - a custom layer without get_config: its type stands in
+            config = {}
+        configs.append({k: v for k, v in config.items() if k != "name"})
+    # an object in a config is named by its type: its repr may hold an address that changes each run
+    text = json.dumps(configs, sort_keys=True, default=lambda value: type(value).__name__)
+    return f"{signature.id}-{hashlib.sha1(text.encode()).hexdigest()[:8]}"
+
+
+def backup_for(model, arguments, root):
+    """Keras' BackupAndRestore in ``root/<backup_key>``, or (None, why not): the user's own comes first,
+    and Keras refuses a model that is not built before fit."""
+    import keras
+
+    given = arguments.get("callbacks")
+    given = getattr(given, "callbacks", given) or []
+    if any(isinstance(c, keras.callbacks.BackupAndRestore) for c in given):
+        return None, "--backup: your own BackupAndRestore callback is used instead."
+    if not getattr(model, "built", False):
+        return None, ("--backup needs a model that is built before fit (start it with keras.Input, or call "
+                      "it on a batch first); this fit ran without a backup.")
+    folder = Path(root) / backup_key(model, arguments.get("x"))
+    return keras.callbacks.BackupAndRestore(str(folder)), None
+
+
 def _capture(model, arguments, weights: bool) -> CapturedFit:
     if not weights:
         return CapturedFit(model, dict(arguments), None)
@@ -225,26 +309,32 @@ def _capture(model, arguments, weights: bool) -> CapturedFit:
     return CapturedFit(model, dict(arguments), copied)
 
 
-def _attach(callbacks, timer, model):
-    """Add ``timer`` to the user's callbacks (None, a list, or a CallbackList used as is).
+def _attach(callbacks, timer, model, backup=None):
+    """Add ``timer`` (last) and ``backup`` (first: it restores before the user's callbacks start, and
+    saves an epoch before one of them can stop the fit) to the user's callbacks (None, a list, or a
+    CallbackList used as is).
 
     Returns the callbacks to pass to fit and a function that leaves the user's objects as they were.
     """
+    first = [backup] if backup is not None else []
     if callbacks is None:
-        return [timer], lambda: None
+        return first + [timer], lambda: None
     if isinstance(callbacks, (list, tuple)):
-        return list(callbacks) + [timer], lambda: None
-    # A CallbackList: Keras uses it as given, so ours goes inside it, and out again afterwards.
+        return first + list(callbacks) + [timer], lambda: None
+    # A CallbackList: Keras uses it as given, so ours go inside it, and out again afterwards.
     # The timer is async_safe, so the list's choice of async dispatch stays right with it inside.
     inner = callbacks.callbacks
+    inner[:0] = first
     inner.append(timer)
-    timer.set_model(model)
-    if getattr(callbacks, "params", None):
-        timer.set_params(callbacks.params)
+    for ours in first + [timer]:
+        ours.set_model(model)
+        if getattr(callbacks, "params", None):
+            ours.set_params(callbacks.params)
 
     def detach():
-        if timer in inner:
-            inner.remove(timer)
+        for ours in first + [timer]:
+            if ours in inner:
+                inner.remove(ours)
 
     return callbacks, detach
 

@@ -37,7 +37,10 @@ def fit_headline(r, comparison=None, numbered: bool = False) -> str:
         figures.append(f"{seconds(r.epoch_mean_s)} s/epoch")
     if r.mfu is not None:
         figures.append(f"MFU {100 * r.mfu:.1f}%")
-    text = f"{lead}{r.model} on {_where(r)}: " + (", ".join(figures) if figures else "no step timed")
+    text = f"{lead}{r.model} on {_where(r)}"
+    if r.resumed_from_epoch:
+        text += f" (resumed from the backup after epoch {r.resumed_from_epoch})"
+    text += ": " + (", ".join(figures) if figures else "no step timed")
     if not r.complete:
         text += f" (stopped: {r.error})"
     gpu = _fastest_gpu(comparison)

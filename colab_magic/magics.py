@@ -12,7 +12,9 @@ import builtins
 import json
 import keyword
 import math
+import os
 import sys
+import tempfile
 from pathlib import Path
 
 from IPython.core.error import UsageError
@@ -27,6 +29,8 @@ DEFAULT_INTERVAL = 0.5  # seconds; the sampler's own default, repeated here to k
 MIN_INTERVAL, MAX_INTERVAL = 0.05, 3600.0  # below 50 ms the sampler costs a sizeable share of a core
 DEFAULT_COMPARE_STEPS = 35  # 1 compiling + 5 warm-up + 29 timed: about 0.35 s of the article's CNN on 2 vCPUs
 
+LIVE_SETTING = "COLAB_MAGIC_LIVE"  # "1": --live by default in notebooks
+
 # The output flags every magic shares, as %timeit has them.
 JSON = argument("--json", action="store_true", help="print the result as JSON (the same fields as to_dict())")
 OUTPUT = argument("-o", dest="output", action="store_true", help="return the result object (as %%timeit -o does)")
@@ -38,12 +42,20 @@ def output_flags(magic):
     return JSON(OUTPUT(QUIET(magic)))
 
 
-def _show(result, args, returned: bool = True) -> None:
+def _show(result, args, returned: bool = True, live=None) -> None:
     """The display half shared by the magics: ``-q`` silent, ``--json`` raw data, else rich output;
     with ``-o`` the returned object shows itself (as Out[n]), so it is not shown twice (as with
     %timeit -o). ``returned``: whether it is returned (not when the cell's exception is re-raised).
+    ``live``: the --live view, whose place the rich output takes (else it is cleared).
     A failure to show is one line on stderr: the result itself is kept (-o, -v)."""
-    if args.quiet or (args.output and returned and not getattr(args, "json", False)):
+    silent = args.quiet or (args.output and returned and not getattr(args, "json", False))
+    if live is not None:
+        try:
+            if live.finish(None if silent or getattr(args, "json", False) else result):
+                return
+        except Exception:  # noqa: BLE001 - the summary is then shown the usual way
+            pass
+    if silent:
         return
     try:
         if getattr(args, "json", False):
@@ -136,6 +148,8 @@ class ColabMagics(Magics):
     @argument("--plot", action="store_true", help="show a timeline of GPU and CPU use (needs matplotlib)")
     @argument("--plot-file", metavar="PATH", help="save the timeline to PATH (png, svg, pdf...; a number is added per fit when there are several)")
     @argument("-v", dest="variable", metavar="NAME", help="store the TimedFitResult in variable NAME")
+    @argument("--live", action="store_true", help="a status line updated in place about once a second while fits run (epoch, step, steps/s, time left, GPU, memory, power, CPU)")
+    @argument("--backup", nargs="?", const="", metavar="DIR", help="resume after a disconnect: Keras' BackupAndRestore for each fit, in DIR/<model> (default: <MyDrive>/colab_magic/backup after %%mount_drive, else ~/.colab_magic/backup); the same cell run again resumes from the last finished epoch")
     @output_flags
     @argument_group("--compare: the same model timed on each device (trains copies of it after the cell; your model is not touched)")
     @argument("--compare", action="store_true", help="also time each trained model for a few steps on the CPU and on the GPU")
@@ -148,6 +162,16 @@ class ColabMagics(Magics):
 
         The cell runs in your namespace, as with %%time. An exception or Ctrl-C still shows the
         summary of what ran (marked incomplete), then is raised again.
+
+        --live shows epoch, step, steps/s, time left, GPU utilisation (SM activity where read),
+        memory, power, temperature and CPU, about once a second, and marks memory near full and
+        throttled clocks; the summary takes its place at the end. In a terminal it is one line on
+        stderr, drawn only while Keras' own bar is off (verbose=0 or 2).
+
+        --backup adds keras.callbacks.BackupAndRestore (unless the fit has its own), in a folder per
+        model (its layers and shapes), so a cell run again after a disconnect starts after the last
+        finished epoch; the headline says so. Keras removes the backup when the fit completes. In
+        Colab, after a fit's first epoch, a line warns when the fit will likely outlast the runtime.
 
         What it shows, in this order:
           headline   one line per fit: where it trained, ms/step and s/epoch, the speed-up over
@@ -171,6 +195,8 @@ class ColabMagics(Magics):
 
             %%timed_fit --compare          # also time the model on the CPU and the GPU
             %%timed_fit --plot             # a timeline of GPU and CPU use, after the verdicts
+            %%timed_fit --live             # a status line, updated in place while it trains
+            %%timed_fit --backup           # after a disconnect, the same cell resumes the fit
             %%timed_fit -o                 # return the TimedFitResult (as %timeit -o)
             %%timed_fit -q -v R            # silent; the result in variable R (R.to_dict())
         """
@@ -195,12 +221,29 @@ class ColabMagics(Magics):
 
             if not available():
                 raise UsageError(INSTALL_HINT)
+        backup_root = _backup_root(args.backup) if args.backup is not None else None
         from .cell import time_cell
         from .comparison import CompareOptions
 
         def run():
             __tracebackhide__ = True
             return self._run_cell(cell)
+
+        live = None
+        where = front_end(self.shell)
+        # COLAB_MAGIC_LIVE=1 makes --live the default in notebooks (a terminal keeps Keras' own bar)
+        if (args.live or (os.environ.get(LIVE_SETTING) == "1" and where != "terminal")) and not args.quiet:
+            from .live_view import LiveView
+
+            live = LiveView("terminal" if where == "terminal" else "notebook")
+
+        def warn(text):
+            if args.quiet:
+                return
+            if live is not None:
+                live.say(text)
+            else:
+                print(text, file=sys.stderr)
 
         compare = None
         if args.compare:
@@ -214,6 +257,9 @@ class ColabMagics(Magics):
             runtime=detect(self.shell),
             progress=None if args.quiet else self._progress_bar,
             input_check=args.input_check,
+            live=live,
+            backup_root=backup_root,
+            warn=warn,
         )
         if result.history_path and not self._history_note_given and result.runtime == "colab" \
                 and drive.current() is None:
@@ -231,7 +277,7 @@ class ColabMagics(Magics):
                 said = self._plots(result, args, plot_file)
             except Exception as exc:  # noqa: BLE001 - a plot must never replace the user's exception
                 print(f"colab_magic could not draw the timeline: {type(exc).__name__}", file=sys.stderr)
-        _show(result, args, returned=error is None)
+        _show(result, args, returned=error is None, live=live)
         for line in said:
             self._say(line, args)
         if error is not None:
@@ -397,6 +443,26 @@ def _history_path(flag: str | None) -> Path:
     from .history import default_path
 
     return _path(flag, "--history") if flag is not None else default_path()
+
+
+def _backup_root(flag: str) -> Path:
+    """--backup's folder, made and checked before the cell runs: a file there, or a folder that
+    cannot be written, is a one-line error now rather than a failed fit later."""
+    if flag == "":
+        mounted = drive.current()
+        root = (mounted.mydrive / "colab_magic" / "backup") if mounted is not None else \
+            Path("~/.colab_magic/backup").expanduser()
+    else:
+        root = _path(flag, "--backup")
+    if root.exists() and not root.is_dir():
+        raise UsageError(f"--backup: {root} is a file, not a folder")
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=root):
+            pass
+    except OSError as exc:
+        raise UsageError(f"--backup: cannot write in {root} ({exc.strerror or exc})") from None
+    return root
 
 
 def _unquote(text: str) -> str:

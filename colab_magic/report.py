@@ -54,6 +54,10 @@ class FitReport:
     compute_dtype: str | None = None  # "float32", "float16", "bfloat16"
     peak_basis: str | None = None  # which peak, and why
     flops_note: str | None = None
+    # --backup: Keras' BackupAndRestore folder, and the epochs a backup had already done when this fit
+    # started from it (None: a fresh start)
+    backup_dir: str | None = None
+    resumed_from_epoch: int | None = None
     # --plot in a notebook: the timeline as a PNG, shown after the verdicts (not in to_dict)
     timeline_png: bytes | None = field(default=None, repr=False)
 

@@ -42,6 +42,7 @@ class GpuTrack:
     util_source: str = "driver samples"  # or "polled"
     series: dict[str, Series] = field(default_factory=dict)
     clock_events: dict[str, int] = field(default_factory=dict)  # reason -> readings that showed it
+    last_clock_events: tuple = ()  # the reasons of the latest full reading (the live view's mark)
     readings: int = 0
     full_readings: int = 0  # readings that included the slow metrics (clock events among them)
     gaps: list[list[float]] = field(default_factory=list)  # [start, end] in wall time
@@ -83,6 +84,9 @@ class Sampler:
         self._stopping = False
         self._marks_lock = threading.Lock()
         self.ready = threading.Event()  # set once NVML is up and the first energy mark is taken
+        # Called with the sampler after each regular reading, on its thread (the live view); a listener
+        # that fails is recorded in errors and never stops the sampling.
+        self.listeners: list = []
         self._pid = os.getpid()
         self._proc = psutil.Process(self._pid)
 
@@ -125,6 +129,7 @@ class Sampler:
                 self._fill_marks()
                 if not woken:
                     self._tick()
+                    self._tell()
             self._tick(final=True)
             self.stopped = time.time()
             self.mark()
@@ -190,6 +195,14 @@ class Sampler:
             if len(self.errors) < 10:
                 self.errors.append(f"{type(exc).__name__}: {exc}")
 
+    def _tell(self) -> None:
+        for listener in list(self.listeners):
+            try:
+                listener(self)
+            except Exception as exc:  # noqa: BLE001 - a display that fails must not stop the sampling
+                if len(self.errors) < 10:
+                    self.errors.append(f"{type(exc).__name__}: {exc}")
+
     def _sample_host(self, now: float) -> None:
         mono, sys_times, proc_times = time.monotonic(), psutil.cpu_times(), self._proc.cpu_times()
         last_mono, last_sys, last_proc = self._last_cpu
@@ -236,6 +249,7 @@ class Sampler:
         track.full_readings += 1
         s["temperature_c"].add(now, reading["temperature_c"])
         s["sm_clock_mhz"].add(now, reading["sm_clock_mhz"])
+        track.last_clock_events = tuple(reading["clock_events"] or ())
         for reason in reading["clock_events"] or ():
             track.clock_events[reason] = track.clock_events.get(reason, 0) + 1
         if track.gpm_first is not None:

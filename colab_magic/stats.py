@@ -90,12 +90,14 @@ class Series:
         self.count = 0
         self.total = 0.0
         self.peak: float | None = None
+        self.last: float | None = None  # the latest reading, kept or not (the live view shows it)
         self._stride = 1
         self._skip = 0
 
     def add(self, t: float, value: float | None) -> None:
         if value is None:
             return
+        self.last = value
         self.count += 1
         self.total += value
         self.peak = value if self.peak is None else max(self.peak, value)

@@ -59,8 +59,13 @@ def build_report(index: int, timer, sampler, info: dict) -> FitReport:
         sampler=_sampler_figures(sampler),
         timeline=_timeline(sampler, sampler.started or 0.0),
         signature=info.get("signature"),
+        resumed_from_epoch=info.get("resumed_from_epoch"),
+        backup_dir=info.get("backup_dir"),
     )
     report.notes = _notes(report, sampler)
+    if info.get("backup_note"):
+        report.notes.append(info["backup_note"])
+    report.notes.extend(info.get("problems") or [])
     report.findings = findings(report)
     return report
 

@@ -1,0 +1,130 @@
+"""--backup (Keras' BackupAndRestore, one folder per model) and the warning that a fit will outlast
+its Colab runtime, on real (tiny) Keras training."""
+
+import json
+import time
+
+import pytest
+from IPython.core.error import UsageError
+
+from colab_magic import runtime_left
+
+keras = pytest.importorskip("keras")
+pytestmark = pytest.mark.keras
+
+SETUP = '''
+import numpy as np, keras
+x = np.random.default_rng(0).random((64, 8), dtype=np.float32)
+y = (x.sum(axis=1) > 4).astype("float32")
+def make_model(width=16):
+    model = keras.Sequential([keras.Input((8,)), keras.layers.Dense(width, activation="relu"), keras.layers.Dense(1)])
+    model.compile(optimizer="adam", loss="mse")
+    return model
+class Disconnect(keras.callbacks.Callback):
+    """The runtime goes away as epoch 3 starts."""
+    def on_epoch_begin(self, epoch, logs=None):
+        if epoch == 2:
+            raise ConnectionError("runtime disconnected")
+'''
+
+CUT = "model = make_model()\nmodel.fit(x, y, batch_size=16, epochs=5, verbose=0, callbacks=[Disconnect()])"
+FULL = "model = make_model({width})\nmodel.fit(x, y, batch_size=16, epochs=5, verbose=0)"
+
+
+@pytest.fixture
+def kip(ip):
+    ip.run_cell(SETUP).raise_error()
+    return ip
+
+
+def cell(ip, line, body):
+    result = ip.run_cell(f"%%timed_fit -q -v R --no-history {line}\n{body}")
+    return result, ip.user_ns.get("R")
+
+
+def test_a_cut_fit_resumes_from_its_last_finished_epoch(kip, tmp_path):
+    root = tmp_path / "backup"
+    res, r = cell(kip, f"--backup {root}", CUT)
+    assert isinstance(res.error_in_exec, ConnectionError)  # the user's exception, as usual
+    folders = [p for p in root.iterdir()]
+    assert len(folders) == 1
+    assert json.loads((folders[0] / "training_metadata.json").read_text())["epoch"] == 2
+    assert r[0].backup_dir == str(folders[0]) and r[0].resumed_from_epoch is None
+
+    res, r = cell(kip, f"--backup {root}", FULL.format(width=16))  # a fresh model, the same cell
+    res.raise_error()
+    rep = r[0]
+    assert rep.resumed_from_epoch == 2
+    assert [e.epoch for e in rep.epochs] == [3, 4, 5] and rep.total_steps == 3 * 4
+    assert "(resumed from the backup after epoch 2)" in rep.headline
+    assert r.to_dict()["reports"][0]["resumed_from_epoch"] == 2
+    assert not folders[0].exists()  # a finished fit's backup is removed (Keras does it)
+    # the restored weights are the ones trained: the loss goes on from where it was
+    assert len(kip.user_ns["model"].history.history["loss"]) == 3
+
+
+def test_another_model_never_resumes_from_a_backup(kip, tmp_path):
+    root = tmp_path / "backup"
+    cell(kip, f"--backup {root}", CUT)
+    res, r = cell(kip, f"--backup {root}", FULL.format(width=32))  # the same layer types, other widths
+    res.raise_error()
+    assert r[0].resumed_from_epoch is None and len(r[0].epochs) == 5
+    assert len(list(root.iterdir())) == 1  # the cut model's backup is still there for it
+
+
+def test_the_users_own_backup_and_an_unbuilt_model_are_left_alone(kip, tmp_path):
+    own = tmp_path / "own"
+    res, r = cell(kip, f"--backup {tmp_path / 'ours'}",
+                  f"model = make_model()\nmodel.fit(x, y, epochs=1, verbose=0, "
+                  f"callbacks=[keras.callbacks.BackupAndRestore({str(own)!r})])")
+    res.raise_error()
+    assert r[0].backup_dir is None and "your own BackupAndRestore callback is used" in " ".join(r[0].notes)
+    assert list((tmp_path / "ours").iterdir()) == []
+    res, r = cell(kip, f"--backup {tmp_path / 'ours'}",
+                  "model = keras.Sequential([keras.layers.Dense(1)])\nmodel.compile(loss='mse')\n"
+                  "model.fit(x, y, epochs=1, verbose=0)")
+    res.raise_error()  # Keras would refuse an unbuilt model: no backup, and the fit runs
+    assert r[0].backup_dir is None and "--backup needs a model that is built before fit" in " ".join(r[0].notes)
+
+
+def test_a_backup_folder_that_cannot_be_used_is_a_one_line_error_before_the_fit(kip, tmp_path):
+    a_file = tmp_path / "file"
+    a_file.write_text("")
+    for target, words in ((a_file, f"^--backup: {a_file} is a file, not a folder$"),
+                          (a_file / "sub", f"^--backup: cannot write in {a_file / 'sub'} \\(Not a directory\\)$")):
+        with pytest.raises(UsageError, match=words):
+            kip.run_cell_magic("timed_fit", f"--backup {target}", "raise AssertionError('the cell ran')")
+
+
+def test_the_default_backup_folder_follows_the_drive(kip, tmp_path, monkeypatch):
+    monkeypatch.setenv("COLAB_MAGIC_DRIVE", str(tmp_path / "drive"))
+    kip.run_line_magic("mount_drive", "-q")
+    res, r = cell(kip, "--backup", CUT)
+    assert r[0].backup_dir.startswith(str(tmp_path / "drive" / "MyDrive" / "colab_magic" / "backup"))
+
+
+# --- will the fit outlast the runtime? --------------------------------------------------------------
+
+def test_the_runtime_warning_at_its_boundary():
+    hour = 3600.0
+    assert runtime_left.warning(2 * hour, uptime=10 * hour) is None  # exactly what is left: fits
+    text = runtime_left.warning(2 * hour + 1, uptime=10 * hour)
+    assert text.startswith("This fit needs about 2 h 00 min more, but this Colab runtime may have only 2 h 00 min left")
+    assert "it has run 10 h 00 min" in text and "--backup" in text
+    assert runtime_left.warning(1.0, uptime=13 * hour) is not None  # past the limit: nothing left
+    assert runtime_left.warning(None, 0.0) is None and runtime_left.warning(1.0, None) is None
+
+
+def test_colab_warns_after_the_first_epoch_unless_backed_up(kip, tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("COLAB_GPU", "0")  # a Colab runtime (its CPU type)
+    # the machine has been up for 11 h 59 min 59 s: any fit longer than a second outlasts it
+    monkeypatch.setattr(runtime_left.psutil, "boot_time", lambda: time.time() - (12 * 3600 - 1))
+    body = ("import time\nmodel = make_model()\nslow = keras.callbacks.LambdaCallback("
+            "on_epoch_end=lambda e, l: time.sleep(0.6))\nmodel.fit(x, y, epochs=4, verbose=0, callbacks=[slow])")
+    result = kip.run_cell(f"%%timed_fit -v R --no-history\n{body}")
+    result.raise_error()
+    notes = [n for n in kip.user_ns["R"].notes if n.startswith("This fit needs about")]
+    assert len(notes) == 1  # said once, after the first epoch
+    assert notes[0] in capsys.readouterr().err
+    cell(kip, f"--backup {tmp_path / 'b'}", body)
+    assert not any(n.startswith("This fit needs") for n in kip.user_ns["R"].notes)
