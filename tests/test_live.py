@@ -129,3 +129,24 @@ def test_a_failing_display_is_recorded_and_sampling_goes_on(fake_nvml):
         sampler.stop()
     assert sampler.errors == ["ZeroDivisionError: division by zero"]
     assert sampler.ticks == ticks + 2  # the next reading and the last one
+
+
+@pytest.mark.keras
+@pytest.mark.parametrize("verbose", [0, 1])
+def test_live_in_terminal_ipython(ip, monkeypatch, verbose):
+    """Through the magic: a line redrawn on a terminal's stderr while the fit runs with Keras' bar off,
+    erased before the summary; nothing beside Keras' own bar."""
+    stream = Tty()
+    monkeypatch.setattr("sys.stderr", stream)
+    cell = ("import time, numpy as np, keras\n"
+            "model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(1)])\nmodel.compile(loss='mse')\n"
+            "slow = keras.callbacks.LambdaCallback(on_train_batch_end=lambda batch, logs: time.sleep(0.1))\n"
+            f"h = model.fit(np.zeros((64, 4)), np.zeros((64, 1)), batch_size=8, epochs=3, verbose={verbose}, "
+            "callbacks=[slow])")
+    ip.run_cell(f"%%timed_fit -v R --no-history --live\n{cell}").raise_error()  # -q would show nothing, live or not
+    out = stream.getvalue()
+    if verbose:
+        assert "\repoch " not in out
+        return
+    assert out.count("\repoch ") >= 1 and "steps/s" in out  # 24 steps of 0.1 s: a redraw a second
+    assert out.endswith("\r")  # erased before anything else is printed
