@@ -90,9 +90,11 @@ def test_paths_that_are_not_a_history_say_so_in_one_line(tmp_path):
         locked.chmod(0)
         with pytest.raises(history.HistoryError, match=f"^No permission to read the run history {locked}.$"):
             history.read(locked)
+    with pytest.raises(ValueError) as why:  # Python's own words, which change between versions
+        os.open(tmp_path / "a\0b", os.O_RDONLY)
     with pytest.raises(history.HistoryError) as nul:
         history.read(tmp_path / "a\0b")
-    assert str(nul.value) == f"Cannot open the run history {tmp_path / 'a'}\0b: embedded null byte."
+    assert str(nul.value) == f"Cannot open the run history {tmp_path / 'a'}\0b: {why.value}."
     with pytest.raises(history.HistoryError) as long_name:
         history.read(tmp_path / ("x" * 300))
     assert str(long_name.value) == f"Cannot open the run history {tmp_path / ('x' * 300)}: File name too long."
