@@ -72,6 +72,8 @@ def time_cell(execute, interval: float = DEFAULT_INTERVAL, compare: CompareOptio
         return result, value, error
     result.notes.extend(interceptor.errors)
     result.notes.extend(warned)
+    if error is not None and _keras3_multiworker_failure(error):
+        result.notes.append(MULTIWORKER_NOTE)
     _measure_compute(result, interceptor.captured)
     if error is None and input_check != "off":
         _check_inputs(result, interceptor.captured, input_check == "on", interval)
@@ -88,6 +90,20 @@ def time_cell(execute, interval: float = DEFAULT_INTERVAL, compare: CompareOptio
     if history_path is not None and result.reports:
         _record(result, history_path, runtime)
     return result, value, error
+
+
+# Keras 3's fit under tf.distribute.MultiWorkerMirroredStrategy with two or more workers fails before its
+# first step (TensorFlow 2.21, Keras 3.15; reproduced with two processes on localhost, tests/test_multiworker.py).
+MULTIWORKER_NOTE = (
+    "This fit failed the way every Keras 3 fit under tf.distribute.MultiWorkerMirroredStrategy does "
+    "(keras-team/keras#20585: 'Attempt to convert a value (PerReplica...) to a Tensor'). Multi-process "
+    "training that works with Keras 3: keras.distribution on the JAX backend (keras.distribution.initialize, "
+    "then DataParallel); to keep tf.distribute, the tf_keras package (Keras 2).")
+
+
+def _keras3_multiworker_failure(error: BaseException) -> bool:
+    text = str(error) if isinstance(error, ValueError) else ""
+    return "PerReplica" in text and "to a Tensor" in text
 
 
 def _runtime_watch(runtime, warned: list, warn):
