@@ -235,6 +235,7 @@ def _report(fit: LiveFit, error) -> None:
             "model": getattr(model, "name", type(model).__name__),
             "backend": backend,
             "device": device,
+            "devices": frameworks.weight_devices(model),
             "batch_size": batch,
             "batch_note": batch_note_of(arguments.get("x")) if batch is None else None,
             "steps_per_execution": getattr(model, "steps_per_execution", 1) or 1,

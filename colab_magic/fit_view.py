@@ -173,6 +173,8 @@ def _training(r, which: str) -> Table:
         rows.append(["s/epoch", text + (f", of which validation {seconds(val)}" if val else "")])
     rows.append(["samples/s", fmt(r.samples_per_s, ",.0f")])
     rows.append(["steps", steps])
+    if len(r.devices) > 1:  # data parallel: each step's batch is split over these
+        rows.append(["replicas", f"{len(r.devices)}: {', '.join(r.devices)}"])
     rows.append(["first step", f"{fmt_s(r.first_step_s)}: tracing and compiling, left out of ms/step"])
     if r.flops_per_step is not None:
         rows.append(["compute", _compute(r)])

@@ -107,6 +107,33 @@ def weight_device(model) -> str | None:
     return normalise_device(str(device))
 
 
+def weight_devices(model) -> list[str]:
+    """Every device that holds the model's first weight: one per replica under
+    keras.distribution.DataParallel (JAX) or tf.distribute.MirroredStrategy, else one."""
+    try:
+        value = model.weights[0].value
+    except Exception:  # noqa: BLE001 - an unbuilt or exotic model: no devices known
+        return []
+    devices = []
+    try:
+        if callable(getattr(value, "devices", None)):  # a jax.Array: every device holding a shard or copy
+            devices = [str(d) for d in value.devices()]
+        elif isinstance(getattr(value, "values", None), tuple):  # a tf.distribute MirroredVariable
+            devices = [str(v.device) for v in value.values]
+    except Exception:  # noqa: BLE001
+        devices = []
+    names = sorted({normalise_device(d) for d in devices}, key=_device_order)
+    if names:
+        return names
+    one = weight_device(model)
+    return [one] if one else []
+
+
+def _device_order(name: str):
+    kind, _, index = name.partition(":")
+    return kind, int(index) if index.isdigit() else 0
+
+
 def normalise_device(text: str) -> str:
     """A framework's device name as 'CPU:0' / 'GPU:0' / 'TPU:0'."""
     # '/job:localhost/replica:0/task:0/device:GPU:0' (TF), 'cuda:0' / 'cpu' (torch), 'cuda:0' / 'TFRT_CPU_0' (JAX)

@@ -58,6 +58,8 @@ class FitReport:
     # started from it (None: a fresh start)
     backup_dir: str | None = None
     resumed_from_epoch: int | None = None
+    # every device holding the model's weights: one per replica under DataParallel or MirroredStrategy
+    devices: list[str] = field(default_factory=list)
     # --plot in a notebook: the timeline as a PNG, shown after the verdicts (not in to_dict)
     timeline_png: bytes | None = field(default=None, repr=False)
 

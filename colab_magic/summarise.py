@@ -39,6 +39,7 @@ def build_report(index: int, timer, sampler, info: dict) -> FitReport:
         model=info.get("model", "model"),
         backend=info.get("backend", "?"),
         device=info.get("device"),
+        devices=list(info.get("devices") or []),
         batch_size=batch,
         batch_note=info.get("batch_note"),
         epochs_planned=params.get("epochs"),

@@ -8,6 +8,7 @@ dispatch) and still count every step right.
 
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -107,7 +108,8 @@ ip.run_cell("%%timed_fit -q --no-history -v R\nhistory = model.fit(x, y, batch_s
 rep = ip.user_ns["R"][0]
 print(json.dumps({"replicas": ip.user_ns["strategy"].num_replicas_in_sync, "total_steps": rep.total_steps,
                   "epoch_steps": [e.steps for e in rep.epochs], "n": rep.step.n, "device": rep.device,
-                  "batch": rep.batch_size, "loss": len(ip.user_ns["history"].history["loss"])}))
+                  "batch": rep.batch_size, "loss": len(ip.user_ns["history"].history["loss"]),
+                  "devices": rep.devices, "text": str(ip.user_ns["R"])}))
 '''
 
 
@@ -121,3 +123,35 @@ def test_mirrored_strategy_on_two_logical_cpus_is_timed():
     assert r["total_steps"] == 16 and r["epoch_steps"] == [8, 8] and r["n"] == 15
     assert r["batch"] == 64 and r["loss"] == 2
     assert r["device"] == "CPU:0"
+    assert r["devices"] == ["CPU:0", "CPU:1"] and re.search(r"replicas +2: CPU:0, CPU:1", r["text"]), r["text"]
+
+
+DATA_PARALLEL = r'''
+import json, keras
+from IPython.core.interactiveshell import InteractiveShell
+keras.distribution.set_distribution(keras.distribution.DataParallel())  # both of the host's devices
+ip = InteractiveShell.instance()
+ip.run_line_magic("load_ext", "colab_magic")
+ip.run_cell("""
+import numpy as np, keras
+x = np.random.default_rng(0).random((256, 8), dtype=np.float32)
+y = x.sum(axis=1, keepdims=True)
+model = keras.Sequential([keras.Input((8,)), keras.layers.Dense(16, activation="relu"), keras.layers.Dense(1)])
+model.compile(optimizer="sgd", loss="mse")
+""").raise_error()
+ip.run_cell("%%timed_fit -q --no-history -v R\nhistory = model.fit(x, y, batch_size=32, epochs=2, verbose=0)").raise_error()
+rep = ip.user_ns["R"][0]
+print(json.dumps({"devices": rep.devices, "total_steps": rep.total_steps, "batch": rep.batch_size}))
+'''
+
+
+@pytest.mark.skipif(not _has("jax"), reason="jax not installed")
+def test_data_parallel_on_jax_lists_every_device():
+    """keras.distribution.DataParallel over two host devices (XLA's flag makes the CPU two devices)."""
+    env = dict(os.environ, KERAS_BACKEND="jax", XLA_FLAGS="--xla_force_host_platform_device_count=2",
+               JAX_PLATFORMS="cpu")
+    out = subprocess.run([sys.executable, "-c", DATA_PARALLEL], capture_output=True, text=True, timeout=300, env=env)
+    assert out.returncode == 0, out.stderr[-3000:]
+    r = json.loads(out.stdout.strip().splitlines()[-1])
+    assert r["devices"] == ["CPU:0", "CPU:1"]
+    assert r["total_steps"] == 2 * 8 and r["batch"] == 32  # global steps of the global batch
