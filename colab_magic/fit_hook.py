@@ -18,7 +18,7 @@ import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import frameworks
+from . import cluster, frameworks
 from .parts import ModelSignature, describe
 from .sampler import DEFAULT_INTERVAL, Sampler
 from .summarise import build_report
@@ -141,6 +141,7 @@ class LiveFit:
     backup_note: str | None = None  # why --backup was not applied to this fit
     warned: bool = False  # the runtime-left warning was given for this fit
     problems: list = field(default_factory=list)  # failures of our own hooks during the fit
+    cluster: dict | None = None  # a multi-process run: this process's place in it (colab_magic.cluster)
     done: bool = False
     abandoned: bool = False
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -206,6 +207,10 @@ def time_fit_call(original, bound, interval: float, index: int, deliver, on_step
     bound.arguments["callbacks"] = callbacks
     error = None
     live = LiveFit(index, model, bound.arguments, timer, sampler, deliver, backup=backup, backup_note=backup_note)
+    try:
+        live.cluster = cluster.current()
+    except Exception as exc:  # noqa: BLE001 - the fit runs; its record just cannot be grouped
+        live.problems.append(f"This process's place in the cluster could not be read: {describe(exc)}")
     sampler.start()
     if on_start is not None:
         on_start(live)
@@ -246,6 +251,7 @@ def _report(fit: LiveFit, error) -> None:
             "backup_dir": str(fit.backup.backup_dir) if fit.backup is not None else None,
             "backup_note": fit.backup_note,
             "problems": list(fit.problems),
+            "cluster": fit.cluster,
         }
         deliver(build_report(index, timer, sampler, info), None)
     except Exception as exc:  # noqa: BLE001

@@ -97,11 +97,13 @@ def weight_device(model) -> str | None:
         value = weights[0].value
     except Exception:  # an unbuilt or exotic model: the device stays unknown
         return None
-    device = getattr(value, "device", None)
-    if callable(device):  # jax.Array.device() in older JAX
-        device = device()
-    if device is None and hasattr(value, "devices"):  # jax.Array
-        device = next(iter(value.devices()), None)
+    if callable(getattr(value, "devices", None)):  # a jax.Array: the first of its devices (several when
+        # it is replicated or sharded, and then its .device is the sharding, not a device)
+        device = min(value.devices(), key=lambda d: getattr(d, "id", 0), default=None)
+    else:
+        device = getattr(value, "device", None)
+        if callable(device):
+            device = device()
     if device is None:
         return None
     return normalise_device(str(device))

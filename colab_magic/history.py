@@ -70,7 +70,7 @@ class HistoryError(Exception):
 _TEXT_FIELDS = ("id", "time", "kind", "model", "device", "device_name", "signature_id", "backend")
 _NUMBER_FIELDS = ("batch_size", "steps_per_epoch", "total_steps", "step_median_s", "step_p90_s", "step_mean_s",
                   "first_step_s", "epoch_mean_s", "projected_epoch_s", "samples_per_s", "gpu_util_mean",
-                  "cpu_util_mean")
+                  "cpu_util_mean", "input_wait_share")
 
 
 def is_record(value) -> bool:
@@ -84,7 +84,7 @@ def is_record(value) -> bool:
         v = value.get(key)
         if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float))):
             return False
-    return all(value.get(key) is None or isinstance(value[key], dict) for key in ("env", "signature"))
+    return all(value.get(key) is None or isinstance(value[key], dict) for key in ("env", "signature", "cluster"))
 
 
 def read(path: Path) -> tuple[list[dict], list[str]]:
@@ -190,6 +190,8 @@ class HistoryView(Rendered):
     compare: bool = False
     warnings: list[str] = field(default_factory=list)
     note: str | None = None
+    cluster: bool = False  # the processes of one multi-process run, side by side
+    verdict: str | None = None  # --cluster: which process holds the others back, if one does
 
     @property
     def runs(self) -> list[RunSummary]:
@@ -197,7 +199,7 @@ class HistoryView(Rendered):
 
     def to_dict(self) -> dict:
         return {"path": self.path, "compare": self.compare, "records": self.records, "warnings": self.warnings,
-                "note": self.note}
+                "note": self.note, "cluster": self.cluster, "verdict": self.verdict}
 
 
 def select(records: list[dict], ids: list[str] | None) -> tuple[list[dict], str | None]:
@@ -216,3 +218,55 @@ def select(records: list[dict], ids: list[str] | None) -> tuple[list[dict], str 
     latest = latest_per_device([RunSummary.from_record(r) for r in records], newest.signature_id)
     latest.sort(key=lambda run: (not run.is_cpu, str(run.time or "")))
     return [by_id[run.id] for run in latest if run.id in by_id], f"The latest run of {newest.model} on each device and machine."
+
+
+# A process stands out when its figure is this far above the others' median (percentage points).
+STANDS_OUT_PCT = 20.0
+STANDS_OUT_INPUT = 0.10  # of a step waiting for data
+
+
+def select_cluster(records: list[dict], run: str | None = None) -> tuple[list[dict], str | None]:
+    """The records of one multi-process run (the latest, or ``run``), one per process in process
+    order. Raises KeyError when there is none."""
+    grouped = [r for r in records if isinstance(r.get("cluster"), dict) and r.get("kind") == "fit"]
+    if run is None:
+        if not grouped:
+            raise KeyError("no multi-process run in the history (records of keras.distribution runs on "
+                           "several processes carry 'cluster')")
+        run = grouped[-1]["cluster"].get("run")
+    chosen = {}
+    for rec in grouped:
+        if rec["cluster"].get("run") == run:
+            chosen[rec["cluster"].get("task_index")] = rec  # a process recorded twice: its latest
+    if not chosen:
+        raise KeyError(f"no multi-process run {run} in the history")
+    ordered = [chosen[k] for k in sorted(chosen, key=lambda k: (not isinstance(k, int), k if isinstance(k, int) else 0))]
+    workers = ordered[0]["cluster"].get("workers")
+    note = f"Run {run}: {len(ordered)} of {workers} processes recorded."
+    return ordered, note
+
+
+def straggler(runs: list[RunSummary]) -> str:
+    """Step times agree by construction (every process waits for the others each step), so the one
+    that holds the others back shows in its own figures: the busiest host, GPU or input pipeline."""
+    checks = [
+        ("host CPU", lambda r: r.cpu_util_mean, STANDS_OUT_PCT, "%", 1.0),
+        ("GPU utilisation", lambda r: r.gpu_util_mean, STANDS_OUT_PCT, "%", 1.0),
+        ("input wait", lambda r: r.input_wait_share, STANDS_OUT_INPUT, "% of a step", 100.0),
+    ]
+    found = []
+    for label, get, threshold, unit, scale in checks:
+        values = [(r, get(r)) for r in runs if get(r) is not None]
+        if len(values) < 2:
+            continue
+        top, value = max(values, key=lambda pair: pair[1])
+        others = sorted(v for r, v in values if r is not top)
+        median = others[len(others) // 2] if len(others) % 2 else (others[len(others) // 2 - 1] + others[len(others) // 2]) / 2
+        if value - median >= threshold - 1e-9:  # at the threshold counts (0.15 - 0.05 is 0.0999... in floats)
+            index = (top.cluster or {}).get("task_index", "?")
+            found.append(f"process {index}'s {label} ({value * scale:.0f}{unit} against {median * scale:.0f}{unit} "
+                         "on the others)")
+    if not found:
+        return ("No process stands out: host CPU and GPU utilisation within 20 points of the others, input wait "
+                "within 10% of a step. A slow step everywhere points at the all-reduce (the network) or the model.")
+    return "Likely straggler: " + "; ".join(found) + ". The other processes wait for it at every step."

@@ -10,6 +10,8 @@ def tables(view) -> list[Table]:
     notes = list(view.warnings) + ([view.note] if view.note else [])
     if not view.records:
         return [Table(f"Run history ({view.path})", [], notes=notes or ["No runs recorded yet."])]
+    if getattr(view, "cluster", False):
+        return [_cluster_table(view, notes)]
     return [_compare_table(view, notes) if view.compare else _list_table(view, notes)]
 
 
@@ -79,3 +81,26 @@ def _compare_table(view, notes: list[str]) -> Table:
     ]
     header = [""] + [_device(r) for r in runs]
     return Table(f"Runs of {runs[0].model or '?'} side by side ({view.path})", rows, header, notes)
+
+
+def _cluster_table(view, notes: list[str]) -> Table:
+    runs = view.runs
+
+    def row(label, get):
+        return [label] + [get(r) for r in runs]
+
+    rows = [
+        row("host", lambda r: (r.env or {}).get("host", "?")),
+        row("devices", lambda r: ", ".join((r.cluster or {}).get("local_devices") or []) or r.device),
+        row("ms/step median", lambda r: _ms(r.step_median_s)),
+        row("ms/step mean", lambda r: _ms(r.step_mean_s)),
+        row("s/epoch", lambda r: fmt(r.epoch_mean_s, ".2f")),
+        row("samples/s (global)", lambda r: fmt(r.samples_per_s, ",.0f")),
+        row("host CPU", lambda r: fmt(r.cpu_util_mean, ".0f", "%")),
+        row("GPU utilisation", lambda r: fmt(r.gpu_util_mean, ".0f", "%")),
+        row("input wait", lambda r: fmt(r.input_wait_share and 100 * r.input_wait_share, ".0f", "%")),
+        row("run id", lambda r: r.id or "?"),
+    ]
+    header = [""] + [f"process {(r.cluster or {}).get('task_index', '?')}" for r in runs]
+    notes = ([view.verdict] if view.verdict else []) + notes
+    return Table(f"Processes of one run of {runs[0].model or '?'} side by side ({view.path})", rows, header, notes)

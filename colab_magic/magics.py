@@ -354,6 +354,7 @@ class ColabMagics(Magics):
     @argument("-n", dest="count", type=int, default=20, metavar="N", help="how many of the latest runs to list (default 20)")
     @argument("--compare", nargs="*", metavar="ID", help="runs side by side: the ids given, or by default the latest run of the newest model on each device")
     @argument("--history", metavar="PATH", help="the run history file (default as for %%timed_fit)")
+    @argument("--cluster", nargs="?", const="", metavar="RUN", help="the processes of one multi-process run side by side (default: the latest), with the one that holds the others back")
     @output_flags
     @line_magic
     def fit_history(self, line=""):
@@ -369,18 +370,28 @@ class ColabMagics(Magics):
             %fit_history                  # the latest 20 runs
             %fit_history --compare        # the newest model's latest run on each device, side by side
             %fit_history --compare 80986aa6 f3836a8f
+            %fit_history --cluster        # the processes of the latest multi-process run
         """
         args = _parse(self.fit_history, line)
         if args.count < 1:
             raise UsageError("-n must be at least 1")
-        from .history import HistoryError, HistoryView, read, select
+        from .history import HistoryError, HistoryView, read, select, select_cluster, straggler
 
         path = _history_path(args.history)
         try:
             records, warnings = read(path)
         except HistoryError as exc:
             raise UsageError(str(exc)) from None
-        if args.compare is None:
+        if args.cluster is not None and args.compare is not None:
+            raise UsageError("--cluster and --compare don't go together")
+        if args.cluster is not None:
+            try:
+                chosen, note = select_cluster(records, args.cluster or None)
+            except KeyError as exc:
+                raise UsageError(str(exc.args[0])) from None
+            view = HistoryView(str(path), chosen, warnings=warnings, note=note, cluster=True)
+            view.verdict = straggler(view.runs)
+        elif args.compare is None:
             view = HistoryView(str(path), records[-args.count:], warnings=warnings)
         else:
             try:

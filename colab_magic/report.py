@@ -60,6 +60,8 @@ class FitReport:
     resumed_from_epoch: int | None = None
     # every device holding the model's weights: one per replica under DataParallel or MirroredStrategy
     devices: list[str] = field(default_factory=list)
+    # several processes (keras.distribution on JAX): task_index, workers, the run id they share, local devices
+    cluster: dict | None = None
     # --plot in a notebook: the timeline as a PNG, shown after the verdicts (not in to_dict)
     timeline_png: bytes | None = field(default=None, repr=False)
 

@@ -20,6 +20,7 @@ RECORD_KEYS = (
     "id", "time", "kind", "model", "signature", "signature_id", "batch_size", "steps_per_epoch", "backend",
     "device", "device_name", "complete", "total_steps", "step_median_s", "step_p90_s", "step_mean_s",
     "first_step_s", "epoch_mean_s", "projected_epoch_s", "samples_per_s", "gpu_util_mean", "cpu_util_mean", "env",
+    "input_wait_share", "cluster",
 )
 
 
@@ -53,6 +54,8 @@ class RunSummary:
     id: str | None = None  # a recorded run's id
     recorded_signature_id: str | None = None  # the id a record was written with
     report: object | None = None  # the timed clone's FitReport (a comparison's runs)
+    input_wait_share: float | None = None  # 0-1: the share of a step that waited for data (the input check)
+    cluster: dict | None = None  # a process of a multi-process run (colab_magic.cluster)
 
     @property
     def util_mean(self) -> float | None:
@@ -118,6 +121,8 @@ class RunSummary:
             memory_peak=gpu.memory_peak if gpu else report.host.rss_peak,
             signature=report.signature,
             report=report,
+            input_wait_share=report.input_wait.wait_share if report.input_wait else None,
+            cluster=report.cluster if kind == "fit" else None,
         )
 
     @classmethod
@@ -135,6 +140,8 @@ class RunSummary:
             **{k: record.get(k) for k in known if k in record},
         )
         run.env = env
+        if not isinstance(run.cluster, dict):
+            run.cluster = None
         if isinstance(record.get("signature_id"), str):
             run.recorded_signature_id = record["signature_id"]
         return run

@@ -40,6 +40,7 @@ def build_report(index: int, timer, sampler, info: dict) -> FitReport:
         backend=info.get("backend", "?"),
         device=info.get("device"),
         devices=list(info.get("devices") or []),
+        cluster=info.get("cluster"),
         batch_size=batch,
         batch_note=info.get("batch_note"),
         epochs_planned=params.get("epochs"),

@@ -147,7 +147,7 @@ def test_a_records_environment():
 def test_the_history_view_as_data(tmp_path):
     view = history.HistoryView(str(tmp_path), [rec(1, model="m")], compare=True, warnings=["w"], note="n")
     assert view.to_dict() == {"path": str(tmp_path), "compare": True, "records": [rec(1, model="m")],
-                              "warnings": ["w"], "note": "n"}
+                              "warnings": ["w"], "note": "n", "cluster": False, "verdict": None}
 
 
 def test_select_names_runs_or_takes_the_newest_models_latest_per_device():
