@@ -60,6 +60,11 @@ def test_fit_history_cluster_in_text_and_bad_input(ip, tmp_path, capsys):
     text = str(view)
     assert "process 0" in text and "process 1" in text and "Likely straggler: process 1's host CPU" in text
     assert view.to_dict()["verdict"].startswith("Likely straggler")
+    capsys.readouterr()
+    ip.run_line_magic("fit_history", f"--cluster --json --history {path}")
+    data = json.loads(capsys.readouterr().out)
+    assert data["cluster"] is True and [r["cluster"]["task_index"] for r in data["records"]] == [0, 1]
+    assert data["verdict"] == view.verdict
     with pytest.raises(UsageError, match="^no multi-process run nope in the history$"):
         ip.run_line_magic("fit_history", f"--cluster nope --history {path}")
     with pytest.raises(UsageError, match="^--cluster and --compare don't go together$"):
