@@ -201,6 +201,7 @@ def test_a_run_summary_and_its_record_carry_every_figure(fake_nvml):
         "samples_per_s": 64.0, "gpu_util_mean": report.gpus[0].util_mean, "memory_peak": 30 * GiB,
         "speedup": None, "error": None, "source": "measured now", "time": None, "id": None,
         "recorded_signature_id": None, "util_mean": report.gpus[0].util_mean,
+        "input_wait_share": None, "cluster": None,  # no input check ran; a single process
     }
     assert run.cpu_util_mean == report.host.cpu_system_mean
     cpu = RunSummary.from_report(report, device="CPU:0")  # where a comparison's clone ran
@@ -215,7 +216,7 @@ def test_a_run_summary_and_its_record_carry_every_figure(fake_nvml):
     back = RunSummary.from_record(json.loads(json.dumps(record)))
     for key in ("device", "kind", "model", "backend", "batch_size", "steps_per_epoch", "complete", "total_steps",
                 "step_median_s", "step_p90_s", "step_mean_s", "first_step_s", "epoch_mean_s", "projected_epoch_s",
-                "samples_per_s", "gpu_util_mean", "cpu_util_mean", "time", "id"):
+                "samples_per_s", "gpu_util_mean", "cpu_util_mean", "time", "id", "input_wait_share", "cluster"):
         assert getattr(back, key) == record[key], key
     assert back.name == "NVIDIA H100 80GB HBM3" and back.env == env and back.report is None
     assert back.source == f"history: {env['runtime']} on {env['host']}, {record['time']}"
