@@ -50,6 +50,13 @@ def current() -> DriveMount | None:
     return _current
 
 
+def app_folder() -> Path:
+    """Where colab_magic keeps its files (the run history, --backup's folders): on the drive after
+    %mount_drive, so they outlive the runtime, else in the home folder."""
+    mounted = current()
+    return mounted.mydrive / "colab_magic" if mounted is not None else Path("~/.colab_magic").expanduser()
+
+
 def forget() -> None:
     global _current
     _current = None

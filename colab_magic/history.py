@@ -28,14 +28,8 @@ try:
 except ImportError:  # Windows: no flock; appends are still single writes
     fcntl = None
 
-DEFAULT_PATH = "~/.colab_magic/runs.jsonl"
-
-
 def default_path() -> Path:
-    mounted = drive.current()
-    if mounted is not None:
-        return mounted.mydrive / "colab_magic" / "runs.jsonl"
-    return Path(DEFAULT_PATH).expanduser()
+    return drive.app_folder() / "runs.jsonl"
 
 
 def append(record: dict, path: Path) -> None:

@@ -459,12 +459,7 @@ def _history_path(flag: str | None) -> Path:
 def _backup_root(flag: str) -> Path:
     """--backup's folder, made and checked before the cell runs: a file there, or a folder that
     cannot be written, is a one-line error now rather than a failed fit later."""
-    if flag == "":
-        mounted = drive.current()
-        root = (mounted.mydrive / "colab_magic" / "backup") if mounted is not None else \
-            Path("~/.colab_magic/backup").expanduser()
-    else:
-        root = _path(flag, "--backup")
+    root = drive.app_folder() / "backup" if flag == "" else _path(flag, "--backup")
     if root.exists() and not root.is_dir():
         raise UsageError(f"--backup: {root} is a file, not a folder")
     try:
