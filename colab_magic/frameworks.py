@@ -89,46 +89,31 @@ _PROBES = {"tensorflow": _tensorflow, "keras": _keras, "jax": _jax, "torch": _to
 
 
 def weight_device(model) -> str | None:
-    """Where the model's first weight lives, as 'CPU:0' / 'GPU:0'. Read after fit, never per step."""
-    try:
-        weights = model.weights
-        if not weights:
-            return None
-        value = weights[0].value
-    except Exception:  # an unbuilt or exotic model: the device stays unknown
-        return None
-    if callable(getattr(value, "devices", None)):  # a jax.Array: the first of its devices (several when
-        # it is replicated or sharded, and then its .device is the sharding, not a device)
-        device = min(value.devices(), key=lambda d: getattr(d, "id", 0), default=None)
-    else:
-        device = getattr(value, "device", None)
-        if callable(device):
-            device = device()
-    if device is None:
-        return None
-    return normalise_device(str(device))
+    """Where the model's first weight lives, as 'CPU:0' / 'GPU:0' (the first device when it is
+    replicated). Read after fit, never per step."""
+    devices = weight_devices(model)
+    return devices[0] if devices else None
 
 
 def weight_devices(model) -> list[str]:
-    """Every device that holds the model's first weight: one per replica under
+    """Every device that holds the model's first weight, in order: one per replica under
     keras.distribution.DataParallel (JAX) or tf.distribute.MirroredStrategy, else one."""
     try:
-        value = model.weights[0].value
-    except Exception:  # noqa: BLE001 - an unbuilt or exotic model: no devices known
-        return []
-    devices = []
-    try:
-        if callable(getattr(value, "devices", None)):  # a jax.Array: every device holding a shard or copy
-            devices = [str(d) for d in value.devices()]
+        weights = model.weights
+        if not weights:
+            return []
+        value = weights[0].value
+        if callable(getattr(value, "devices", None)):  # a jax.Array: every device with a shard or a copy
+            # (its .device is then the sharding, not a device)
+            devices = list(value.devices())
         elif isinstance(getattr(value, "values", None), tuple):  # a tf.distribute MirroredVariable
-            devices = [str(v.device) for v in value.values]
-    except Exception:  # noqa: BLE001
-        devices = []
-    names = sorted({normalise_device(d) for d in devices}, key=_device_order)
-    if names:
-        return names
-    one = weight_device(model)
-    return [one] if one else []
+            devices = [v.device for v in value.values]
+        else:
+            device = getattr(value, "device", None)
+            devices = [device() if callable(device) else device]
+    except Exception:  # noqa: BLE001 - an unbuilt or exotic model: the devices stay unknown
+        return []
+    return sorted({normalise_device(str(d)) for d in devices if d is not None}, key=_device_order)
 
 
 def _device_order(name: str):
