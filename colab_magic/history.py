@@ -21,6 +21,7 @@ from pathlib import Path
 
 from . import drive
 from .run_summary import RunSummary
+from .stats import quantile
 from .tables import Rendered
 
 try:
@@ -254,8 +255,7 @@ def straggler(runs: list[RunSummary]) -> str:
         if len(values) < 2:
             continue
         top, value = max(values, key=lambda pair: pair[1])
-        others = sorted(v for r, v in values if r is not top)
-        median = others[len(others) // 2] if len(others) % 2 else (others[len(others) // 2 - 1] + others[len(others) // 2]) / 2
+        median = quantile(sorted(v for r, v in values if r is not top), 0.5)
         if value - median >= threshold - 1e-9:  # at the threshold counts (0.15 - 0.05 is 0.0999... in floats)
             index = (top.cluster or {}).get("task_index", "?")
             found.append(f"process {index}'s {label} ({value * scale:.0f}{unit} against {median * scale:.0f}{unit} "

@@ -10,7 +10,7 @@ def tables(view) -> list[Table]:
     notes = list(view.warnings) + ([view.note] if view.note else [])
     if not view.records:
         return [Table(f"Run history ({view.path})", [], notes=notes or ["No runs recorded yet."])]
-    if getattr(view, "cluster", False):
+    if view.cluster:
         return [_cluster_table(view, notes)]
     return [_compare_table(view, notes) if view.compare else _list_table(view, notes)]
 
@@ -52,12 +52,17 @@ def _list_table(view, notes: list[str]) -> Table:
     return Table(f"Run history ({view.path}), last {len(rows)}", rows, header, notes)
 
 
+def _row(label, get, runs) -> list[str]:
+    """A row of a side-by-side table: one column per run."""
+    return [label] + [get(r) for r in runs]
+
+
 def _compare_table(view, notes: list[str]) -> Table:
     runs = view.runs
     cpu = next((r for r in runs if r.is_cpu and r.step_median_s), None)
 
     def row(label, get):
-        return [label] + [get(r) for r in runs]
+        return _row(label, get, runs)
 
     def epoch(run):
         value, how = run.epoch_s()
@@ -87,7 +92,7 @@ def _cluster_table(view, notes: list[str]) -> Table:
     runs = view.runs
 
     def row(label, get):
-        return [label] + [get(r) for r in runs]
+        return _row(label, get, runs)
 
     rows = [
         row("host", lambda r: (r.env or {}).get("host", "?")),
