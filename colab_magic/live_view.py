@@ -29,6 +29,7 @@ class LiveView:
         self.errors: list[str] = []
         self._lock = threading.Lock()
         self._last = 0.0
+        self._stopped = False  # a sampler still ticking after the fits draws nothing more
         self._drawn = 0  # characters of the terminal line now on screen
 
     def watch(self, fit) -> None:
@@ -43,12 +44,12 @@ class LiveView:
     def _update(self, timer, sampler, name) -> None:
         now = time.monotonic()
         with self._lock:
-            if now - self._last < self.every:
+            if self._stopped or now - self._last < self.every:
                 return
             self._last = now
         line = live.status(timer, sampler, name)
         with self._lock:
-            if self._last == float("inf"):
+            if self._stopped:
                 return  # stopped while this line was being made: the summary may be in its place
             if self.where == "notebook":
                 if self.handle is not None:
@@ -83,7 +84,7 @@ class LiveView:
     def stop(self) -> None:
         """The fits are over: draw nothing more, and leave the terminal's line empty."""
         with self._lock:
-            self._last = float("inf")  # a sampler still ticking draws nothing more
+            self._stopped = True
             self._clear()
 
     def finish(self, replacement=None) -> bool:
