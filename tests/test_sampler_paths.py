@@ -48,10 +48,12 @@ class Host:
                                               memory_info=lambda: types.SimpleNamespace(rss=self.rss))
 
 
-def started(monkeypatch, host, interval=3600):
-    """A sampler whose thread only waits: the test takes the readings (``_tick``), as in test_readings."""
+def started(monkeypatch=None, host=None, interval=3600):
+    """A sampler whose thread only waits: the test takes the readings (``_tick``), as in test_readings;
+    with ``host``, on scripted host readings."""
     sampler = Sampler(interval=interval)
-    host.install(monkeypatch, sampler)
+    if host is not None:
+        host.install(monkeypatch, sampler)
     sampler.start()
     assert sampler.ready.wait(10)
     return sampler
@@ -133,9 +135,7 @@ def test_failed_readings_are_recorded_in_words_and_at_most_ten(monkeypatch, no_p
 
 def test_the_reading_at_stop_is_a_full_one(fake_nvml):
     fake = fake_nvml([a100()])
-    sampler = Sampler(interval=3600)
-    sampler.start()
-    assert sampler.ready.wait(10)
+    sampler = started()
     try:
         sampler._tick()  # tick 0: full (temperature, clocks, processes); the next regular one would not be
         assert sampler.ticks % SLOW_EVERY != 0
@@ -151,9 +151,7 @@ def test_the_reading_at_stop_is_a_full_one(fake_nvml):
 
 def test_a_gpu_without_a_sample_buffer_is_asked_for_it_once_then_polled(fake_nvml):
     fake = fake_nvml([a100(util_gpu=55, unsupported={"nvmlDeviceGetSamples"})])
-    sampler = Sampler(interval=3600)
-    sampler.start()
-    assert sampler.ready.wait(10)
+    sampler = started()
     try:
         for _ in range(4):
             sampler._tick()
@@ -171,9 +169,7 @@ def test_gpm_is_closed_on_every_gpu_that_has_it(fake_nvml):
     """The first GPU has no GPM: the second one's whole-window figure is still made, and every
     sample freed."""
     fake = fake_nvml([a100(), h100()])
-    sampler = Sampler(interval=3600)
-    sampler.start()
-    assert sampler.ready.wait(10)
+    sampler = started()
     try:
         sampler._tick()
     finally:
@@ -190,9 +186,7 @@ def test_gpm_is_closed_on_every_gpu_that_has_it(fake_nvml):
 
 def test_a_gpm_reading_that_fails_frees_its_sample(fake_nvml):
     fake = fake_nvml([h100()])
-    sampler = Sampler(interval=3600)
-    sampler.start()
-    assert sampler.ready.wait(10)
+    sampler = started()
     try:
         sampler._tick()  # a good reading
         fake.change(0, unsupported={"nvmlGpmMetricsGet"})  # samples still come; the metrics call fails
@@ -235,9 +229,7 @@ def test_a_fit_cut_in_its_second_epoch(fake_nvml):
     clock = ManualClock()
     fake_nvml([a100(power_mw=100_000),
                a100(power_mw=200_000, unsupported={"nvmlDeviceGetTotalEnergyConsumption"})], clock=clock)
-    sampler = Sampler(interval=3600)
-    sampler.start()
-    assert sampler.ready.wait(10)
+    sampler = started()
     timer = StepTimer(on_epoch_end=sampler.mark, clock=clock)
     timer.set_params({"epochs": 3, "steps": 2, "verbose": 0})
     try:
