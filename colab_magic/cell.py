@@ -5,9 +5,10 @@ exception; the magic shows the one and re-raises the other."""
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 
 from . import history, runtime_left
-from .comparison import CompareOptions, compare_fit, devices_to_compare, steps_for
+from .comparison import CompareOptions, compare_fit, devices_to_compare
 from .environment import detect
 from .fit_hook import FitInterceptor
 from .input_check import input_wait
@@ -16,16 +17,20 @@ from .parts import describe
 from .report import TimedFitResult
 from .run_summary import RunSummary
 from .sampler import DEFAULT_INTERVAL
-from .verdicts import findings
+from .verdicts import findings, quote_measured
+from .whatif import planned as planned_whatifs
+from .whatif import whatif_fit
 
 AUTO_INPUT_CHECK_S = 20.0  # a fit this long pays about a second for the check: a few % at most
 
 
 def time_cell(execute, interval: float = DEFAULT_INTERVAL, compare: CompareOptions | None = None, history_path=None,
-              runtime=None, progress=None, input_check: str = "auto", live=None, backup_root=None, warn=None):
+              runtime=None, progress=None, input_check: str = "auto", live=None, backup_root=None, warn=None,
+              whatif: WhatIfRequest | None = None):
     """Run ``execute()`` with every Keras fit timed.
 
-    ``compare``: time each trained model on each device afterwards. ``history_path``: where to append
+    ``compare``: time each trained model on each device afterwards. ``whatif``: time each trained model
+    with the changes asked for (--whatif). ``history_path``: where to append
     the run records (None: don't). ``progress``: ``progress(total)`` returns a bar with
     ``set_description(text)``, ``update(n)`` and ``close()`` for the comparison. ``input_check``: "on", "off", or "auto" (for tf.data inputs of
     fits that ran long enough that the check costs little). ``live``: a view with ``watch(fit)``,
@@ -45,7 +50,7 @@ def time_cell(execute, interval: float = DEFAULT_INTERVAL, compare: CompareOptio
     except ImportError:
         interceptor = None
     else:
-        interceptor = FitInterceptor(interval, capture=compare is not None,
+        interceptor = FitInterceptor(interval, capture=compare is not None or whatif is not None,
                                      watch=live.watch if live is not None else None, backup_root=backup_root,
                                      on_epoch=_runtime_watch(runtime, warned, warn))
     try:
@@ -79,14 +84,17 @@ def time_cell(execute, interval: float = DEFAULT_INTERVAL, compare: CompareOptio
         _check_inputs(result, interceptor.captured, input_check == "on", interval)
     for report in result.reports:  # again, now with the FLOPs and the input check in the report
         report.findings = findings(report)
-    if compare is not None and interceptor.captured:
+    if (compare is not None or whatif is not None) and interceptor.captured:
+        flags = " and ".join(f for f, on in (("--compare", compare), ("--whatif", whatif)) if on is not None)
         if error is not None:
-            result.notes.append("The cell stopped, so --compare did not run.")
+            result.notes.append(f"The cell stopped, so {flags} did not run.")
         else:
             try:
-                _compare_all(result, interceptor.captured, compare, interval, progress, history_path)
+                _trials(result, interceptor.captured, compare, whatif, interval, progress, history_path)
+            except KeyboardInterrupt:  # the user's cell is done: show it, and what the trials finished
+                result.notes.append(f"Ctrl-C stopped {flags}; the trials that had finished are shown.")
             except Exception as exc:  # noqa: BLE001 - a failed comparison must not fail the user's cell
-                result.notes.append(f"--compare failed: {describe(exc)}")
+                result.notes.append(f"{flags} failed: {describe(exc)}")
     if history_path is not None and result.reports:
         _record(result, history_path, runtime)
     return result, value, error
@@ -148,28 +156,53 @@ def _check_inputs(result, captured, forced: bool, interval: float) -> None:
             result.notes.append(f"The input check failed: {describe(exc)}")
 
 
-def _compare_all(result, captured, options: CompareOptions, interval, progress, history_path) -> None:
-    try:
-        names = devices_to_compare(options.devices)
-    except ValueError as exc:
-        result.notes.append(f"--compare skipped: {exc}")
-        return
+@dataclass
+class WhatIfRequest:
+    variants: list | None  # colab_magic.variants.Variant; None: each that applies
+    options: CompareOptions  # the trials' steps and budget
+
+
+def _trials(result, captured, compare: CompareOptions | None, whatif: WhatIfRequest | None, interval, progress,
+            history_path) -> None:
+    names = []
+    if compare is not None:
+        try:
+            names = devices_to_compare(compare.devices)
+        except ValueError as exc:
+            result.notes.append(f"--compare skipped: {exc}")
+            compare = None
     firsts, seen = [], set()
     for cap in captured:  # a model fitted twice is compared once, from its first start
         if id(cap.model) not in seen:
             seen.add(id(cap.model))
             firsts.append((cap, cap.report))
-    planned = sum(steps_for(options.steps, rep) for _, rep in firsts)
-    bar = progress(planned * len(names)) if progress else None
+    planned = len(firsts) * (len(names) + (planned_whatifs(whatif.variants) if whatif is not None else 0))
+    bar = progress(planned) if progress and planned else None
     try:
         for cap, user_report in firsts:
-            comparison = compare_fit(cap, user_report, names, options.steps, interval, bar)
-            if not any(n.startswith(("gpu", "cuda")) for n in names):
-                _no_gpu(comparison, user_report, history_path)
-            result.comparisons.append(comparison)
+            comparison = None
+            if compare is not None:
+                comparison = compare_fit(cap, user_report, names, compare, interval, bar)
+                if not any(n.startswith(("gpu", "cuda")) for n in names):
+                    _no_gpu(comparison, user_report, history_path)
+                result.comparisons.append(comparison)
+            if whatif is not None:
+                found = whatif_fit(cap, user_report, whatif.variants, whatif.options, interval,
+                                   _as_is(comparison, user_report), bar)
+                result.whatifs.append(found)
+                if user_report is not None:
+                    quote_measured(user_report, found)
     finally:
         if bar is not None:
             bar.close()
+
+
+def _as_is(comparison, user_report):
+    """--compare's trial of the model as it is on the device it trained on: --whatif's baseline too."""
+    if comparison is None or user_report is None:
+        return None
+    return next((run for run in comparison.runs if run.device == user_report.device and run.error is None
+                 and run.report is not None), None)
 
 
 def _no_gpu(comparison, user_report, history_path) -> None:
@@ -198,10 +231,12 @@ def _record(result, path, runtime) -> None:
         env = history.environment(runtime, [g.name for g in result.reports[0].gpus])
         for rep in result.reports:
             history.append(RunSummary.from_report(rep).to_record(env), path)
-        for comparison in result.comparisons:
-            for run in comparison.runs:
-                if run.report is not None:  # timed now (not a column brought in from the history)
-                    history.append(run.to_record(env), path)
+        trials = [run for c in result.comparisons for run in c.runs]
+        for w in result.whatifs:  # --compare's run of the model as it is is already among them
+            trials += [run for run in [w.baseline, *w.runs] if run is not None and run not in trials]
+        for run in trials:
+            if run.report is not None:  # timed now (not a column brought in from the history)
+                history.append(run.to_record(env), path)
         result.history_path = str(path)
     except (OSError, ValueError, history.HistoryError) as exc:  # a full disk or a lost Drive must not cost the summary
         result.notes.append(f"Could not record this run in {path}: {exc}")

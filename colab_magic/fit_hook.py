@@ -175,18 +175,27 @@ class LiveFit:
 
 
 def time_fit_call(original, bound, interval: float, index: int, deliver, on_step=None, warmup_steps: int = 0,
-                  on_start=None, backup_root=None, on_epoch=None):
+                  on_start=None, backup_root=None, on_epoch=None, stop_when=None):
     """Call ``original`` (an unpatched ``fit``) with ``bound`` arguments, timed and sampled.
 
     ``deliver(report, problem)`` gets the FitReport, also when fit raises (then marked incomplete),
     or the reason no report could be built. Returns what fit returned; re-raises what it raised.
-    ``backup_root``: add Keras' BackupAndRestore there (see :func:`backup_for`).
+    ``backup_root``: add Keras' BackupAndRestore there (see :func:`backup_for`). ``stop_when(timer)``:
+    checked after each timed execution; True ends the fit there (a trial's time-based window).
     """
     __tracebackhide__ = True
     model = bound.arguments["self"]
     sampler = Sampler(interval)
     spe = getattr(model, "steps_per_execution", 1) or 1
     live = None
+    step_hook = on_step
+    if stop_when is not None:
+        def step_hook(steps):
+            if on_step is not None:
+                on_step(steps)
+            if stop_when(timer):
+                # the model itself, not the callback's self.model: on JAX that would copy the state
+                model.stop_training = True
 
     def boundary():
         sampler.mark()
@@ -196,7 +205,7 @@ def time_fit_call(original, bound, interval: float, index: int, deliver, on_step
             except Exception as exc:  # noqa: BLE001 - runs inside the user's fit: it must never stop it
                 live.problems.append(f"The epoch-end check failed: {describe(exc)}")
 
-    timer = StepTimer(on_epoch_end=boundary, steps_per_execution=spe, on_step=on_step, warmup_steps=warmup_steps)
+    timer = StepTimer(on_epoch_end=boundary, steps_per_execution=spe, on_step=step_hook, warmup_steps=warmup_steps)
     backup = backup_note = None
     if backup_root is not None:
         try:

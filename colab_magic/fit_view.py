@@ -4,7 +4,7 @@ comparison, the key training figures, and the details (per epoch, hardware side 
 
 from __future__ import annotations
 
-from .tables import NA, Table, fmt, fmt_bytes, ms_per_step, seconds
+from .tables import NA, Table, fmt, fmt_bytes, fmt_interval, ms_per_step, seconds
 
 MAX_EPOCH_ROWS = 20  # a long run shows its first and last epochs
 
@@ -21,7 +21,7 @@ def tables(result) -> list[Table]:
         out.append(Table("No GPU", [], notes=[result.no_gpu]))
     count = len(result.reports)
     for report in result.reports:
-        out.extend(_fit_tables(report, count, result.comparison_for(report)))
+        out.extend(_fit_tables(report, count, result.comparison_for(report), result.whatif_for(report)))
     result_notes = list(result.notes)
     if result.history_path:
         result_notes.append(f"Recorded in {result.history_path} (%fit_history lists it).")
@@ -51,13 +51,15 @@ def _ms(value: float | None) -> str:
     return NA if value is None else ms_per_step(value)
 
 
-def _fit_tables(r, count: int, comparison) -> list[Table]:
+def _fit_tables(r, count: int, comparison, whatif=None) -> list[Table]:
     which = f"Fit {r.index}: " if count > 1 else ""
     out = [_verdicts(r, which)]
     if r.timeline_png is not None:
         out.append(Table(_title(which, "timeline"), [], image=r.timeline_png))
     if comparison is not None:
         out.append(comparison_table(comparison))
+    if whatif is not None:
+        out.append(whatif_table(whatif))
     out.append(_training(r, which))
     details = [_per_epoch(r, which), _hardware(r, _title(which, "hardware: host (CPU)" + (" and GPUs" if r.gpus else "")))]
     for table in details:
@@ -225,7 +227,7 @@ def _per_epoch(r, which: str) -> Table:
 
 
 def comparison_table(c) -> Table:
-    title = f"CPU vs GPU: {c.model}, {c.steps} steps on each device from the same start"
+    title = f"CPU vs GPU: {c.model}, each device timed from the same start"
     if c.skipped:
         return Table(title, [], notes=[f"Skipped: {c.skipped}."] + c.notes)
     runs = c.runs
@@ -234,9 +236,10 @@ def comparison_table(c) -> Table:
         if r.error is not None:
             line = f"{r.device}: failed: {r.error}"
         else:
-            line = (f"{r.device}: {_ms(r.step_median_s)} ms/step median, {fmt(r.projected_epoch_s, '.1f')} s/epoch "
-                    f"projected (training only), {fmt(r.samples_per_s, ',.0f')} samples/s; no GPU to set it beside")
-        return Table(f"--compare: {c.model}, {c.steps} steps", [], notes=[line] + list(c.notes))
+            line = (f"{r.device}: {_ms(r.step_median_s)} ms/step median, "
+                    f"{fmt_interval(r.projected_epoch_s, r.projected_epoch_interval_s)} s/epoch projected (training "
+                    f"only), {fmt(r.samples_per_s, ',.0f')} samples/s ({_timed(r)}); no GPU to set it beside")
+        return Table(f"--compare: {c.model}", [], notes=[line, INTERVAL_NOTE] + list(c.notes))
     header = [""] + [r.device + (f" ({r.name})" if r.name and r.name != "CPU" else "") for r in runs]
 
     def row(label, get):
@@ -245,17 +248,29 @@ def comparison_table(c) -> Table:
     per_epoch = (f"s/epoch projected ({c.steps_per_epoch} steps, no validation)" if c.steps_per_epoch
                  else "s/epoch projected (no validation)")
     rows = [
-        row("speed-up vs CPU", lambda r: fmt(r.speedup, ".1f", "x")),
+        row("speed-up vs CPU", lambda r: fmt_interval(r.speedup, r.speedup_interval, ".1f", "x")),
         row("ms/step median", lambda r: _ms(r.step_median_s)),
         row("ms/step p90", lambda r: _ms(r.step_p90_s)),
         row("ms/step mean", lambda r: _ms(r.step_mean_s)),
-        row(per_epoch, lambda r: fmt(r.projected_epoch_s, ".1f")),
+        row(per_epoch, lambda r: fmt_interval(r.projected_epoch_s, r.projected_epoch_interval_s)),
         row("samples/s", lambda r: fmt(r.samples_per_s, ",.0f")),
         row("utilisation mean", lambda r: fmt(r.util_mean, ".0f", "%")),
         row("memory peak", lambda r: fmt_bytes(r.memory_peak)),
+        row("timed", _timed),
         ["source"] + [r.source if r.error is None else f"failed: {r.error}" for r in runs],
     ]
-    return Table(title, rows, header, [_projection_note(c)] + list(c.notes))
+    notes = [_projection_note(c)]
+    if any(r.speedup_interval or r.projected_epoch_interval_s for r in runs):
+        notes.append(INTERVAL_NOTE)
+    return Table(title, rows, header, notes + list(c.notes))
+
+
+INTERVAL_NOTE = ("In brackets: a 95% interval, from the scatter within the timed steps and how much windows as "
+                 "short varied during your fit on this machine.")
+
+
+def _timed(r) -> str:
+    return f"{r.timed_steps} steps in {fmt_s(r.timed_s)}" if r.timed_steps else NA
 
 
 def _projection_note(c) -> str:
@@ -264,6 +279,40 @@ def _projection_note(c) -> str:
         return (f"Projected epoch = {basis} + {fmt_s(c.fixed_s)} per epoch outside steps, as measured in your fit "
                 "(iterator set-up, callbacks); validation not included.")
     return f"Projected epoch = {basis} + the comparison's own time outside steps; validation not included."
+
+
+def whatif_table(w) -> Table:
+    title = f"What if: {w.model} on {w.device}, each change timed from the same start"
+    if w.skipped:
+        return Table(title, [], notes=[f"Skipped: {w.skipped}."] + w.notes)
+    base = w.baseline
+    rows = []
+    if base is not None:
+        rows.append(["as it is", fmt(base.samples_per_s, ",.0f"), "1.0x", "",
+                     f"failed: {base.error}" if base.error else _timed(base)])
+    for r in w.runs:
+        if r.error is not None:
+            rows.append([r.variant, "", "", "", f"cannot run: {r.error}"])
+        else:
+            rows.append([r.variant, fmt(r.samples_per_s, ",.0f"),
+                         fmt_interval(r.speedup, r.speedup_interval, ".2f", "x"), gain_word(r), _timed(r)])
+    header = ["change", "samples/s", "speed-up", "verdict", "timed"]
+    return Table(title, rows, header, [INTERVAL_NOTE] + list(w.notes))
+
+
+GAIN_CLEAR = 1.15  # a speed-up whose interval starts above this is a clear gain
+
+
+def gain_word(r) -> str:
+    """faster, slower, or no clear gain: from the speed-up's interval (its value when it has none)."""
+    if r.speedup is None:
+        return NA
+    low, high = r.speedup_interval or (r.speedup, r.speedup)
+    if low >= GAIN_CLEAR:
+        return "faster"
+    if high < 1:
+        return "slower"
+    return "no clear gain"
 
 
 def colab_history_note(path: str) -> str:

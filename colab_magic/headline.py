@@ -47,6 +47,11 @@ def fit_headline(r, comparison=None, numbered: bool = False) -> str:
     if gpu is not None:
         how = f"{gpu.speedup:.1f}x faster" if gpu.speedup >= 1 else f"{1 / gpu.speedup:.1f}x slower"
         text += f"; {gpu.device} {how} than the CPU"
+        if gpu.speedup_interval:
+            low, high = gpu.speedup_interval
+            if gpu.speedup < 1:  # the interval of "N x slower"
+                low, high = 1 / high, 1 / low
+            text += f" ({low:.1f}-{high:.1f}x)"
         if gpu.source != "measured now":
             text += " (GPU run from the history)"
     if r.findings:

@@ -62,10 +62,10 @@ class HistoryError(Exception):
     """A history path that cannot be read or written, in one line."""
 
 
-_TEXT_FIELDS = ("id", "time", "kind", "model", "device", "device_name", "signature_id", "backend")
+_TEXT_FIELDS = ("id", "time", "kind", "model", "device", "device_name", "signature_id", "backend", "variant")
 _NUMBER_FIELDS = ("batch_size", "steps_per_epoch", "total_steps", "step_median_s", "step_p90_s", "step_mean_s",
                   "first_step_s", "epoch_mean_s", "projected_epoch_s", "samples_per_s", "gpu_util_mean",
-                  "cpu_util_mean", "input_wait_share")
+                  "cpu_util_mean", "input_wait_share", "timed_s", "speedup")
 
 
 def is_record(value) -> bool:
@@ -149,8 +149,8 @@ def latest_per_device(runs: list[RunSummary], signature_id: str | None, keep=Non
     """
     latest: dict = {}
     for run in runs:
-        if run.signature_id != signature_id or not run.step_median_s:
-            continue
+        if run.signature_id != signature_id or not run.step_median_s or run.variant:
+            continue  # a --whatif variant is another set-up of the model, not the model on a device
         if keep is not None and not keep(run):
             continue
         key = (run.name, (run.env or {}).get("host"))

@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from .tables import NA, Table, fmt
+from .tables import NA, Table, fmt, fmt_interval
 
 
 def tables(view) -> list[Table]:
@@ -42,7 +42,7 @@ def _list_table(view, notes: list[str]) -> Table:
             _when(run),
             _where(run),
             f"{run.model or '?'} ({fmt(params, ',')} params)",
-            run.kind,
+            run.kind + (f" ({run.variant})" if run.variant else ""),
             _device(run),
             _ms(run.step_median_s),
             fmt(epoch, ".1f", " s") + (" (proj.)" if how == "projected" else ""),
@@ -68,9 +68,23 @@ def _compare_table(view, notes: list[str]) -> Table:
         value, how = run.epoch_s()
         return NA if value is None else f"{value:.1f} s ({how})"
 
+    noisy = []
+
     def speedup(run):
         value = run.speedup_over(cpu) if cpu is not None else None
-        return NA if value is None else f"{value:.1f}x"
+        if value is None:
+            return NA
+        if run is cpu or not (run.step_mean_interval_s and cpu.step_mean_interval_s):
+            return f"{value:.1f}x"
+        _, interval = run.throughput_over(cpu)
+        within = interval is not None and interval[0] <= 1 <= interval[1]
+        if within:
+            noisy.append(run)
+        return fmt_interval(value, interval, ".2f", "x") + (" ~" if within else "")
+
+    def mean(run):
+        return (fmt_interval(run.step_mean_s * 1000, [v * 1000 for v in run.step_mean_interval_s], ".2f")
+                if run.step_mean_s and run.step_mean_interval_s else _ms(run.step_mean_s))
 
     rows = [
         row("run", lambda r: f"{r.id} ({r.kind})"),
@@ -78,13 +92,18 @@ def _compare_table(view, notes: list[str]) -> Table:
         row("when (UTC)", _when),
         row("ms/step median", lambda r: _ms(r.step_median_s)),
         row("ms/step p90", lambda r: _ms(r.step_p90_s)),
-        row("ms/step mean", lambda r: _ms(r.step_mean_s)),
+        row("ms/step mean", mean),
         row("s/epoch", epoch),
         row("samples/s", lambda r: fmt(r.samples_per_s, ",.0f")),
         row("speed-up vs CPU", speedup),
         row("GPU utilisation", lambda r: fmt(r.gpu_util_mean, ".0f", "%")),
     ]
-    header = [""] + [_device(r) for r in runs]
+    header = [""] + [_device(r) + (f", {r.variant}" if r.variant else "") for r in runs]
+    if any(r.step_mean_interval_s for r in runs):
+        notes = notes + ["In brackets: 95% intervals (a fit's from the scatter of its steps; a --compare or "
+                         "--whatif trial's also from the drift of short windows)."]
+    if noisy:
+        notes = notes + ["~: the interval holds 1.0x, so the difference from the CPU is within the noise."]
     return Table(f"Runs of {runs[0].model or '?'} side by side ({view.path})", rows, header, notes)
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 
-from .comparison import fit_clone
+from .trials import fit_clone
 from .fit_hook import CapturedFit
 from .parts import InputWait
 

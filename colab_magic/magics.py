@@ -27,7 +27,9 @@ from .environment import detect, front_end
 
 DEFAULT_INTERVAL = 0.5  # seconds; the sampler's own default, repeated here to keep loading light
 MIN_INTERVAL, MAX_INTERVAL = 0.05, 3600.0  # below 50 ms the sampler costs a sizeable share of a core
-DEFAULT_COMPARE_STEPS = 35  # 1 compiling + 5 warm-up + 29 timed: about 0.35 s of the article's CNN on 2 vCPUs
+# The trials of --compare and --whatif, repeated here to keep loading light (colab_magic.trials has them)
+DEFAULT_TRIAL_STEPS = 20  # the fewest steps a trial times; it times 0.5 s of steps when it can
+DEFAULT_BUDGET_PCT = 10.0  # of the user's epoch, for all of --compare's trials, and again for --whatif's
 
 LIVE_SETTING = "COLAB_MAGIC_LIVE"  # "1": --live by default in notebooks
 
@@ -151,9 +153,11 @@ class ColabMagics(Magics):
     @argument("--live", action="store_true", help="a status line updated in place about once a second while fits run (epoch, step, steps/s, time left, GPU, memory, power, CPU)")
     @argument("--backup", nargs="?", const="", metavar="DIR", help="resume after a disconnect: Keras' BackupAndRestore for each fit, in DIR/<model> (default: <MyDrive>/colab_magic/backup after %%mount_drive, else ~/.colab_magic/backup); the same cell run again resumes from the last finished epoch")
     @output_flags
-    @argument_group("--compare: the same model timed on each device (trains copies of it after the cell; your model is not touched)")
-    @argument("--compare", action="store_true", help="also time each trained model for a few steps on the CPU and on the GPU")
-    @argument("--steps", type=int, default=DEFAULT_COMPARE_STEPS, metavar="N", help=f"steps per device (default {DEFAULT_COMPARE_STEPS})")
+    @argument_group("--compare and --whatif: the same model timed on each device, or with each fix (trains copies of it after the cell; your model is not touched)")
+    @argument("--compare", action="store_true", help="also time each trained model on the CPU and on the GPU, with the speed-up and its interval")
+    @argument("--whatif", nargs="?", const="", metavar="LIST", help="also time each trained model with the fixes the verdicts name: steps_per_execution (spe), batch_x4 (batch), mixed_precision (mixed), jit_compile (jit); comma-separated (default: each that applies)")
+    @argument("--steps", type=int, default=DEFAULT_TRIAL_STEPS, metavar="N", help=f"the fewest steps each trial times (default {DEFAULT_TRIAL_STEPS}); each times about 0.5 s of steps, or an epoch if shorter")
+    @argument("--budget", type=float, default=DEFAULT_BUDGET_PCT, metavar="PCT", help=f"what the trials may cost, in %% of your epoch (default {DEFAULT_BUDGET_PCT:g}), for --compare and again for --whatif")
     @argument("--devices", metavar="LIST", help="comma-separated Keras devices (cpu:0,gpu:1), or 'all'")
     @cell_magic
     def timed_fit(self, line, cell):
@@ -207,9 +211,14 @@ class ColabMagics(Magics):
         if args.variable is not None:
             _variable(args.variable, "-v")
         if args.steps < 2:
-            raise UsageError("--steps must be at least 2 (the first step compiles and is kept apart)")
-        if (args.devices or args.steps != DEFAULT_COMPARE_STEPS) and not args.compare:
-            raise UsageError("--steps and --devices go with --compare")
+            raise UsageError("--steps must be at least 2 (a mean and its scatter need two steps)")
+        if not (math.isfinite(args.budget) and 0 < args.budget <= 100):
+            raise UsageError("--budget must be a percentage of an epoch, above 0 and at most 100")
+        trials_asked = args.compare or args.whatif is not None
+        if (args.steps != DEFAULT_TRIAL_STEPS or args.budget != DEFAULT_BUDGET_PCT) and not trials_asked:
+            raise UsageError("--steps and --budget go with --compare or --whatif")
+        if args.devices and not args.compare:
+            raise UsageError("--devices goes with --compare")
         if args.history and args.no_history:
             raise UsageError("--history and --no-history don't go together")
         history_path = None if args.no_history else _history_path(args.history)
@@ -222,7 +231,7 @@ class ColabMagics(Magics):
             if not available():
                 raise UsageError(INSTALL_HINT)
         backup_root = _backup_root(args.backup) if args.backup is not None else None
-        from .cell import time_cell
+        from .cell import WhatIfRequest, time_cell
         from .comparison import CompareOptions
 
         def run():
@@ -245,10 +254,19 @@ class ColabMagics(Magics):
             else:
                 print(text, file=sys.stderr)
 
+        whatif = None
+        options = CompareOptions(args.steps, budget=args.budget / 100)
+        if args.whatif is not None:
+            from .variants import parse
+
+            try:
+                whatif = WhatIfRequest(parse(_unquote(args.whatif)), options)
+            except ValueError as exc:
+                raise UsageError(str(exc)) from None
         compare = None
         if args.compare:
             devices = [_unquote(d.strip()) for d in _unquote(args.devices).split(",") if d.strip()] if args.devices else None
-            compare = CompareOptions(args.steps, devices)
+            compare = CompareOptions(args.steps, devices, args.budget / 100)
         result, value, error = time_cell(
             run,
             args.interval,
@@ -260,6 +278,7 @@ class ColabMagics(Magics):
             live=live,
             backup_root=backup_root,
             warn=warn,
+            whatif=whatif,
         )
         if result.history_path and not self._history_note_given and result.runtime == "colab" \
                 and drive.current() is None:
@@ -442,7 +461,7 @@ class ColabMagics(Magics):
         class Bar(tqdm):
             monitor_interval = 0  # tqdm's monitor thread would outlive the cell
 
-        return Bar(total=total, desc="--compare", unit="step", leave=False)
+        return Bar(total=total, desc="trials", unit="trial", leave=False)
 
     @staticmethod
     def _say(text: str, args) -> None:

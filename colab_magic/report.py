@@ -11,7 +11,7 @@ from dataclasses import dataclass, field, fields
 
 from .headline import fit_headline, no_gpu_advice
 from .parts import Epoch, Finding, GpuSummary, HostSummary, InputWait, ModelSignature, SamplerFigures, StepStats
-from .run_summary import Comparison
+from .run_summary import Comparison, WhatIf
 from .tables import Rendered
 
 
@@ -64,6 +64,9 @@ class FitReport:
     cluster: dict | None = None
     # --plot in a notebook: the timeline as a PNG, shown after the verdicts (not in to_dict)
     timeline_png: bytes | None = field(default=None, repr=False)
+    # the steady-state seconds per step in the order they ran (while the fit had fewer steps than the
+    # timer keeps): how much short windows of this machine stray from the mean (colab_magic.intervals)
+    step_times: object | None = field(default=None, repr=False)  # an array("d")
 
     @property
     def device_gpu(self) -> GpuSummary | None:
@@ -88,7 +91,7 @@ class FitReport:
     def to_dict(self) -> dict:
         out = {}
         for f in fields(self):
-            if f.name == "timeline_png":
+            if f.name in ("timeline_png", "step_times"):
                 continue
             value = getattr(self, f.name)
             if isinstance(value, list):
@@ -113,6 +116,7 @@ class TimedFitResult(Rendered):
     error: str | None = None  # the exception that ended the cell, if any
     notes: list[str] = field(default_factory=list)
     comparisons: list[Comparison] = field(default_factory=list)  # with --compare, one per model
+    whatifs: list[WhatIf] = field(default_factory=list)  # with --whatif, one per model
     history_path: str | None = None  # where this cell's runs were recorded
     runtime: str | None = None  # where the kernel ran (environment.Runtime.kind): the advice depends on it
     accelerator: str | None = None  # Colab's runtime type
@@ -133,6 +137,13 @@ class TimedFitResult(Rendered):
         if first is not report:
             return None
         return next((c for c in self.comparisons if c.model == report.model), None)
+
+    def whatif_for(self, report: FitReport) -> WhatIf | None:
+        """The --whatif result of this fit's model, shown with the model's first fit."""
+        first = next((r for r in self.reports if r.model == report.model), None)
+        if first is not report:
+            return None
+        return next((w for w in self.whatifs if w.model == report.model), None)
 
     @property
     def headlines(self) -> list[str]:
@@ -165,5 +176,6 @@ class TimedFitResult(Rendered):
             "notes": list(self.notes),
             "reports": [r.to_dict() for r in self.reports],
             "comparisons": [c.to_dict() for c in self.comparisons],
+            "whatifs": [w.to_dict() for w in self.whatifs],
             "history_path": self.history_path,
         }

@@ -4,7 +4,9 @@ record have in common, and :class:`Comparison` holds a model's runs side by side
 A run summary is built from a fit's report (:meth:`RunSummary.from_report`) or from a history record
 (:meth:`RunSummary.from_record`), writes its own record (:meth:`RunSummary.to_record`), and owns the
 two rules every table uses: an epoch's seconds (:meth:`RunSummary.epoch_s`) and the speed-up over a
-CPU run (:meth:`RunSummary.speedup_over`). Nothing here imports more than the typed parts.
+CPU run (:meth:`RunSummary.speedup_over`), with its interval where the runs have one (a short
+timing's, :mod:`colab_magic.intervals`). :class:`WhatIf` holds a model's variants beside the model as
+it is. Nothing here imports more than the typed parts and the interval arithmetic.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import datetime
 import uuid
 from dataclasses import dataclass, field, fields
 
+from . import intervals
 from .parts import ModelSignature
 
 # The keys of a history record, in the order they are written.
@@ -20,8 +23,10 @@ RECORD_KEYS = (
     "id", "time", "kind", "model", "signature", "signature_id", "batch_size", "steps_per_epoch", "backend",
     "device", "device_name", "complete", "total_steps", "step_median_s", "step_p90_s", "step_mean_s",
     "first_step_s", "epoch_mean_s", "projected_epoch_s", "samples_per_s", "gpu_util_mean", "cpu_util_mean", "env",
-    "input_wait_share", "cluster",
+    "input_wait_share", "cluster", "variant", "step_mean_interval_s", "projected_epoch_interval_s", "speedup",
+    "speedup_interval", "timed_s", "timed_steps",
 )
+FIT_BLOCKS = 10  # a fit's steps in this many blocks give its mean's interval
 
 
 @dataclass
@@ -56,6 +61,16 @@ class RunSummary:
     report: object | None = None  # the timed clone's FitReport (a comparison's runs)
     input_wait_share: float | None = None  # 0-1: the share of a step that waited for data (the input check)
     cluster: dict | None = None  # a process of a multi-process run (colab_magic.cluster)
+    # A trial (--compare, --whatif): the change it made (None: the model as it is), what it timed,
+    # and 95% intervals: the mean step's, the projected epoch's, the speed-up's
+    variant: str | None = None
+    timed_s: float | None = None
+    timed_steps: int | None = None
+    step_mean_interval_s: tuple | None = None
+    projected_epoch_interval_s: tuple | None = None
+    speedup_interval: tuple | None = None
+    trial_s: float | None = None  # what the trial cost: copy, compile, warm-up and window
+    budget_note: str | None = None  # the trial's budget could not be met: what was done
 
     @property
     def util_mean(self) -> float | None:
@@ -93,6 +108,17 @@ class RunSummary:
             return cpu.step_median_s / self.step_median_s
         return None
 
+    def throughput_over(self, base: RunSummary) -> tuple[float | None, tuple | None]:
+        """Samples per second over ``base``'s, and its interval: the speed-up of the same epoch when
+        the batches differ (--whatif's batch x4), and the step speed-up when they are the same."""
+        if not (base.step_mean_s and self.step_mean_s):
+            return self.speedup_over(base), None
+        scale = self.batch_size / base.batch_size if self.batch_size and base.batch_size else 1.0
+        found = intervals.ratio_interval(base.step_mean_s, base.step_mean_interval_s, self.step_mean_s,
+                                         self.step_mean_interval_s)
+        value = scale * base.step_mean_s / self.step_mean_s
+        return value, (scale * found[0], scale * found[1]) if found else None
+
     @classmethod
     def from_report(cls, report, kind: str = "fit", device: str | None = None) -> RunSummary:
         """From a :class:`~colab_magic.report.FitReport`; ``device`` where it ran, if not where its
@@ -123,6 +149,8 @@ class RunSummary:
             report=report,
             input_wait_share=report.input_wait.wait_share if report.input_wait else None,
             cluster=report.cluster if kind == "fit" else None,
+            step_mean_interval_s=(intervals.mean_interval(report.step_times, blocks=FIT_BLOCKS, predict=False)
+                                  if kind == "fit" and report.step_times else None),
         )
 
     @classmethod
@@ -142,6 +170,9 @@ class RunSummary:
         run.env = env
         if not isinstance(run.cluster, dict):
             run.cluster = None
+        for name in ("step_mean_interval_s", "projected_epoch_interval_s", "speedup_interval"):
+            value = getattr(run, name)
+            setattr(run, name, tuple(value) if _is_pair(value) else None)
         if isinstance(record.get("signature_id"), str):
             run.recorded_signature_id = record["signature_id"]
         return run
@@ -166,6 +197,8 @@ class RunSummary:
 
     def to_dict(self) -> dict:
         d = {f.name: getattr(self, f.name) for f in fields(self) if f.name not in ("report", "signature")}
+        for name in ("step_mean_interval_s", "projected_epoch_interval_s", "speedup_interval"):
+            d[name] = list(d[name]) if d[name] is not None else None
         d["signature"] = self.signature.to_dict() if self.signature else None
         d["util_mean"] = self.util_mean
         d["report"] = self.report.to_dict() if self.report is not None else None
@@ -185,6 +218,7 @@ class Comparison:
     skipped: str | None = None  # why no comparison ran for this model
     wall_s: float | None = None  # what the comparison cost, clones and compiling included
     fixed_s: float | None = None  # an epoch's time outside its steps, from the user's fit
+    budget_s: float | None = None  # what the trials were meant to cost at most
 
     @property
     def cpu(self) -> RunSummary | None:
@@ -194,10 +228,53 @@ class Comparison:
         cpu = self.cpu
         if cpu is not None:
             for run in self.runs:
-                run.speedup = run.speedup_over(cpu)
+                if run is cpu:
+                    run.speedup, run.speedup_interval = 1.0, None
+                else:
+                    run.speedup, run.speedup_interval = run.throughput_over(cpu)
 
     def to_dict(self) -> dict:
         d = {f.name: getattr(self, f.name) for f in fields(self)}
         d["runs"] = [r.to_dict() for r in self.runs]
         d["notes"] = list(self.notes)
         return d
+
+
+@dataclass
+class WhatIf:
+    """One model's variants (``%%timed_fit --whatif``), each timed on the device it trained on, from the
+    same start, beside the model as it is."""
+
+    model: str
+    device: str
+    baseline: RunSummary | None = None  # the model as it is, timed the same way
+    runs: list[RunSummary] = field(default_factory=list)  # one per variant, in the order asked
+    notes: list[str] = field(default_factory=list)
+    skipped: str | None = None  # why no variant could run for this model
+    wall_s: float | None = None  # what the what-if cost (its baseline included, unless --compare's was used)
+    budget_s: float | None = None
+
+    def add_speedups(self) -> None:
+        base = self.baseline
+        if base is None or base.error is not None:
+            return
+        for run in self.runs:
+            if run.error is None:
+                run.speedup, run.speedup_interval = run.throughput_over(base)
+
+    def to_dict(self) -> dict:
+        return {
+            "model": self.model,
+            "device": self.device,
+            "baseline": self.baseline.to_dict() if self.baseline is not None else None,
+            "runs": [r.to_dict() for r in self.runs],
+            "notes": list(self.notes),
+            "skipped": self.skipped,
+            "wall_s": self.wall_s,
+            "budget_s": self.budget_s,
+        }
+
+
+def _is_pair(value) -> bool:
+    return (isinstance(value, (list, tuple)) and len(value) == 2
+            and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value))

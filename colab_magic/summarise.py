@@ -63,6 +63,8 @@ def build_report(index: int, timer, sampler, info: dict) -> FitReport:
         signature=info.get("signature"),
         resumed_from_epoch=info.get("resumed_from_epoch"),
         backup_dir=info.get("backup_dir"),
+        # in order only until the reservoir starts sampling
+        step_times=timer.steps.values[:] if timer.steps.count == len(timer.steps.values) else None,
     )
     report.notes = _notes(report, sampler)
     if info.get("backup_note"):

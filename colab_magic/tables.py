@@ -248,3 +248,12 @@ def seconds(value: float) -> str:
 
 def ms_per_step(seconds_per_step: float) -> str:
     return seconds(seconds_per_step * 1000)
+
+
+def fmt_interval(value, interval, spec: str = ".1f", unit: str = "") -> str:
+    """A figure with its 95% interval, as "8.3x (7.9-8.8)"; the figure alone when it has none."""
+    if value is None:
+        return NA
+    if not interval:
+        return fmt(value, spec, unit)
+    return f"{value:{spec}}{unit} ({interval[0]:{spec}}-{interval[1]:{spec}})"

@@ -59,7 +59,7 @@ class StepTimer(keras.callbacks.Callback):
         self.warmup_steps = max(0, int(warmup_steps))
         self._warm = 0
         self.clock = clock
-        self.on_step = on_step  # called with the number of steps each execution covered (progress bars)
+        self.on_step = on_step  # called with the number of steps each execution covered, once it is recorded
         self.steps_per_execution = max(1, int(steps_per_execution))
         self.on_epoch_boundary = on_epoch_end  # e.g. the sampler's energy mark
         self.fit_start: float | None = None
@@ -122,8 +122,6 @@ class StepTimer(keras.callbacks.Callback):
         self._last = max(start, now)
         self.executions += 1
         self.total_steps += steps
-        if self.on_step is not None:
-            self.on_step(steps)
         epoch = self.epochs[-1]
         epoch.steps += steps
         epoch.steps_s += elapsed
@@ -136,6 +134,8 @@ class StepTimer(keras.callbacks.Callback):
             per_step = elapsed / steps
             self.steps.add(per_step)
             self._epoch_steps.add(per_step)
+        if self.on_step is not None:  # last: it may read the step just recorded (a trial's stop)
+            self.on_step(steps)
 
     def on_test_begin(self, logs=None):
         self._val_start = self.clock()

@@ -59,7 +59,8 @@ def quickstart():
         new_code_cell(CNN),
         new_markdown_cell(
             "`%%timed_fit --compare --plot` times every step and epoch, samples the GPU and the host while it "
-            "trains, then times a copy of the model for a few steps on each device and projects an epoch. "
+            "trains, then times a copy of the model for about half a second on each device and projects an "
+            "epoch, with a 95% interval. "
             "It answers first: one line per fit (where it trained, how fast, the speed-up, and what holds it "
             "back), then the verdicts, the timeline, the comparison, and the details below them. Keras' own "
             "progress is off (`verbose=0`) so that the answer is the cell's first line."

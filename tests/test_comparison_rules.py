@@ -1,12 +1,17 @@
-"""--compare's rules, without training: which devices, how many steps and warm-up steps, the epoch's
-fixed cost, the projection, the slice of the data a clone trains on. (tests/test_compare.py trains.)"""
+"""--compare's and the trials' rules, without training: which devices, how many steps a window times,
+the epoch's fixed cost, the projection and its interval, the slice of the data a clone trains on.
+(tests/test_compare.py and tests/test_whatif.py train.)"""
 
 import numpy as np
 import pytest
 
 from colab_magic import comparison
-from colab_magic.comparison import _head, _is_clone_problem, _summarise, fixed_cost_s, steps_for, warmup_for
+from colab_magic import trials
+from colab_magic.comparison import _is_clone_problem
+from colab_magic.trials import Plan, fixed_costs, head, plan_window, summarise
+from colab_magic.variants import AS_IS, CATALOGUE
 from colab_magic.parts import Epoch
+from colab_magic.run_summary import RunSummary
 from tests import builders
 
 
@@ -31,61 +36,122 @@ def test_the_devices_keras_sees_here():
     assert comparison._keras_devices()[0] == "cpu:0"
 
 
-@pytest.mark.parametrize("asked, per_epoch, expected", [(35, 100, 35), (35, 20, 20), (35, 1, 2), (35, None, 35)])
-def test_steps_never_exceed_the_users_epoch(asked, per_epoch, expected):
-    report = builders.report(steps_per_epoch=per_epoch)
-    assert steps_for(asked, report) == expected
-    assert steps_for(asked, None) == asked
+def plan(**changes) -> Plan:
+    values = dict(model=None, config={}, weights=None, arguments={}, batch_size=32, steps_per_epoch=1000,
+                  fixed_s=None, fixed_range=None, fit_steps=None, epoch_s=10.0)
+    values.update(changes)
+    return Plan(**values)
 
 
-@pytest.mark.parametrize("steps, warmup", [(2, 0), (4, 1), (7, 2), (16, 5), (35, 5), (100, 5)])
-def test_warm_up_is_at_most_a_third_and_at_most_five(steps, warmup):
-    assert warmup_for(steps) == warmup
+@pytest.mark.parametrize("step_s, spent, budget, spe, steps, noted", [
+    (0.01, 0.1, None, 1, 100, False),  # 0.5 s of 10 ms steps, planned twice over (the stop ends it at 0.5 s)
+    (0.1, 0.1, None, 1, 20, False),  # 0.5 s is 10 steps so planned: the fewest for a stable mean, 20, instead
+    (0.0, 0.1, None, 1, 20, False),  # no estimate (no step after the warm-up): the fewest
+    (0.015625, 0.25, 1.5, 1, 64, False),  # 1.25 s left: the 64 steps planned fit
+    (0.015625, 0.25, 0.6875, 1, 28, False),  # 0.4375 s left: the 28 steps that fit
+    (0.015625, 0.25, 0.5625, 1, 20, False),  # 20 steps fit: the fewest, exactly
+    (0.015625, 0.25, 0.546875, 1, 20, True),  # 19 fit: the fewest all the same, and a note
+    (0.001, 0.1, None, 32, 1024, False),  # 1,000 steps: 32 executions of 32
+    (0.1, 0.1, None, 32, 128, False),  # at least 4 executions with 32 steps per execution
+])
+def test_a_window_times_half_a_second_within_its_budget(step_s, spent, budget, spe, steps, noted):
+    window = plan_window(plan(), step_s, spent, budget, spe)
+    assert window.steps == steps and (window.note is not None) is noted
+
+
+def test_a_window_is_at_most_an_epoch_and_the_note_says_what_was_done():
+    assert plan_window(plan(steps_per_epoch=30), 0.001, 0.0, None).steps == 30  # a whole epoch is shorter
+    assert plan_window(plan(steps_per_epoch=5), 0.001, 0.0, None).steps == 20  # never under the fewest
+    assert plan_window(plan(steps_per_epoch=None), 0.001, 0.0, None).steps == 1000
+    note = plan_window(plan(), 0.01, 0.45, 0.5).note
+    assert note == ("compiling and warming up took 0.45 s of its 0.50 s budget; it timed the fewest steps for a "
+                    "stable mean (20)")
+    assert plan_window(plan(min_steps=8), 1.0, 0.0, None).steps == 8  # --steps 8
 
 
 def test_fixed_cost_from_the_epochs_after_the_first():
     first, second, third = epoch(1, 3.0, 1.0), epoch(2, 1.5, 1.0), epoch(3, 1.7, 1.0, val_s=0.5)
-    assert fixed_cost_s(builders.report(epochs=[first, second, third])) == pytest.approx((0.5 + 0.2) / 2)
-    assert fixed_cost_s(builders.report(epochs=[first])) == pytest.approx(2.0)  # only the first: it is all there is
+    assert fixed_costs(builders.report(epochs=[first, second, third])) == pytest.approx([0.5, 0.2])
+    assert fixed_costs(builders.report(epochs=[first])) == pytest.approx([2.0])  # only the first: it is all there is
     empty = epoch(2, 9.0, 0.0, steps=0)  # an epoch with no steps (a fit cut at its start) does not count
-    assert fixed_cost_s(builders.report(epochs=[first, empty])) == pytest.approx(2.0)
-    assert fixed_cost_s(builders.report(epochs=[])) is None and fixed_cost_s(None) is None
+    assert fixed_costs(builders.report(epochs=[first, empty])) == pytest.approx([2.0])
+    assert fixed_costs(builders.report(epochs=[])) == [] and fixed_costs(None) == []
 
 
-def test_a_clone_projected_to_the_users_epoch():
-    clone = builders.report(device="GPU:0", gpus=[builders.gpu()], batch_size=64, step=None,
-                            epochs=[epoch(1, 0.5, 0.3), epoch(2, 0.5, 0.4)])
-    clone.step = builders.steps(0.01)
-    run = _summarise("GPU:0", clone, 1000, 0.25)
-    assert (run.kind, run.device, run.steps_per_epoch) == ("compare", "GPU:0", 1000)
-    assert run.projected_epoch_s == pytest.approx(1000 * 0.01 + 0.25) and run.samples_per_s == pytest.approx(6400)
-    own = _summarise("GPU:0", clone, 1000, None)  # no fixed cost from the user's fit: the clone's own
-    assert own.projected_epoch_s == pytest.approx(1000 * 0.01 + 0.1)
-    unknown = _summarise("GPU:0", clone, None, 0.25)
+def timed(steps_s, batch=64, spe=1):
+    report = builders.report(device="GPU:0", gpus=[builders.gpu()], batch_size=batch, step=None,
+                             epochs=[epoch(1, 0.5, 0.3), epoch(2, 0.5, 0.4)])
+    report.step = builders.steps(sum(steps_s) / len(steps_s), n=len(steps_s))
+    report.step.mean = sum(steps_s) / len(steps_s)
+    report.step_times = list(steps_s)
+    report.steps_per_execution = spe
+    return report
+
+
+def test_a_trial_projected_to_the_users_epoch_with_its_interval():
+    window = [0.01] * 10 + [0.012] * 10  # two halves: the blocks scatter
+    run = summarise(plan(fixed_s=0.25, fixed_range=(0.2, 0.3)), "GPU:0", AS_IS, timed(window), None, "compare")
+    assert (run.kind, run.device, run.steps_per_epoch, run.variant) == ("compare", "GPU:0", 1000, None)
+    mean = 0.011
+    assert run.step_mean_s == pytest.approx(mean) and run.samples_per_s == pytest.approx(64 / mean)
+    assert run.projected_epoch_s == pytest.approx(1000 * mean + 0.25)
+    assert (run.timed_steps, run.timed_s) == (20, pytest.approx(0.22))
+    lo, hi = run.step_mean_interval_s
+    assert lo < mean < hi
+    # the epoch's interval: the steps' interval, and the fixed cost's least and most
+    assert run.projected_epoch_interval_s == pytest.approx((1000 * lo + 0.2, 1000 * hi + 0.3))
+    # a batch four times larger: the same samples in a quarter of the steps
+    big = summarise(plan(fixed_s=0.25, fixed_range=(0.25, 0.25)), "GPU:0", CATALOGUE["batch_x4"],
+                    timed(window, batch=256), None, "whatif")
+    assert big.steps_per_epoch == 250 and big.variant == "batch x4"
+    assert big.projected_epoch_s == pytest.approx(250 * mean + 0.25)
+
+
+def test_a_trial_with_nothing_to_project_or_measure():
+    own = timed([0.01] * 20)
+    warm = builders.report(epochs=[epoch(1, 0.5, 0.4, steps=6)])
+    run = summarise(plan(), "GPU:0", AS_IS, own, warm, "compare")  # no fixed cost from the user's fit: the warm-up's
+    assert run.projected_epoch_s == pytest.approx(1000 * 0.01 + 0.1)
+    unknown = summarise(plan(steps_per_epoch=None), "GPU:0", AS_IS, own, None, "compare")
     assert unknown.projected_epoch_s is None and unknown.steps_per_epoch is None
-    clone.batch_size = None
-    assert _summarise("GPU:0", clone, 10, 0.0).samples_per_s is None
-    clone.step = None
-    assert _summarise("GPU:0", clone, 10, 0.0).projected_epoch_s is None
-    nothing = _summarise("CPU:0", None, 10, 0.0)
+    own.batch_size = None
+    assert summarise(plan(), "GPU:0", AS_IS, own, None, "compare").samples_per_s is None
+    own.step = None
+    assert summarise(plan(), "GPU:0", AS_IS, own, None, "compare").projected_epoch_s is None
+    nothing = summarise(plan(), "CPU:0", AS_IS, None, None, "compare")
     assert (nothing.device, nothing.kind, nothing.step_mean_s) == ("CPU:0", "compare", None)
+
+
+def test_steps_per_execution_counts_every_step_of_a_timed_execution():
+    run = summarise(plan(), "CPU:0", CATALOGUE["steps_per_execution"], timed([0.001] * 5, spe=32), None, "whatif")
+    assert run.timed_steps == 160 and run.timed_s == pytest.approx(0.16)
+
+
+def test_over_budget_note():
+    assert trials.over_budget(1.0, 1.0, 0.1, []) is None
+    assert trials.over_budget(1.0, None, 0.1, []) is None
+    late = RunSummary("CPU:0", budget_note="compiling took long")
+    assert trials.over_budget(1.5, 1.0, 0.1, [late]) == ("These trials took 1.50 s, over their budget of 1.00 s "
+                                                         "(10% of your epoch): compiling took long.")
 
 
 def test_a_clone_trains_on_the_head_of_the_data():
     x = np.arange(100).reshape(50, 2)
-    assert _head(x, 10).shape == (10, 2) and _head(x, 50) is x and _head(x, 80) is x
-    pair = _head((x, np.arange(50)), 5)
+    assert head(x, 10).shape == (10, 2) and head(x, 50) is x
+    around = head(x, 80)  # a window longer than the data goes round it again
+    assert around.shape == (80, 2) and (around[50:] == x[:30]).all() and (around[:50] == x).all()
+    pair = head((x, np.arange(50)), 5)
     assert isinstance(pair, tuple) and [len(p) for p in pair] == [5, 5]
-    listed = _head([x, x], 5)
+    listed = head([x, x], 5)
     assert isinstance(listed, list) and [len(p) for p in listed] == [5, 5]
-    named = _head({"a": x, "b": np.arange(50)}, 3)
+    named = head({"a": x, "b": np.arange(50)}, 3)
     assert {k: len(v) for k, v in named.items()} == {"a": 3, "b": 3}
     scalar = np.float32(1.0)
-    assert _head(scalar, 3) is scalar
+    assert head(scalar, 3) is scalar
     mixed = [x, "label"]
-    assert _head(mixed, 3) is mixed and _head({"a": x, "b": 1}, 3)["a"] is x
+    assert head(mixed, 3) is mixed and head({"a": x, "b": 1}, 3)["a"] is x
     gen = iter([1])
-    assert _head(gen, 3) is gen
+    assert head(gen, 3) is gen
 
 
 @pytest.mark.parametrize("exc, clone_problem", [
@@ -97,7 +163,7 @@ def test_a_clone_trains_on_the_head_of_the_data():
     (ValueError("shapes do not match"), False),
 ])
 def test_what_counts_as_a_model_that_cannot_be_cloned(exc, clone_problem):
-    assert _is_clone_problem(exc) is clone_problem
+    assert _is_clone_problem(f"{type(exc).__name__}: {exc}") is clone_problem
 
 
 def test_one_cpu_and_whatever_it_is_called(monkeypatch):
@@ -110,5 +176,6 @@ def test_one_cpu_and_whatever_it_is_called(monkeypatch):
 
 def test_a_clone_is_summarised_as_the_device_it_ran_on():
     clone = builders.report(device="CPU:0", gpus=[], batch_size=32, step=0.01, epochs=[])
-    run = _summarise("GPU:1", clone, 100, None)  # no epoch anywhere to measure the fixed cost on: none
+    # no epoch anywhere to measure the fixed cost on: none
+    run = summarise(plan(steps_per_epoch=100), "GPU:1", AS_IS, clone, None, "compare")
     assert run.device == "GPU:1" and run.projected_epoch_s == pytest.approx(1.0)

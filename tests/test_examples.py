@@ -59,7 +59,7 @@ def test_quickstart(monkeypatch, tmp_path):
     html = first["data"]["text/html"]
     assert html.index('<p class="cm-answer">sequential on the CPU: ') < html.index("<table>")
     flat = " ".join(summary.split())
-    assert re.search(r"--compare: sequential, \d+ steps CPU:0: [\d.]+ ms/step median", flat)
+    assert re.search(r"--compare: sequential CPU:0: [\d.]+ ms/step median, [\d.]+ \([\d.]+-[\d.]+\) s/epoch projected", flat)
     for words in ("Verdicts", "s/epoch projected (training only)",
                   "Training", "ms/step median", "first step", "samples/s", "Per epoch", "overhead (s)",
                   "Hardware: host (CPU)", "utilisation mean / p95"):

@@ -218,7 +218,7 @@ def test_to_dict_of_a_result_with_a_comparison():
     result.runtime, result.history_path, result.notes = "colab", "/h", ["cell note"]
     d = json.loads(json.dumps(result.to_dict()))
     assert set(d) == {"headline", "runtime", "cell_s", "complete", "error", "notes", "reports", "comparisons",
-                      "history_path"}
+                      "whatifs", "history_path"}
     assert (d["runtime"], d["cell_s"], d["complete"], d["error"], d["notes"], d["history_path"]) == (
         "colab", 1.0, True, None, ["cell note"], "/h")
     assert d["headline"] == result.headline

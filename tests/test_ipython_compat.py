@@ -47,11 +47,12 @@ def test_bad_flag_is_a_one_line_usage_error(ip, capsys):
 
 def test_help_lists_every_option_from_magic_arguments():
     doc = ColabMagics.timed_fit.__doc__
-    for option in ("--interval SECONDS", "--compare", "--steps N", "--history PATH", "-v NAME", "-q"):
+    for option in ("--interval SECONDS", "--compare", "--whatif [LIST]", "--steps N", "--budget PCT", "--history PATH",
+                   "-v NAME", "-q"):
         assert option in doc, option
-    # the --compare options in a group of their own (argument_group), which says what --compare does
-    group = doc[doc.index("--compare: the same model timed on each device"):]
-    assert "trains copies" in group and "--steps N" in group and "--devices LIST" in group
+    # the trial options in a group of their own (argument_group), which says what the trials do
+    group = doc[doc.index("--compare and --whatif: the same model timed on each device, or with each fix"):]
+    assert "trains copies" in group and "--steps N" in group and "--devices LIST" in group and "--budget PCT" in group
     assert "--interval" not in group
     # the shared output flags (one set of argument objects) on every magic
     for magic in (ColabMagics.timed_fit, ColabMagics.device_info, ColabMagics.fit_history):

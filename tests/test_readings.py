@@ -5,6 +5,8 @@ asserted exactly. The timer, sampler, report and history are the real ones; only
 import json
 
 import numpy as np
+
+from colab_magic.intervals import mean_interval
 import pytest
 
 from colab_magic import environment, history
@@ -202,6 +204,11 @@ def test_a_run_summary_and_its_record_carry_every_figure(fake_nvml):
         "speedup": None, "error": None, "source": "measured now", "time": None, "id": None,
         "recorded_signature_id": None, "util_mean": report.gpus[0].util_mean,
         "input_wait_share": None, "cluster": None,  # no input check ran; a single process
+        # a fit's own mean has an interval (its steps in 10 blocks; tests/test_intervals.py has the arithmetic)
+        "step_mean_interval_s": pytest.approx(list(mean_interval(steps, blocks=10, predict=False))),
+        # what only a trial (--compare, --whatif) has
+        "variant": None, "timed_s": None, "timed_steps": None, "projected_epoch_interval_s": None,
+        "speedup_interval": None, "trial_s": None, "budget_note": None,
     }
     assert run.cpu_util_mean == report.host.cpu_system_mean
     cpu = RunSummary.from_report(report, device="CPU:0")  # where a comparison's clone ran
@@ -218,6 +225,7 @@ def test_a_run_summary_and_its_record_carry_every_figure(fake_nvml):
                 "step_median_s", "step_p90_s", "step_mean_s", "first_step_s", "epoch_mean_s", "projected_epoch_s",
                 "samples_per_s", "gpu_util_mean", "cpu_util_mean", "time", "id", "input_wait_share", "cluster"):
         assert getattr(back, key) == record[key], key
+    assert back.step_mean_interval_s == tuple(record["step_mean_interval_s"]) == run.step_mean_interval_s
     assert back.name == "NVIDIA H100 80GB HBM3" and back.env == env and back.report is None
     assert back.source == f"history: {env['runtime']} on {env['host']}, {record['time']}"
     assert back.recorded_signature_id == record["signature_id"] == run.signature_id

@@ -1,0 +1,340 @@
+"""One trial: a copy of a model the cell trained, on one device, with one change or none, timed for a
+short, time-based window. ``--compare`` runs one trial per device, ``--whatif`` one per change.
+
+A trial builds its copy under the device's scope (a model built on the GPU and reused under a CPU
+scope can fail on TensorFlow), sets the weights the user's model had before its fit, and compiles
+from the user's compile config with the variant's changes. It calls ``fit`` twice: a warm-up (the
+first, compiling execution and a few steps after it, which run slower) that also estimates the step,
+then the timed window, sized from that estimate and stopped once it holds enough. The user's model,
+weights, optimizer and Keras' global dtype policy are never touched, also when a trial fails or is
+interrupted.
+
+A projected epoch is ``steps per epoch x mean step + the epoch's fixed cost``:
+- the mean, not the median: an epoch is the sum of its steps, and step times are skewed (a CPU
+  step's median sits 3-5% under its mean; on an H200 with JAX's async dispatch, 21%);
+- the fixed cost (time in an epoch outside its steps and validation) is the user's fit's, measured:
+  host-side work on the full data (iterator set-up, shuffling, callbacks) that a few steps on a
+  slice of the data cannot show (3-7 s of some epochs with a 50,000-image array on TensorFlow,
+  bench/results/README.md).
+Its interval comes from :mod:`colab_magic.intervals`: the window's own scatter and the drift that
+windows of the same length showed in the user's fit.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import inspect
+import math
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+from . import frameworks, intervals
+from .fit_hook import time_fit_call
+from .parts import describe
+from .run_summary import RunSummary
+from .variants import AS_IS, Variant, policy
+
+TARGET_TIMED_S = 0.5  # of timed steps per trial: windows under this moved by 8-14% on 2 vCPUs
+MIN_TIMED_STEPS = 20  # the fewest steps for a mean and a scatter of five blocks
+WARMUP_STEPS = 5  # after compiling, a fresh clone's first 5 steps ran 18% slower on average (bench/results/README.md)
+DEFAULT_BUDGET = 0.10  # of the user's epoch, for all of --compare's trials, and again for --whatif's
+PLAN_MARGIN = 2.0
+MIN_EXECUTIONS = 4  # with several steps per execution: the fewest executions for a scatter between blocks
+
+
+class TrialError(Exception):
+    """Why no trial can run for this model (the comparison or what-if is then skipped, with this reason)."""
+
+
+@dataclass
+class Plan:
+    """What every trial of one model shares: the model, its start, its data, the user's fit."""
+
+    model: object
+    config: dict
+    weights: list | None
+    arguments: dict
+    batch_size: int | None
+    steps_per_epoch: int | None
+    fixed_s: float | None  # the mean time an epoch of the user's fit spent outside its steps
+    fixed_range: tuple[float, float] | None  # the least and most of it
+    fit_steps: object | None  # the user's fit's step seconds in order (the drift of short windows)
+    epoch_s: float | None  # the user's epoch, for the budget
+    min_steps: int = MIN_TIMED_STEPS
+    target_s: float = TARGET_TIMED_S
+
+    @property
+    def name(self) -> str:
+        return getattr(self.model, "name", type(self.model).__name__)
+
+    @classmethod
+    def for_fit(cls, captured, user_report, min_steps: int = MIN_TIMED_STEPS) -> Plan:
+        """Raises :class:`TrialError` when the model cannot be trained again elsewhere."""
+        model = captured.model
+        config = model.get_compile_config() if hasattr(model, "get_compile_config") else None
+        if not config:
+            raise TrialError("the model was not compiled with compile(), so it cannot be compiled again elsewhere")
+        x = captured.arguments.get("x")
+        if inspect.isgenerator(x) or (hasattr(x, "__next__") and not hasattr(x, "element_spec")):
+            raise TrialError("the fit read its data from a Python generator, which it used up: a trial needs data "
+                             "it can read again (arrays, a tf.data.Dataset or a keras.utils.PyDataset)")
+        fixed = fixed_costs(user_report)
+        return cls(
+            model=model,
+            config=config,
+            weights=captured.weights,
+            arguments=captured.arguments,
+            batch_size=user_report.batch_size if user_report else None,
+            steps_per_epoch=user_report.steps_per_epoch if user_report else None,
+            fixed_s=sum(fixed) / len(fixed) if fixed else None,
+            fixed_range=(min(fixed), max(fixed)) if fixed else None,
+            fit_steps=user_report.step_times if user_report else None,
+            epoch_s=_epoch_s(user_report),
+            min_steps=min_steps,
+        )
+
+    def budget_s(self, share: float) -> float | None:
+        return share * self.epoch_s if self.epoch_s else None
+
+
+def fixed_costs(report) -> list[float]:
+    """The time each epoch of ``report`` spent outside its steps and validation: the epochs after the
+    first when there are some (Keras sets up the first epoch's iterator before the epoch starts, and
+    each later epoch also waits for the previous iterator to shut down)."""
+    closed = [e for e in (report.closed_epochs if report else []) if e.steps]
+    return [e.outside_steps_s for e in (closed[1:] or closed)]
+
+
+def _epoch_s(report) -> float | None:
+    if report is None:
+        return None
+    if report.epoch_mean_s:
+        return report.epoch_mean_s
+    if report.step and report.steps_per_epoch:
+        return report.step.mean * report.steps_per_epoch
+    return None
+
+
+def device_scope(name: str):
+    """``keras.device(name)``, except on torch for the device Keras uses anyway: there, a model built
+    under keras.device() trains with no gradients (seen with Keras 3.15.1, torch 2.13 on the CPU)."""
+    import keras
+
+    if keras.backend.backend() == "torch":
+        import torch
+
+        default = "gpu" if torch.cuda.is_available() else "cpu"
+        if name.split(":")[0] == default and name.endswith(":0"):
+            return contextlib.nullcontext()
+    return keras.device(name)
+
+
+@contextlib.contextmanager
+def global_policy(name: str | None):
+    """Keras' global dtype policy set to ``name`` while a mixed-precision copy is built and compiled
+    (the model's own policy decides loss scaling), and put back afterwards whatever happens."""
+    if name is None:
+        yield
+        return
+    import keras
+
+    before = keras.config.dtype_policy()
+    keras.config.set_dtype_policy(name)
+    try:
+        yield
+    finally:
+        keras.config.set_dtype_policy(before)
+
+
+def build(plan: Plan, device_name: str, variant: Variant):
+    """The variant's copy of the model, built, weighted and compiled under ``device_name``'s scope."""
+    import keras
+
+    dtype = policy(variant, frameworks.normalise_device(device_name))
+    last = plan.model.layers[-1] if getattr(plan.model, "layers", None) else None
+
+    def clone_layer(layer):
+        config = layer.get_config()
+        if layer is not last:  # the output stays in float32, as Keras' mixed-precision guide says
+            config["dtype"] = dtype
+        return layer.__class__.from_config(config)
+
+    with global_policy(dtype):
+        clone = keras.models.clone_model(plan.model, clone_function=clone_layer if dtype else None)
+        if plan.weights is not None:
+            clone.set_weights(plan.weights)
+        clone.compile_from_config({**plan.config, **variant.compile_changes})
+    return clone
+
+
+def inputs(plan: Plan, variant: Variant, steps: int) -> dict:
+    """fit's keyword arguments for ``steps`` steps of the variant: a slice of the user's arrays (only
+    what the steps use: converting a whole 50,000-image array again cost more than the steps), or
+    the user's dataset, re-batched for a larger batch."""
+    kwargs = {k: v for k, v in plan.arguments.items()
+              if k in ("x", "y", "batch_size", "sample_weight", "class_weight", "shuffle")}
+    batch = (kwargs.get("batch_size") or plan.batch_size or 32) * variant.batch_factor
+    if variant.batch_factor > 1:
+        if hasattr(kwargs.get("x"), "element_spec"):
+            kwargs["x"] = kwargs["x"].unbatch().batch(batch, drop_remainder=True)
+        else:
+            kwargs["batch_size"] = batch
+    if hasattr(kwargs.get("x"), "element_spec"):
+        kwargs["x"] = kwargs["x"].repeat()  # a window longer than the dataset goes round it again
+    for key in ("x", "y", "sample_weight"):
+        if key in kwargs:
+            kwargs[key] = head(kwargs[key], steps * batch)
+    kwargs.update(epochs=1, steps_per_epoch=steps, verbose=0, callbacks=None)
+    return kwargs
+
+
+def head(data, n: int):
+    """The first ``n`` samples of an array (or a list/tuple/dict of arrays), going round it again when
+    it holds fewer; anything else as is."""
+    if hasattr(data, "shape") and hasattr(data, "__getitem__") and len(data.shape):
+        if data.shape[0] > n:
+            return data[:n]
+        if 0 < data.shape[0] < n:
+            return np.resize(np.asarray(data), (n,) + tuple(data.shape[1:]))
+        return data
+    if isinstance(data, (list, tuple)) and all(hasattr(d, "shape") for d in data):
+        return type(data)(head(d, n) for d in data)
+    if isinstance(data, dict) and all(hasattr(d, "shape") for d in data.values()):
+        return {k: head(v, n) for k, v in data.items()}
+    return data
+
+
+def fit_clone(clone, interval: float, warmup: int = 0, stop_when=None, **kwargs):
+    """``clone.fit(**kwargs)`` timed and sampled: its FitReport, or None if none could be built."""
+    bound = inspect.signature(type(clone).fit).bind(clone, **kwargs)
+    reports = []
+    time_fit_call(type(clone).fit, bound, interval, 1, lambda report, problem: reports.append(report),
+                  warmup_steps=warmup, stop_when=stop_when)
+    return reports[0] if reports else None
+
+
+@dataclass
+class Window:
+    """How many steps a trial times, and why."""
+
+    steps: int
+    note: str | None = None  # the budget could not be met: what was done instead
+
+
+def least_steps(plan: Plan, spe: int = 1) -> int:
+    """The fewest steps a window times: ``min_steps``, and enough executions of ``spe`` steps for a
+    scatter between blocks."""
+    return max(plan.min_steps, MIN_EXECUTIONS * spe) if spe > 1 else plan.min_steps
+
+
+def plan_window(plan: Plan, step_s: float, spent_s: float, budget_s: float | None, spe: int = 1) -> Window:
+    """Steps to time after the warm-up: ``target_s`` of them (or a whole epoch, if shorter), at least
+    :func:`least_steps`, and no more than the budget leaves; in whole executions of ``spe`` steps."""
+    least = least_steps(plan, spe)
+    # planned twice over: the warm-up's steps run slower than the steady ones, and the window's stop
+    # ends it once it holds target_s
+    want = max(least, math.ceil(PLAN_MARGIN * plan.target_s / step_s)) if step_s > 0 else least
+    if plan.steps_per_epoch:
+        want = min(want, max(plan.steps_per_epoch, least))
+    note = None
+    if budget_s is not None:
+        left = budget_s - spent_s
+        affordable = int(left / step_s) if step_s > 0 and left > 0 else 0
+        if affordable < want:
+            if affordable < least:
+                note = (f"compiling and warming up took {spent_s:.2f} s of its {budget_s:.2f} s budget; "
+                        f"it timed the fewest steps for a stable mean ({least})")
+            want = max(least, affordable)
+    return Window(spe * math.ceil(want / spe), note)
+
+
+def run(plan: Plan, device_name: str, variant: Variant = AS_IS, interval: float = 0.5,
+        budget_s: float | None = None, kind: str = "compare") -> RunSummary:
+    """Time one trial; its RunSummary (with ``error`` set when it could not run)."""
+    device = frameworks.normalise_device(device_name)
+    start = time.perf_counter()
+    try:
+        with device_scope(device_name):
+            clone = build(plan, device_name, variant)
+            spe = getattr(clone, "steps_per_execution", 1) or 1
+            # the compiling execution and the slower steps after it; with many steps per execution the
+            # first one holds them (and the timed call leaves its own first execution out as well)
+            warm_steps = 1 + WARMUP_STEPS if spe == 1 else spe
+            warm = fit_clone(clone, interval, **inputs(plan, variant, warm_steps))
+            estimate = warm.step.mean if warm is not None and warm.step else None
+            window = plan_window(plan, estimate or 0.0, time.perf_counter() - start, budget_s, spe)
+            least = least_steps(plan, spe)
+
+            def enough(timer) -> bool:
+                return timer.steps.total * spe >= plan.target_s and timer.steps.count * spe >= least
+
+            # one execution more than the window: the first of a fit call is kept apart (a new iterator)
+            report = fit_clone(clone, interval, stop_when=enough, **inputs(plan, variant, window.steps + spe))
+            if report is not None and getattr(clone, "layers", None):
+                report.compute_dtype = clone.layers[0].dtype_policy.compute_dtype  # what the copy computed in
+    except Exception as exc:  # noqa: BLE001 - one line per trial; the user's own fit already ran
+        return RunSummary(device, kind=kind, model=plan.name, variant=_label(variant), error=error_line(exc),
+                          trial_s=time.perf_counter() - start)
+    run_ = summarise(plan, device, variant, report, warm, kind)
+    run_.trial_s = time.perf_counter() - start
+    run_.budget_note = window.note
+    return run_
+
+
+MAX_ERROR = 240  # characters of a trial's error line: Keras' own can quote a whole layer config
+
+
+def error_line(exc: BaseException) -> str:
+    """A failed trial in one line: the first cause (Keras wraps a layer's own error in a message that
+    quotes its whole config), cut to :data:`MAX_ERROR` characters."""
+    root, seen = exc, {id(exc)}
+    while (root.__cause__ or root.__context__) is not None and id(root.__cause__ or root.__context__) not in seen:
+        root = root.__cause__ or root.__context__
+        seen.add(id(root))
+    text = describe(root, first_line=True)
+    return text if len(text) <= MAX_ERROR else text[:MAX_ERROR - 3] + "..."
+
+
+def _label(variant: Variant) -> str | None:
+    return None if variant is AS_IS else variant.label
+
+
+def summarise(plan: Plan, device: str, variant: Variant, report, warm, kind: str) -> RunSummary:
+    """The timed window as a run: mean step and its interval, samples/s, and the projected epoch."""
+    if report is None or report.step is None:  # the window left no steady-state step (the table shows n/a)
+        return RunSummary(device, kind=kind, model=plan.name, variant=_label(variant))
+    run_ = RunSummary.from_report(report, kind=kind, device=device)
+    run_.variant = _label(variant)
+    run_.first_step_s = warm.first_step_s if warm is not None else report.first_step_s
+    spe = report.steps_per_execution or 1
+    run_.timed_steps = report.step.n * spe
+    run_.timed_s = report.step.mean * run_.timed_steps
+    run_.step_mean_interval_s = intervals.mean_interval(
+        report.step_times or [], intervals.drift(plan.fit_steps or [], run_.timed_s))
+    batch = report.batch_size
+    run_.samples_per_s = batch / run_.step_mean_s if batch else None
+    fixed, fixed_range = plan.fixed_s, plan.fixed_range
+    if fixed is None:  # no finished epoch of the user's to measure it on: the trial's own
+        own = fixed_costs(warm)
+        fixed = sum(own) / len(own) if own else 0.0
+        fixed_range = (fixed, fixed)
+    # the user's epoch, in the variant's steps: the same samples in fewer, larger batches
+    steps = math.ceil(plan.steps_per_epoch / variant.batch_factor) if plan.steps_per_epoch else None
+    run_.steps_per_epoch = steps
+    if steps:
+        run_.projected_epoch_s = steps * run_.step_mean_s + fixed
+        if run_.step_mean_interval_s:
+            lo, hi = run_.step_mean_interval_s
+            run_.projected_epoch_interval_s = (steps * lo + fixed_range[0], steps * hi + fixed_range[1])
+    return run_
+
+
+def over_budget(wall_s: float | None, budget_s: float | None, share: float, runs) -> str | None:
+    """The note for trials that cost more than their budget, with what they did instead; None if within."""
+    if budget_s is None or wall_s is None or wall_s <= budget_s:
+        return None
+    why = next((r.budget_note for r in runs if r.budget_note), None)
+    return (f"These trials took {wall_s:.2f} s, over their budget of {budget_s:.2f} s ({100 * share:.0f}% of your "
+            "epoch)" + (f": {why}." if why else "."))

@@ -1,0 +1,98 @@
+"""``%%timed_fit --whatif``: the fixes the verdicts name, measured. Each variant of a model the cell
+trained (:mod:`colab_magic.variants`) is timed by a trial on the device the model trained on, from the
+same start, beside a trial of the model as it is; the speed-up is in samples per second, with its
+interval.
+"""
+
+from __future__ import annotations
+
+import time
+
+from . import trials, variants
+from .run_summary import RunSummary, WhatIf
+
+
+def whatif_fit(captured, user_report, chosen, options, interval: float, baseline: RunSummary | None = None,
+               progress=None, cpuinfo: str | None = None) -> WhatIf:
+    """``chosen``: the variants asked for (None: each that applies). ``options``: the trials' steps and
+    budget (:class:`~colab_magic.comparison.CompareOptions`). ``baseline``: a trial of the model as it is
+    on this device that already ran (--compare's), else one is run."""
+    import keras
+
+    start = time.perf_counter()
+    model = captured.model
+    device = (user_report.device if user_report else None) or "CPU:0"
+    name = getattr(model, "name", type(model).__name__)
+    result = WhatIf(model=name, device=device)
+    try:
+        plan = trials.Plan.for_fit(captured, user_report, options.steps)
+    except trials.TrialError as exc:
+        result.skipped = str(exc)
+        return result
+    backend = keras.backend.backend()
+    x = captured.arguments.get("x")
+    asked = []  # (variant, why it cannot run or does not apply, or None)
+    for variant in chosen if chosen is not None else variants.CATALOGUE.values():
+        why = variants.cannot_run(variant, backend, device, model, x, plan.batch_size, cpuinfo) \
+            or variants.already_on(variant, model)
+        if why is None or chosen is not None:  # the default list leaves out what does not apply
+            asked.append((variant, why))
+    todo = [variant for variant, why in asked if why is None]
+    if not asked:
+        result.skipped = "none of the changes applies to this model here"
+        return result
+    result.budget_s = plan.budget_s(options.budget)
+    if todo and baseline is None:
+        if progress is not None:
+            progress.set_description(f"--whatif: {name} as it is")
+        baseline = trials.run(plan, device.lower(), interval=interval, kind="whatif")
+        if progress is not None:
+            progress.update(1)
+    result.baseline = baseline
+    # The default list keeps within the budget: the fixes the verdicts name first, then the others while
+    # one more trial (about what the model as it is cost: compiling is most of it) still fits.
+    if chosen is None:
+        named = [key for f in (user_report.findings if user_report else []) for key in variants.FIXES_OF_RULE.get(f.rule, ())]
+        todo.sort(key=lambda v: named.index(v.key) if v.key in named else len(named))
+    each = baseline.trial_s if baseline is not None and baseline.trial_s else None
+    left_out = []
+    for variant, why in asked:
+        if why is not None:
+            result.runs.append(RunSummary(device, kind="whatif", model=name, variant=variant.label, error=why))
+    for n, variant in enumerate(todo):
+        spent = time.perf_counter() - start
+        if chosen is None and n and result.budget_s is not None and each and spent + each > result.budget_s:
+            left_out.append(variant)
+            continue
+        if progress is not None:
+            progress.set_description(f"--whatif: {name} with {variant.label}")
+        share = max(0.0, result.budget_s - spent) / (len(todo) - n) if result.budget_s is not None else None
+        result.runs.append(trials.run(plan, device.lower(), variant, interval=interval, budget_s=share, kind="whatif"))
+        if progress is not None:
+            progress.update(1)
+    if left_out:
+        keys = ",".join(next(a for a, k in variants.ALIASES.items() if k == v.key) for v in left_out)
+        result.notes.append(
+            f"Not timed, to keep within the budget ({result.budget_s:.2f} s, {100 * options.budget:.0f}% of your epoch; "
+            f"one trial costs about {each:.2f} s, mostly compiling): {', '.join(v.label for v in left_out)}. "
+            f"--whatif {keys} times them anyway, or raise --budget.")
+    order = [v.label for v in (chosen or variants.CATALOGUE.values())]  # the order asked, else the catalogue's
+    result.runs.sort(key=lambda r: order.index(r.variant))
+    result.add_speedups()
+    timed = [r.variant for r in result.runs if r.error is None]
+    if variants.CATALOGUE["batch_x4"].label in timed:
+        result.notes.append("batch x4 is compared in samples/s, for the same epoch of data; a larger batch may "
+                            "need a larger learning rate (or a warm-up) to reach the same accuracy.")
+    if variants.CATALOGUE["mixed_precision"].label in timed:
+        result.notes.append(f"mixed precision: {variants.policy(variants.CATALOGUE['mixed_precision'], device)}, "
+                            "with the last layer kept in float32.")
+    result.wall_s = time.perf_counter() - start
+    note = trials.over_budget(result.wall_s, result.budget_s, options.budget, result.runs)
+    if note:
+        result.notes.append(note)
+    return result
+
+
+def planned(chosen) -> int:
+    """How many trials whatif_fit will run at most for this model (the progress bar's total)."""
+    return 1 + len(chosen if chosen is not None else variants.CATALOGUE)
