@@ -172,6 +172,11 @@ class ColabMagics(Magics):
         throttled clocks; the summary takes its place at the end. In a terminal it is one line on
         stderr, drawn only while Keras' own bar is off (verbose=0 or 2).
 
+        --compare and --whatif run trials after the cell: a copy of each model that was trained,
+        compiled, warmed up, then timed for about 0.5 s of steps (or an epoch, if shorter; at least
+        --steps). Together they may cost --budget % of your epoch (default 10), each flag; a
+        default --whatif leaves out the changes that would go over it, and says so.
+
         --backup adds keras.callbacks.BackupAndRestore (unless the fit has its own), in a folder per
         model (its layers and shapes), so a cell run again after a disconnect starts after the last
         finished epoch; the headline says so. Keras removes the backup when the fit completes. In
@@ -184,9 +189,12 @@ class ColabMagics(Magics):
                      input-bound (steps wait for data), throttled clocks, memory nearly full,
                      dispatch-bound (steps so short that launching them is the cost), SMs or tensor
                      cores idle (GPM), compilation dominating a short run; or that none applies
-          --compare  the same model timed for a few steps on each device, from the same weights:
-                     ms/step, projected s/epoch and the speed-up. It trains copies of your model
-                     after the cell; your model, weights and optimizer are not touched
+          --compare  the same model timed on each device, from the same weights: ms/step,
+                     projected s/epoch and the speed-up, with 95% intervals. It trains copies of
+                     your model after the cell; your model, weights and optimizer are not touched
+          --whatif   the fixes the verdicts name, each timed on a copy (steps_per_execution=32,
+                     batch x4, mixed precision, jit_compile=True): samples/s and the speed-up
+                     over the model as it is, with its interval; the verdicts quote them
           training   ms/step (median, p10, p90, mean; the first, compiling step left out),
                      s/epoch, samples/s, FLOPs and MFU where known
           details    per epoch (time, validation, overhead outside the steps, energy), the host
@@ -198,6 +206,8 @@ class ColabMagics(Magics):
             model.fit(x, y, epochs=5)
 
             %%timed_fit --compare          # also time the model on the CPU and the GPU
+            %%timed_fit --whatif           # and measure the fixes the verdicts name
+            %%timed_fit --whatif spe,mixed # just these: steps_per_execution=32, mixed precision
             %%timed_fit --plot             # a timeline of GPU and CPU use, after the verdicts
             %%timed_fit --live             # a status line, updated in place while it trains
             %%timed_fit --backup           # after a disconnect, the same cell resumes the fit

@@ -53,7 +53,7 @@ after = model.get_weights()
     # that compiling alone overspends, so the window is the fewest, after its own first execution.
     assert cpu.report.total_steps == 13 and cpu.report.step.n == 12 and cpu.timed_steps == 12
     assert cpu.first_step_s > 0 and cpu.trial_s > cpu.timed_s
-    assert cpu.budget_note.startswith("compiling and warming up took")
+    assert cpu.budget_note.startswith("compiling, warming up and setting up took")
     assert any(n.startswith("These trials took") for n in c.notes)
     # the projection: the clone's mean step and the fixed cost of the user's own (second) epoch
     user_epoch = r.reports[0].epochs[1]

@@ -64,7 +64,7 @@ def test_a_window_is_at_most_an_epoch_and_the_note_says_what_was_done():
     assert plan_window(plan(steps_per_epoch=5), 0.001, 0.0, None).steps == 20  # never under the fewest
     assert plan_window(plan(steps_per_epoch=None), 0.001, 0.0, None).steps == 1000
     note = plan_window(plan(), 0.01, 0.45, 0.5).note
-    assert note == ("compiling and warming up took 0.45 s of its 0.50 s budget; it timed the fewest steps for a "
+    assert note == ("compiling, warming up and setting up took 0.45 s of its 0.50 s budget; it timed the fewest steps for a "
                     "stable mean (20)")
     assert plan_window(plan(min_steps=8), 1.0, 0.0, None).steps == 8  # --steps 8
 
