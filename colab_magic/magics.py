@@ -190,8 +190,9 @@ class ColabMagics(Magics):
                      dispatch-bound (steps so short that launching them is the cost), SMs or tensor
                      cores idle (GPM), compilation dominating a short run; or that none applies
           --compare  the same model timed on each device, from the same weights: ms/step,
-                     projected s/epoch and the speed-up, with 95% intervals. It trains copies of
-                     your model after the cell; your model, weights and optimizer are not touched
+                     projected s/epoch and the speed-up, with 95% intervals.
+                     It trains copies of your model after the cell; your model, weights and
+                     optimizer are not touched
           --whatif   the fixes the verdicts name, each timed on a copy (steps_per_execution=32,
                      batch x4, mixed precision, jit_compile=True): samples/s and the speed-up
                      over the model as it is, with its interval; the verdicts quote them

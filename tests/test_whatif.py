@@ -55,7 +55,8 @@ def policy():
 def test_whatif_times_each_change_beside_the_model_as_it_is(kip, tmp_path):
     path = tmp_path / "runs.jsonl"
     kip.run_cell("model = make_model()\nbefore = model.get_weights()").raise_error()
-    kip.run_cell(f"%%timed_fit --whatif spe,batch -q -v R --history {path}\n{FIT}\nafter = model.get_weights()").raise_error()
+    kip.run_cell(f"%%timed_fit --whatif spe,batch -q -v R --history {path}\n{FIT}\nafter = model.get_weights()\n"
+                 "steps_after = int(model.optimizer.iterations)").raise_error()
     r = kip.user_ns["R"]
     (w,) = r.whatifs
     assert (w.model, w.device, w.skipped) == ("net", "CPU:0", None)
@@ -75,6 +76,7 @@ def test_whatif_times_each_change_beside_the_model_as_it_is(kip, tmp_path):
     for a, b in zip(kip.user_ns["after"], kip.user_ns["model"].get_weights()):
         np.testing.assert_array_equal(a, b)
     assert kip.user_ns["model"].steps_per_execution == 1 and policy() == "float32"
+    assert int(kip.user_ns["model"].optimizer.iterations) == kip.user_ns["steps_after"] == 128  # its own optimizer
     d = json.loads(json.dumps(r.to_dict()))
     (wd,) = d["whatifs"]
     assert [run["variant"] for run in wd["runs"]] == ["steps_per_execution=32", "batch x4"]
