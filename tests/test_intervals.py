@@ -94,3 +94,25 @@ def test_overlaps_at_the_edges():
 
 def test_the_constants_the_interval_rests_on():
     assert (intervals.BLOCKS, intervals.MIN_DRIFT_WINDOWS, intervals.DRIFT_Q) == (5, 8, 0.025)
+
+
+def test_one_block_is_the_mean_and_a_realistic_fit_drifts_the_same():
+    assert block_means([1.0, 2.0, 3.0], 1) == [2.0]
+    # steps of 10 and 20 ms: the same shape as the 1 s and 2 s fit above
+    assert drift([0.01] * 80 + [0.02] * 20, 0.12) == pytest.approx((1.0 / 1.2, 2.0 / 1.2))
+    # windows of one step each when a step is longer than the window
+    assert drift([1.0, 3.0] * 25, 1.0) == pytest.approx((0.5, 1.5))
+
+
+def test_blocks_as_asked():
+    values = [1.0, 1.0, 3.0, 3.0]  # two blocks: means 1 and 3
+    spread = math.sqrt(2) / 2
+    width = math.log1p(12.706 * spread * math.sqrt(1 + 1 / 2))
+    assert mean_interval(values, blocks=2) == pytest.approx((2 * math.exp(-min(width, math.log(10))),
+                                                              2 * math.exp(min(width, math.log(10)))))
+    assert mean_interval(values, blocks=2) != mean_interval(values)  # four blocks of one
+
+
+def test_the_error_says_why():
+    with pytest.raises(ValueError, match="^at least one degree of freedom$"):
+        t975(0)

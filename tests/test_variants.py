@@ -1,6 +1,7 @@
 """--whatif's changes (colab_magic.variants) and how the verdicts quote what was measured
 (colab_magic.verdicts.quote_measured), without training."""
 
+import numpy as np
 import pytest
 
 from colab_magic import variants
@@ -150,3 +151,67 @@ def test_nothing_measured_changes_nothing():
     quote_measured(report, None)
     quote_measured(report, WhatIf("m", "CPU:0", skipped="no"))
     assert [(f.fix, f.action) for f in report.findings] == before
+
+
+class Dataset:
+    element_spec = None  # what tf.data datasets have
+
+
+@pytest.mark.parametrize("x, ok", [
+    (np.zeros((4, 2)), True),
+    ((np.zeros((4, 2)), np.zeros(4)), True),
+    ([np.zeros((4, 2)), np.zeros(4)], True),
+    ({"a": np.zeros((4, 2)), "b": np.zeros(4)}, True),
+    (Dataset(), True),
+    ([np.zeros(4), "labels"], False),
+    ({"a": np.zeros(4), "b": 1}, False),
+    (type("Shaped", (), {"shape": (4,)})(), False),  # a shape, but no way to slice it
+    (iter([]), False),
+])
+def test_a_larger_batch_needs_arrays_or_a_dataset(x, ok):
+    why = cannot_run(CATALOGUE["batch_x4"], "tensorflow", "CPU:0", Model(), x, 32, BF16)
+    assert (why is None) is ok
+    if not ok:
+        assert why == "a larger batch can be tried on arrays and tf.data datasets, not on this input"
+
+
+def test_any_larger_batch_needs_a_known_batch():
+    double = variants.Variant("batch_x2", "batch x2", batch_factor=2)
+    assert cannot_run(double, "jax", "CPU:0", Model(), np.zeros((4, 2)), None, BF16) == \
+        "the batch size of this input is unknown, so it cannot be made larger"
+
+
+def test_jit_compile_on_another_backend_names_it():
+    assert cannot_run(CATALOGUE["jit_compile"], "numpy", "CPU:0", Model(), None, 32, BF16) == \
+        "jit_compile is TensorFlow's switch, not numpy's"
+
+
+def test_already_on_reads_what_the_model_has_and_nothing_else():
+    assert already_on(CATALOGUE["mixed_precision"], Model(policy="float16")) == "the model already computes in float16"
+    assert already_on(CATALOGUE["mixed_precision"], Model(policy="bfloat16")) == "the model already computes in bfloat16"
+    bare = object()  # no steps_per_execution, jit_compile or dtype_policy: a float32 model as Keras starts it
+    assert all(already_on(v, bare) is None for v in CATALOGUE.values())
+    assert already_on(CATALOGUE["steps_per_execution"], Model(spe=None)) is None
+    assert already_on(CATALOGUE["jit_compile"], Model(jit="auto")) is None
+
+
+def test_this_machines_cpu_flags(monkeypatch):
+    flags = set()
+    for line in open("/proc/cpuinfo").read().splitlines():
+        if line.startswith("flags"):
+            flags.update(line.split(":", 1)[1].split())
+    assert cpu_has_bf16() == bool(flags & {"avx512_bf16", "amx_bf16"})
+
+    class Unreadable:  # a system without /proc (the platform boundary)
+        def __init__(self, path):
+            pass
+
+        def read_text(self):
+            raise OSError("no /proc here")
+
+    monkeypatch.setattr(variants, "Path", Unreadable)
+    assert cpu_has_bf16() is False
+
+
+def test_empty_items_in_the_list_are_skipped():
+    assert [v.key for v in parse("spe,,jit")] == ["steps_per_execution", "jit_compile"]
