@@ -61,6 +61,22 @@ def test_headline_says_where_how_fast_and_the_first_finding_with_its_fix():
     assert stopped.headline == "m on GPU 0 (A100): no step timed (stopped: KeyboardInterrupt)."
 
 
+def test_headline_gives_the_speed_up_with_its_interval_either_way():
+    from colab_magic.headline import fit_headline
+    from colab_magic.run_summary import Comparison, RunSummary
+
+    report = builders.report(device="CPU:0", step=0.01, epochs=epochs(1.0), model="net")
+    faster = Comparison("net", 20, 100, 32, runs=[RunSummary("CPU:0", speedup=1.0),
+                                                 RunSummary("GPU:0", speedup=8.3, speedup_interval=(7.9, 8.8))])
+    assert "; GPU:0 8.3x faster than the CPU (7.9-8.8x)." in fit_headline(report, faster)
+    slower = Comparison("net", 20, 100, 32, runs=[RunSummary("CPU:0", speedup=1.0),
+                                                 RunSummary("GPU:0", speedup=0.5, speedup_interval=(0.4, 0.625))])
+    # "2.0x slower": its interval in the same terms, 1/0.625 to 1/0.4
+    assert "; GPU:0 2.0x slower than the CPU (1.6-2.5x)." in fit_headline(report, slower)
+    bare = Comparison("net", 20, 100, 32, runs=[RunSummary("CPU:0", speedup=1.0), RunSummary("GPU:0", speedup=4.0)])
+    assert "; GPU:0 4.0x faster than the CPU." in fit_headline(report, bare)
+
+
 @pytest.mark.keras
 def test_headline_leads_text_html_and_dict_one_line_per_fit(kip, capsys):
     kip.run_cell(f"%%timed_fit --no-history -v R\n{FIT}\nmake_model('other').fit(x, y, epochs=1, verbose=0)").raise_error()

@@ -88,6 +88,8 @@ def test_whatif_times_each_change_beside_the_model_as_it_is(kip, tmp_path):
     text = " ".join(str(r).split())
     assert "What if: net on CPU:0, each change timed from the same start" in text
     assert "batch x4 is compared in samples/s" in text and "In brackets: a 95% interval" in text
+    html = r._repr_html_()  # the notebook's view: the same table
+    assert "What if: net on CPU:0, each change timed from the same start" in html and "steps_per_execution=32" in html
 
 
 def test_a_dispatch_bound_fit_quotes_the_measured_fix(kip):
