@@ -295,24 +295,9 @@ def whatif_table(w) -> Table:
             rows.append([r.variant, "", "", "", f"cannot run: {r.error}"])
         else:
             rows.append([r.variant, fmt(r.samples_per_s, ",.0f"),
-                         fmt_interval(r.speedup, r.speedup_interval, ".2f", "x"), gain_word(r), _timed(r)])
+                         fmt_interval(r.speedup, r.speedup_interval, ".2f", "x"), r.gain or NA, _timed(r)])
     header = ["change", "samples/s", "speed-up", "verdict", "timed"]
     return Table(title, rows, header, [INTERVAL_NOTE] + list(w.notes))
-
-
-GAIN_CLEAR = 1.15  # a speed-up whose interval starts above this is a clear gain
-
-
-def gain_word(r) -> str:
-    """faster, slower, or no clear gain: from the speed-up's interval (its value when it has none)."""
-    if r.speedup is None:
-        return NA
-    low, high = r.speedup_interval or (r.speedup, r.speedup)
-    if low >= GAIN_CLEAR:
-        return "faster"
-    if high < 1:
-        return "slower"
-    return "no clear gain"
 
 
 def colab_history_note(path: str) -> str:

@@ -27,6 +27,7 @@ RECORD_KEYS = (
     "speedup_interval", "timed_s", "timed_steps",
 )
 FIT_BLOCKS = 10  # a fit's steps in this many blocks give its mean's interval
+GAIN_CLEAR = 1.15  # a speed-up whose interval starts this high is a clear gain
 
 
 @dataclass
@@ -108,16 +109,33 @@ class RunSummary:
             return cpu.step_median_s / self.step_median_s
         return None
 
+    def step_speedup_interval(self, base: RunSummary) -> tuple | None:
+        """The interval of ``base``'s mean step over this run's, where both have one."""
+        return intervals.ratio_interval(base.step_mean_s, base.step_mean_interval_s, self.step_mean_s,
+                                        self.step_mean_interval_s)
+
     def throughput_over(self, base: RunSummary) -> tuple[float | None, tuple | None]:
         """Samples per second over ``base``'s, and its interval: the speed-up of the same epoch when
         the batches differ (--whatif's batch x4), and the step speed-up when they are the same."""
         if not (base.step_mean_s and self.step_mean_s):
             return self.speedup_over(base), None
         scale = self.batch_size / base.batch_size if self.batch_size and base.batch_size else 1.0
-        found = intervals.ratio_interval(base.step_mean_s, base.step_mean_interval_s, self.step_mean_s,
-                                         self.step_mean_interval_s)
+        found = self.step_speedup_interval(base)
         value = scale * base.step_mean_s / self.step_mean_s
         return value, (scale * found[0], scale * found[1]) if found else None
+
+    @property
+    def gain(self) -> str | None:
+        """What a measured speed-up says: "faster" when its interval starts at GAIN_CLEAR or above,
+        "slower" when it ends under 1, else "no clear gain" (the value stands in for a missing interval)."""
+        if self.speedup is None:
+            return None
+        low, high = self.speedup_interval or (self.speedup, self.speedup)
+        if low >= GAIN_CLEAR:
+            return "faster"
+        if high < 1:
+            return "slower"
+        return "no clear gain"
 
     @classmethod
     def from_report(cls, report, kind: str = "fit", device: str | None = None) -> RunSummary:

@@ -240,7 +240,6 @@ def findings(report) -> list[Finding]:
     return found[:MAX_FINDINGS]
 
 
-GAIN_CLEAR = 1.15  # a measured change whose speed-up interval starts above this wins clearly
 # How to make each change, for a finding of its own
 HOW = {
     "steps_per_execution": f"model.compile(..., steps_per_execution={variants.SPE})",
@@ -252,11 +251,10 @@ HOW = {
 
 def measured(run) -> str:
     """A --whatif run in words: "steps_per_execution=32: measured 3.4x faster (3.1-3.7)"."""
-    low, high = run.speedup_interval or (run.speedup, run.speedup)
-    where = f" ({low:.2f}-{high:.2f})" if run.speedup_interval else ""
-    if low >= GAIN_CLEAR:
+    where = f" ({run.speedup_interval[0]:.2f}-{run.speedup_interval[1]:.2f})" if run.speedup_interval else ""
+    if run.gain == "faster":
         return f"{run.variant}: measured {run.speedup:.1f}x faster{where}"
-    if high < 1:
+    if run.gain == "slower":
         return f"{run.variant}: measured {1 / run.speedup:.1f}x slower{where}"
     place = "this CPU" if run.is_cpu else run.device
     return f"{run.variant}: no clear gain on {place} ({run.speedup:.2f}x{where})"
@@ -277,12 +275,12 @@ def quote_measured(report, whatif) -> None:
         quoted.update(run.variant for run in tried)
         finding.fix += "; " + "; ".join(measured(run) for run in tried)
         best = max(tried, key=lambda run: run.speedup)
-        if (best.speedup_interval or (best.speedup,))[0] >= GAIN_CLEAR:
+        if best.gain == "faster":
             finding.action = f"{best.variant}, measured {best.speedup:.1f}x faster"
     wins = []
     for key, name in label.items():
         run = done.get(name)
-        if run is None or name in quoted or (run.speedup_interval or (run.speedup,))[0] < GAIN_CLEAR:
+        if run is None or name in quoted or run.gain != "faster":
             continue
         wins.append(Finding(
             "measured_gain",
