@@ -76,7 +76,7 @@ def _compare_table(view, notes: list[str]) -> Table:
             return NA
         if run is cpu or not (run.step_mean_interval_s and cpu.step_mean_interval_s):
             return f"{value:.1f}x"
-        _, interval = run.throughput_over(cpu)
+        interval = run.step_speedup_interval(cpu)  # around the value shown: the ratio of the mean steps
         within = interval is not None and interval[0] <= 1 <= interval[1]
         if within:
             noisy.append(run)
