@@ -232,10 +232,11 @@ def _record(result, path, runtime) -> None:
         for rep in result.reports:
             history.append(RunSummary.from_report(rep).to_record(env), path)
         trials = [run for c in result.comparisons for run in c.runs]
-        for w in result.whatifs:  # --compare's run of the model as it is is already among them
-            trials += [run for run in [w.baseline, *w.runs] if run is not None and run not in trials]
+        trials += [run for w in result.whatifs for run in [w.baseline, *w.runs] if run is not None]
+        recorded = set()  # by identity: --compare's run of the model as it is is also --whatif's baseline
         for run in trials:
-            if run.report is not None:  # timed now (not a column brought in from the history)
+            if run.report is not None and id(run) not in recorded:  # timed now, not brought in from the history
+                recorded.add(id(run))
                 history.append(run.to_record(env), path)
         result.history_path = str(path)
     except (OSError, ValueError, history.HistoryError) as exc:  # a full disk or a lost Drive must not cost the summary
