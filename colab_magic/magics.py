@@ -265,8 +265,10 @@ class ColabMagics(Magics):
             else:
                 print(text, file=sys.stderr)
 
+        devices = [_unquote(d.strip()) for d in _unquote(args.devices).split(",") if d.strip()] if args.devices else None
+        options = CompareOptions(args.steps, devices, args.budget / 100)  # --whatif reads its steps and budget
+        compare = options if args.compare else None
         whatif = None
-        options = CompareOptions(args.steps, budget=args.budget / 100)
         if args.whatif is not None:
             from .variants import parse
 
@@ -274,10 +276,6 @@ class ColabMagics(Magics):
                 whatif = WhatIfRequest(parse(_unquote(args.whatif)), options)
             except ValueError as exc:
                 raise UsageError(str(exc)) from None
-        compare = None
-        if args.compare:
-            devices = [_unquote(d.strip()) for d in _unquote(args.devices).split(",") if d.strip()] if args.devices else None
-            compare = CompareOptions(args.steps, devices, args.budget / 100)
         result, value, error = time_cell(
             run,
             args.interval,

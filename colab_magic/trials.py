@@ -264,12 +264,12 @@ def run(plan: Plan, device_name: str, variant: Variant = AS_IS, interval: float 
             warm_steps = 1 + WARMUP_STEPS if spe == 1 else spe
             called = time.perf_counter()
             warm = fit_clone(clone, interval, **inputs(plan, variant, warm_steps))
-            spent = time.perf_counter() - start
+            now = time.perf_counter()
             estimate = warm.step.mean if warm is not None and warm.step else None
             # the timed call pays what the warm-up call cost outside its steps again (fit's set-up, the
             # data, the report): the budget keeps room for it
-            outside = time.perf_counter() - called - sum(e.steps_s for e in warm.epochs) if warm is not None else 0.0
-            window = plan_window(plan, estimate or 0.0, spent + max(0.0, outside), budget_s, spe)
+            outside = now - called - sum(e.steps_s for e in warm.epochs) if warm is not None else 0.0
+            window = plan_window(plan, estimate or 0.0, now - start + max(0.0, outside), budget_s, spe)
             least = least_steps(plan, spe)
 
             def enough(timer) -> bool:
