@@ -80,7 +80,11 @@ def _verdicts(r, which: str) -> Table:
     # Passed: the verdicts (whose thresholds decide) found no input-bound step. That finding comes
     # second at most (after GPU-unused), so the cap on findings never hides it.
     if check is not None and all(f.rule != "input_bound" for f in r.findings):
-        lines.append(f"Input check passed: {100 * check.wait_share:.1f}% of each step waits for data: not input-bound "
+        interval = check.wait_share_interval
+        share = fmt_interval(100 * check.wait_share, interval and (100 * interval[0], 100 * interval[1]), ".1f", "%")
+        # with an interval, the verdict went by its low end: a wait the noise could explain was let pass
+        verdict = "not input-bound beyond the noise of the timing" if interval else "not input-bound"
+        lines.append(f"Input check passed: {share} of each step waits for data: {verdict} "
                      f"({check.steps} steps of a copy of the model, {fmt_s(check.check_s)}).")
     if not lines:
         lines.append("No bottleneck found: none of the verdicts' conditions held (README: Verdicts).")

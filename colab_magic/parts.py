@@ -166,10 +166,16 @@ class Finding(Part):
 
 @dataclass
 class InputWait(Part):
-    """The input check: the user's step against the same step with one batch held in memory."""
+    """The input check: the user's mean step against the same step with one batch held in memory."""
 
     step_s: float
     compute_step_s: float
     wait_share: float  # of a step, 0-1
     check_s: float  # what the check cost
-    steps: int
+    steps: int  # the held-batch steps timed
+    wait_share_interval: tuple[float, float] | None = None  # 95%, 0-1; None: too few steps to say
+
+    @property
+    def wait_share_low(self) -> float:
+        """The least share of a step the measurement supports: the verdicts' thresholds apply to it."""
+        return self.wait_share_interval[0] if self.wait_share_interval else self.wait_share

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from . import peaks, variants
 from .parts import Finding
+from .tables import fmt_interval
 
 IDLE_PCT = 5.0  # mean GPU utilisation below this: the GPU did nothing to speak of
 MAX_FINDINGS = 3
@@ -70,17 +71,19 @@ def idle_gpus(r) -> Finding | None:
 
 
 def input_bound(r) -> Finding | None:
-    """Steps that wait for data: measured by the input check, or seen as an idle GPU beside a busy host."""
+    """Steps that wait for data: measured by the input check, or seen as an idle GPU beside a busy host.
+    A measured wait is judged by the low end of its interval: what the noise could explain is not
+    called input-bound."""
     check = r.input_wait
     if check:
-        share = check.wait_share
-        if share < MODERATELY_INPUT_BOUND:
+        low = check.wait_share_low
+        if low < MODERATELY_INPUT_BOUND:
             return None
-        level = "Highly" if share >= HIGHLY_INPUT_BOUND else "Moderately"
+        level = "Highly" if low >= HIGHLY_INPUT_BOUND else "Moderately"
         return Finding(
             "input_bound",
-            f"{level} input-bound: {100 * share:.0f}% of each step waits for data",
-            f"median step {check.step_s * 1000:.1f} ms with your pipeline, {check.compute_step_s * 1000:.1f} ms "
+            f"{level} input-bound: {share_text(check)} of each step waits for data",
+            f"mean step {check.step_s * 1000:.1f} ms with your pipeline, {check.compute_step_s * 1000:.1f} ms "
             f"with one batch held in memory ({check.steps} steps of a copy of the model)",
             INPUT_FIX,
         )
@@ -97,6 +100,12 @@ def input_bound(r) -> Finding | None:
             INPUT_FIX + " (for a tf.data input, %%timed_fit --input-check on measures the wait)",
         )
     return None
+
+
+def share_text(check) -> str:
+    """"38% (31-44)": the measured wait, with its interval where there is one."""
+    interval = check.wait_share_interval
+    return fmt_interval(100 * check.wait_share, interval and (100 * interval[0], 100 * interval[1]), ".0f", "%")
 
 
 def throttled(r) -> Finding | None:

@@ -82,7 +82,7 @@ def input_pipeline():
     return new_notebook(cells=[
         new_markdown_cell(
             "# An input-bound fit, and its fix\n\n"
-            "A `tf.data` pipeline whose `map` is slow (a 10 ms sleep per batch stands for a slow disk). "
+            "A `tf.data` pipeline whose `map` is slow (a 20 ms sleep per batch stands for a slow disk). "
             "`--input-check on` times a copy of the model on one batch held in memory: the difference from "
             "the real step is the time each step waits for data."
         ),
@@ -92,7 +92,7 @@ def input_pipeline():
             "rng = np.random.default_rng(0)\n"
             "X = rng.random((32 * 40, 512), dtype=np.float32)\n"
             "Y = rng.random((32 * 40, 1), dtype=np.float32)\n\n"
-            "def slow(a):\n    time.sleep(0.010)\n    return a\n\n"
+            "def slow(a):\n    time.sleep(0.020)\n    return a\n\n"
             "def slow_map(a, b):\n    a = tf.numpy_function(slow, [a], tf.float32)\n    a.set_shape([None, 512])\n    return a, b\n\n"
             "def make_model():\n"
             "    m = keras.Sequential([keras.Input((512,)), keras.layers.Dense(2048, activation=\"relu\"),\n"

@@ -27,8 +27,9 @@ def steps(step_s: float, n: int = 100) -> StepStats:
     return StepStats(n=n, mean=step_s, median=step_s, p10=step_s, p90=step_s, p95=step_s, min=step_s, max=step_s)
 
 
-def input_wait(share: float, step_s: float = 0.030, compute_step_s: float = 0.019) -> InputWait:
-    return InputWait(step_s=step_s, compute_step_s=compute_step_s, wait_share=share, check_s=0.6, steps=20)
+def input_wait(share: float, step_s: float = 0.030, compute_step_s: float = 0.019, interval=None) -> InputWait:
+    return InputWait(step_s=step_s, compute_step_s=compute_step_s, wait_share=share, check_s=0.6, steps=20,
+                     wait_share_interval=interval)
 
 
 def report(device="GPU:0", gpus=None, step=None, **kw) -> FitReport:

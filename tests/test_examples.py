@@ -83,4 +83,5 @@ def test_input_pipeline_verdict_then_fix(monkeypatch, tmp_path):
     timed = [outputs(c, text_of) for c in cells if c.source.startswith("%%timed_fit")]
     naive, fixed = timed
     assert "Highly input-bound" in naive and "num_parallel_calls=tf.data.AUTOTUNE" in naive
+    assert re.search(r"Highly input-bound: \d+% \(\d+-\d+\) of each step waits for data", " ".join(naive.split()))
     assert "Highly input-bound" not in fixed

@@ -46,8 +46,12 @@ def test_slow_map_is_input_bound_and_the_fix_removes_it(ip, capsys):
     out = capsys.readouterr().out
     slow = ip.user_ns["SLOW"][0]
     check = slow.input_wait
-    assert check.steps == 20 and check.compute_step_s < check.step_s
-    assert check.wait_share >= 0.20, check
+    # timed until it holds half a second of steps, and at least 20 of them
+    assert check.steps >= 20 and check.steps * check.compute_step_s >= 0.499, check
+    assert check.compute_step_s < check.step_s
+    low, high = check.wait_share_interval
+    assert low <= check.wait_share <= high
+    assert low >= 0.20, check  # the sleep is half of each step: clear of the threshold, noise and all
     verdict = rules(slow)["input_bound"]
     assert verdict.title.startswith("Highly input-bound")
     assert "num_parallel_calls=tf.data.AUTOTUNE" in verdict.fix and "prefetch" in verdict.fix
@@ -57,8 +61,10 @@ def test_slow_map_is_input_bound_and_the_fix_removes_it(ip, capsys):
     fixed = ip.user_ns["FIXED"][0]
     # On two shared cores some contention can stay; the highly input-bound verdict must be gone,
     # and most of the wait with it.
-    assert fixed.input_wait.wait_share < 0.20, fixed.input_wait
-    assert fixed.input_wait.wait_share < check.wait_share - 0.15
+    # (by the intervals' low ends: a point estimate alone once read 62% here, when the fit itself ran
+    # at half speed for a while and the interval spanned 10-84%)
+    assert fixed.input_wait.wait_share_low < 0.20, fixed.input_wait
+    assert fixed.input_wait.wait_share_low < check.wait_share_low - 0.15
     assert "input_bound" not in rules(fixed) or rules(fixed)["input_bound"].title.startswith("Moderately")
 
 

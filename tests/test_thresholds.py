@@ -99,6 +99,16 @@ def test_measured_input_wait_thresholds(share, title):
     assert (found[0].title.split()[0] if found else None) == title
 
 
+@pytest.mark.parametrize("low, title", [
+    (0.20, "Highly"), (0.199, "Moderately"), (0.05, "Moderately"), (0.049, None),
+])
+def test_measured_input_wait_thresholds_apply_to_the_low_end(low, title):
+    # the same point estimate each time (35%): only the interval's low end moves the verdict
+    r = report(input_wait=builders.input_wait(0.35, interval=(low, 0.5)))
+    found = [f for f in findings(r) if f.rule == "input_bound"]
+    assert (found[0].title.split()[0] if found else None) == title
+
+
 @pytest.mark.parametrize("first, wall, fires", [
     (3.0, 10.0, True), (2.99, 10.0, False), (30.0, 60.0, True), (30.0, 60.01, False),
 ])

@@ -78,7 +78,10 @@ def test_input_check_evidence_in_ms():
     check = b.input_wait(0.5, step_s=0.5123, compute_step_s=0.2561)
     finding = verdicts.input_bound(b.report(device="GPU:0", gpus=[b.gpu()], step=0.5, input_wait=check))
     assert finding.title == "Highly input-bound: 50% of each step waits for data"
-    assert finding.evidence.startswith("median step 512.3 ms with your pipeline, 256.1 ms with one batch")
+    assert finding.evidence.startswith("mean step 512.3 ms with your pipeline, 256.1 ms with one batch")
+    check.wait_share_interval = (0.4349, 0.5651)
+    finding = verdicts.input_bound(b.report(device="GPU:0", gpus=[b.gpu()], step=0.5, input_wait=check))
+    assert finding.title == "Highly input-bound: 50% (43-57) of each step waits for data"
     likely = verdicts.input_bound(b.report(device="GPU:0", gpus=[b.gpu(util=30.0)], step=0.5123,
                                            host=b.host(cpu_process_mean=90.0)))
     assert likely.evidence.endswith("median step 512.3 ms")

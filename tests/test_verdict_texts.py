@@ -45,14 +45,14 @@ EXPECTED = {
     'input_highly': [
         ('input_bound',
          'Highly input-bound: 24% of each step waits for data',
-         'median step 30.0 ms with your pipeline, 19.0 ms with one batch held in memory (20 steps of a copy of the model)',
+         'mean step 30.0 ms with your pipeline, 19.0 ms with one batch held in memory (20 steps of a copy of the model)',
          'in the tf.data pipeline: .map(f, num_parallel_calls=tf.data.AUTOTUNE), .cache() after the expensive steps if the data fits, and .prefetch(tf.data.AUTOTUNE) at the end; or a larger batch',
          'parallelise and prefetch the input pipeline'),
     ],
     'input_moderately': [
         ('input_bound',
          'Moderately input-bound: 10% of each step waits for data',
-         'median step 30.0 ms with your pipeline, 19.0 ms with one batch held in memory (20 steps of a copy of the model)',
+         'mean step 30.0 ms with your pipeline, 19.0 ms with one batch held in memory (20 steps of a copy of the model)',
          'in the tf.data pipeline: .map(f, num_parallel_calls=tf.data.AUTOTUNE), .cache() after the expensive steps if the data fits, and .prefetch(tf.data.AUTOTUNE) at the end; or a larger batch',
          'parallelise and prefetch the input pipeline'),
     ],

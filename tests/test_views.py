@@ -215,14 +215,18 @@ def test_an_input_check_that_passes_says_so():
     from colab_magic.fit_view import _fit_tables
     from colab_magic.verdicts import findings
 
-    def text(share):
-        report = builders.report(device="GPU:0", gpus=[builders.gpu()], step=0.030, input_wait=builders.input_wait(share))
+    def text(share, interval=None):
+        report = builders.report(device="GPU:0", gpus=[builders.gpu()], step=0.030,
+                                 input_wait=builders.input_wait(share, interval=interval))
         report.findings = findings(report)
         return flat(to_text(_fit_tables(report, 1, None)))
 
     assert "Input check passed: 4.7% of each step waits for data: not input-bound" in text(0.047)
     moderate = text(0.05)  # the verdicts' threshold: input-bound, so not "passed"
     assert "Moderately input-bound: 5% of each step waits for data" in moderate and "Input check passed" not in moderate
+    # a wait the noise could explain (the interval's low end under the threshold) passes, and says so
+    assert ("Input check passed: 12.0% (4.9-19.1) of each step waits for data: not input-bound beyond the noise "
+            "of the timing (20 steps of a copy of the model, 600.0 ms).") in text(0.12, (0.049, 0.191))
 
 
 def test_batch_size_of_a_tf_data_input():
