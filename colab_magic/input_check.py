@@ -19,7 +19,7 @@ import time
 from . import intervals
 from .fit_hook import CapturedFit
 from .parts import InputWait
-from .trials import TARGET_TIMED_S, WARMUP_STEPS, fit_clone
+from .trials import MIN_EXECUTIONS, TARGET_TIMED_S, WARMUP_STEPS, fit_clone
 
 INPUT_CHECK_STEPS = 20  # the fewest steps the held-batch copy times
 # the most it may time, in the user's own steps' seconds: a stop ends it once it holds TARGET_TIMED_S,
@@ -41,12 +41,17 @@ def input_wait(captured: CapturedFit, user_report, interval: float, steps: int =
     clone.compile_from_config(config)
     held = x.take(1).cache().repeat()
     step = user_report.step.mean
+    spe = getattr(clone, "steps_per_execution", 1) or 1  # the timer records one time per execution
+
+    least = max(steps, MIN_EXECUTIONS * spe) if spe > 1 else steps  # enough executions for a scatter
 
     def enough(timer) -> bool:
-        return timer.steps.total >= TARGET_TIMED_S and timer.steps.count >= steps
+        return timer.steps.total * spe >= TARGET_TIMED_S and timer.steps.count * spe >= least
 
     # the first (compiling) step and the slower ones after it are kept apart, as in a trial
-    planned = 1 + WARMUP_STEPS + max(steps, math.ceil(MAX_CHECK_S / step))
+    planned = 1 + WARMUP_STEPS + max(least, math.ceil(MAX_CHECK_S / step))
+    if spe > 1:  # whole executions, the compiling one and one of warm-up besides
+        planned = spe * (2 + math.ceil(planned / spe))
     report = fit_clone(clone, interval, warmup=WARMUP_STEPS, stop_when=enough, x=held, epochs=1,
                        steps_per_epoch=planned, verbose=0, shuffle=False)
     if report is None or not report.step:
@@ -57,7 +62,7 @@ def input_wait(captured: CapturedFit, user_report, interval: float, steps: int =
         compute_step_s=compute,
         wait_share=max(0.0, 1.0 - compute / step),
         check_s=time.perf_counter() - start,
-        steps=report.step.n,
+        steps=report.step.n * spe,
         wait_share_interval=share_interval(user_report.step_times, step, report.step_times, compute),
     )
 

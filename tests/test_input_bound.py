@@ -68,6 +68,19 @@ def test_slow_map_is_input_bound_and_the_fix_removes_it(ip, capsys):
     assert "input_bound" not in rules(fixed) or rules(fixed)["input_bound"].title.startswith("Moderately")
 
 
+def test_input_check_counts_steps_in_whole_executions(ip):
+    ip.run_cell(SETUP).raise_error()
+    ip.run_cell("m = make_model()\nm.compile(optimizer='sgd', loss='mse', steps_per_execution=8)").raise_error()
+    ip.run_cell("%%timed_fit --input-check on --no-history -q -v S\nm.fit(naive, epochs=1, verbose=0)").raise_error()
+    check = ip.user_ns["S"][0].input_wait
+    # the copy keeps the user's 8 steps per call: its steps come in eights, at least 4 calls of them (a
+    # scatter between blocks needs them) and 0.5 s
+    assert check.steps % 8 == 0 and check.steps >= 32 and check.steps * check.compute_step_s >= 0.499, check
+    low, high = check.wait_share_interval
+    assert low <= check.wait_share <= high
+    ip.user_ns.pop("m"), ip.user_ns.pop("S")
+
+
 def test_input_check_skipped_for_arrays_and_when_off(ip):
     ip.run_cell(SETUP).raise_error()
     ip.run_cell("%%timed_fit --input-check on --no-history -q -v A\nmake_model().fit(X, Y, epochs=1, verbose=0)").raise_error()
