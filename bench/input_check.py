@@ -2,9 +2,10 @@
 
 Run: python bench/input_check.py [--reps 20] [--sleep-ms 20] [--epochs 2] [--out FILE]
 
-The pipeline of examples/input_pipeline.ipynb: a ``map`` that sleeps per batch (a slow disk, using no
-CPU) before a 2-layer 2048-wide MLP, batch 32, 40 batches an epoch; synthetic data. Per rep, in one
-IPython shell, two fits under ``%%timed_fit --input-check on``:
+The pipeline of examples/input_pipeline.ipynb, its code cells run as they are but for the sleep: a
+``map`` that sleeps per batch (a slow disk, using no CPU) before a 2-layer 2048-wide MLP, batch 32, 40
+batches an epoch; synthetic data. Per rep, in one IPython shell, two fits under
+``%%timed_fit --input-check on``:
 - naive: the map one batch at a time, no prefetch (TensorFlow's prefetch injection off). The sleep
   adds to each step: it should be called highly input-bound (the interval's low end at 20% or more);
 - fixed: the map in parallel, then prefetch. It should not be called input-bound at all.
@@ -16,36 +17,27 @@ every rep; fixed input-bound in none (a false alarm is what the interval is ther
 import argparse
 import contextlib
 import io
+import json
 import os
 import statistics
 import sys
+from pathlib import Path
 
 from IPython.core.interactiveshell import InteractiveShell
 
-SETUP = """
-import time
-import numpy as np, tensorflow as tf, keras
-rng = np.random.default_rng(0)
-X = rng.random((32 * 40, 512), dtype=np.float32)
-Y = rng.random((32 * 40, 1), dtype=np.float32)
-def slow(a):
-    time.sleep({sleep})
-    return a
-def slow_map(a, b):
-    a = tf.numpy_function(slow, [a], tf.float32)
-    a.set_shape([None, 512])
-    return a, b
-batches = tf.data.Dataset.from_tensor_slices((X, Y)).batch(32)
-no_prefetch = tf.data.Options()
-no_prefetch.experimental_optimization.inject_prefetch = False
-naive = batches.map(slow_map).with_options(no_prefetch)
-fixed = batches.map(slow_map, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
-def make_model():
-    m = keras.Sequential([keras.Input((512,)), keras.layers.Dense(2048, activation="relu"),
-                          keras.layers.Dense(2048, activation="relu"), keras.layers.Dense(1)])
-    m.compile(optimizer="sgd", loss="mse")
-    return m
-"""
+NOTEBOOK = Path(__file__).resolve().parent.parent / "examples" / "input_pipeline.ipynb"
+SLEEP = "time.sleep(0.020)"
+
+
+def setup_code(sleep_ms: float) -> str:
+    """The example notebook's own code cells (not its magics), with the map's sleep set: the bench
+    measures exactly the pipeline the example shows."""
+    cells = json.loads(NOTEBOOK.read_text())["cells"]
+    code = ["".join(c["source"]) for c in cells if c["cell_type"] == "code"]
+    code = "\n".join(c for c in code if not c.lstrip().startswith("%"))
+    if SLEEP not in code:
+        raise SystemExit(f"{NOTEBOOK} no longer holds {SLEEP!r}: update this script")
+    return code.replace(SLEEP, f"time.sleep({sleep_ms / 1000!r})")
 
 
 def main() -> None:
@@ -63,7 +55,7 @@ def main() -> None:
 
     ip = InteractiveShell.instance()
     ip.run_line_magic("load_ext", "colab_magic")
-    ip.run_cell(SETUP.format(sleep=args.sleep_ms / 1000)).raise_error()
+    ip.run_cell(setup_code(args.sleep_ms)).raise_error()
     import colab_magic
     say(f"colab_magic from {os.path.dirname(colab_magic.__file__)}")
     say(f"input check: {args.reps} reps, map sleeps {args.sleep_ms:g} ms per batch, {args.epochs} epochs of 40 steps")
