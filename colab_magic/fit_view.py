@@ -81,7 +81,7 @@ def _verdicts(r, which: str) -> Table:
     # second at most (after GPU-unused), so the cap on findings never hides it.
     if check is not None and all(f.rule != "input_bound" for f in r.findings):
         interval = check.wait_share_interval
-        share = fmt_interval(100 * check.wait_share, interval and (100 * interval[0], 100 * interval[1]), ".1f", "%")
+        share = fmt_interval(check.wait_share, interval, ".1f", "%", 100)
         # with an interval, the verdict went by its low end: a wait the noise could explain was let pass
         verdict = "not input-bound beyond the noise of the timing" if interval else "not input-bound"
         lines.append(f"Input check passed: {share} of each step waits for data: {verdict} "

@@ -83,7 +83,7 @@ def _compare_table(view, notes: list[str]) -> Table:
         return fmt_interval(value, interval, ".2f", "x") + (" ~" if within else "")
 
     def mean(run):
-        return (fmt_interval(run.step_mean_s * 1000, [v * 1000 for v in run.step_mean_interval_s], ".2f")
+        return (fmt_interval(run.step_mean_s, run.step_mean_interval_s, ".2f", scale=1000)
                 if run.step_mean_s and run.step_mean_interval_s else _ms(run.step_mean_s))
 
     rows = [

@@ -250,10 +250,12 @@ def ms_per_step(seconds_per_step: float) -> str:
     return seconds(seconds_per_step * 1000)
 
 
-def fmt_interval(value, interval, spec: str = ".1f", unit: str = "") -> str:
-    """A figure with its 95% interval, as "8.3x (7.9-8.8)"; the figure alone when it has none."""
+def fmt_interval(value, interval, spec: str = ".1f", unit: str = "", scale: float = 1.0) -> str:
+    """A figure with its 95% interval, as "8.3x (7.9-8.8)"; the figure alone when it has none.
+    ``scale``: both shown in other units (1000: seconds as ms, 100: a share as a percentage)."""
     if value is None:
         return NA
     if not interval:
-        return fmt(value, spec, unit)
-    return f"{value:{spec}}{unit} ({interval[0]:{spec}}-{interval[1]:{spec}})"
+        return fmt(scale * value, spec, unit)
+    low, high = (scale * v for v in interval)
+    return f"{scale * value:{spec}}{unit} ({low:{spec}}-{high:{spec}})"

@@ -82,7 +82,8 @@ def input_bound(r) -> Finding | None:
         level = "Highly" if low >= HIGHLY_INPUT_BOUND else "Moderately"
         return Finding(
             "input_bound",
-            f"{level} input-bound: {share_text(check)} of each step waits for data",
+            f"{level} input-bound: {fmt_interval(check.wait_share, check.wait_share_interval, '.0f', '%', 100)} "
+            "of each step waits for data",
             f"mean step {check.step_s * 1000:.1f} ms with your pipeline, {check.compute_step_s * 1000:.1f} ms "
             f"with one batch held in memory ({check.steps} steps of a copy of the model)",
             INPUT_FIX,
@@ -100,12 +101,6 @@ def input_bound(r) -> Finding | None:
             INPUT_FIX + " (for a tf.data input, %%timed_fit --input-check on measures the wait)",
         )
     return None
-
-
-def share_text(check) -> str:
-    """"38% (31-44)": the measured wait, with its interval where there is one."""
-    interval = check.wait_share_interval
-    return fmt_interval(100 * check.wait_share, interval and (100 * interval[0], 100 * interval[1]), ".0f", "%")
 
 
 def throttled(r) -> Finding | None:

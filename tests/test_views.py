@@ -172,6 +172,16 @@ def test_numbers_right_aligned_with_one_unit_per_column():
     assert to_html([table]).count('class="cm-num"') == 4
 
 
+def test_a_figure_with_its_interval_in_other_units():
+    from colab_magic.tables import fmt_interval
+
+    assert fmt_interval(8.31, (7.94, 8.76), ".1f", "x") == "8.3x (7.9-8.8)"
+    assert fmt_interval(0.12, (0.049, 0.191), ".1f", "%", 100) == "12.0% (4.9-19.1)"
+    assert fmt_interval(0.01234, [0.0111, 0.0137], ".2f", scale=1000) == "12.34 (11.10-13.70)"
+    assert fmt_interval(0.12, None, ".0f", "%", 100) == "12%"  # no interval: the figure alone, scaled too
+    assert fmt_interval(None, (1, 2)) == "n/a"
+
+
 def test_a_too_wide_table_turns_to_one_block_per_row_or_column():
     rows = [["r1", "a" * 30, "b" * 30, "c" * 30]]
     by_row = to_text([Table("T", rows, ["id", "x", "y", "z"])], width=60)
