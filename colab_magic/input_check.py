@@ -19,7 +19,7 @@ import time
 from . import intervals
 from .fit_hook import CapturedFit
 from .parts import InputWait
-from .trials import MIN_EXECUTIONS, TARGET_TIMED_S, WARMUP_STEPS, fit_clone
+from .trials import TARGET_TIMED_S, WARMUP_STEPS, fit_clone, holds, least_steps
 
 INPUT_CHECK_STEPS = 20  # the fewest steps the held-batch copy times
 # the most it may time, in the user's own steps' seconds: a stop ends it once it holds TARGET_TIMED_S,
@@ -41,19 +41,14 @@ def input_wait(captured: CapturedFit, user_report, interval: float, steps: int =
     clone.compile_from_config(config)
     held = x.take(1).cache().repeat()
     step = user_report.step.mean
-    spe = getattr(clone, "steps_per_execution", 1) or 1  # the timer records one time per execution
-
-    least = max(steps, MIN_EXECUTIONS * spe) if spe > 1 else steps  # enough executions for a scatter
-
-    def enough(timer) -> bool:
-        return timer.steps.total * spe >= TARGET_TIMED_S and timer.steps.count * spe >= least
-
+    spe = getattr(clone, "steps_per_execution", 1) or 1
+    least = least_steps(steps, spe)
     # the first (compiling) step and the slower ones after it are kept apart, as in a trial
     planned = 1 + WARMUP_STEPS + max(least, math.ceil(MAX_CHECK_S / step))
     if spe > 1:  # whole executions, the compiling one and one of warm-up besides
         planned = spe * (2 + math.ceil(planned / spe))
-    report = fit_clone(clone, interval, warmup=WARMUP_STEPS, stop_when=enough, x=held, epochs=1,
-                       steps_per_epoch=planned, verbose=0, shuffle=False)
+    report = fit_clone(clone, interval, warmup=WARMUP_STEPS, stop_when=holds(TARGET_TIMED_S, least, spe), x=held,
+                       epochs=1, steps_per_epoch=planned, verbose=0, shuffle=False)
     if report is None or not report.step:
         return None
     compute = report.step.mean

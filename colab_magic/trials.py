@@ -223,16 +223,25 @@ class Window:
     note: str | None = None  # the budget could not be met: what was done instead
 
 
-def least_steps(plan: Plan, spe: int = 1) -> int:
+def least_steps(min_steps: int, spe: int = 1) -> int:
     """The fewest steps a window times: ``min_steps``, and enough executions of ``spe`` steps for a
     scatter between blocks."""
-    return max(plan.min_steps, MIN_EXECUTIONS * spe) if spe > 1 else plan.min_steps
+    return max(min_steps, MIN_EXECUTIONS * spe) if spe > 1 else min_steps
+
+
+def holds(target_s: float, least: int, spe: int = 1):
+    """A window's stop (``time_fit_call``'s ``stop_when``): true once its timed steps hold ``target_s``
+    seconds and ``least`` steps. The timer records one time per step of each execution of ``spe``."""
+    def enough(timer) -> bool:
+        return timer.steps.total * spe >= target_s and timer.steps.count * spe >= least
+
+    return enough
 
 
 def plan_window(plan: Plan, step_s: float, spent_s: float, budget_s: float | None, spe: int = 1) -> Window:
     """Steps to time after the warm-up: ``target_s`` of them (or a whole epoch, if shorter), at least
     :func:`least_steps`, and no more than the budget leaves; in whole executions of ``spe`` steps."""
-    least = least_steps(plan, spe)
+    least = least_steps(plan.min_steps, spe)
     # planned twice over: the warm-up's steps run slower than the steady ones, and the window's stop
     # ends it once it holds target_s
     want = max(least, math.ceil(PLAN_MARGIN * plan.target_s / step_s)) if step_s > 0 else least
@@ -270,13 +279,9 @@ def run(plan: Plan, device_name: str, variant: Variant = AS_IS, interval: float 
             # data, the report): the budget keeps room for it
             outside = now - called - sum(e.steps_s for e in warm.epochs) if warm is not None else 0.0
             window = plan_window(plan, estimate or 0.0, now - start + max(0.0, outside), budget_s, spe)
-            least = least_steps(plan, spe)
-
-            def enough(timer) -> bool:
-                return timer.steps.total * spe >= plan.target_s and timer.steps.count * spe >= least
-
+            stop = holds(plan.target_s, least_steps(plan.min_steps, spe), spe)
             # one execution more than the window: the first of a fit call is kept apart (a new iterator)
-            report = fit_clone(clone, interval, stop_when=enough, **inputs(plan, variant, window.steps + spe))
+            report = fit_clone(clone, interval, stop_when=stop, **inputs(plan, variant, window.steps + spe))
             if report is not None and getattr(clone, "layers", None):
                 report.compute_dtype = clone.layers[0].dtype_policy.compute_dtype  # what the copy computed in
     except Exception as exc:  # noqa: BLE001 - one line per trial; the user's own fit already ran
