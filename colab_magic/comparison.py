@@ -68,11 +68,8 @@ def compare_fit(captured, user_report, device_names: list[str], options: Compare
         result.notes.append("The model had no weights before its fit: each device starts from its own random weights.")
     share = result.budget_s / len(device_names) if result.budget_s is not None else None
     for name in device_names:
-        if progress is not None:
-            progress.set_description(f"--compare: {result.model} on {name.upper()}")
-        run = trials.run(plan, name, interval=interval, budget_s=share, kind="compare")
-        if progress is not None:
-            progress.update(1)
+        run = trials.run_shown(progress, f"--compare: {result.model} on {name.upper()}", plan, name,
+                               interval=interval, budget_s=share, kind="compare")
         if run.error is not None:
             _explain(run)
             if name == device_names[0] and _is_clone_problem(run.error):

@@ -293,6 +293,17 @@ def run(plan: Plan, device_name: str, variant: Variant = AS_IS, interval: float 
     return run_
 
 
+def run_shown(progress, text: str, plan: Plan, device_name: str, variant: Variant = AS_IS, **kwargs) -> RunSummary:
+    """:func:`run`, named on the progress bar while it runs and counted on it after (``progress``: a bar
+    with ``set_description`` and ``update``, or None)."""
+    if progress is not None:
+        progress.set_description(text)
+    found = run(plan, device_name, variant, **kwargs)
+    if progress is not None:
+        progress.update(1)
+    return found
+
+
 MAX_ERROR = 240  # characters of a trial's error line: Keras' own can quote a whole layer config
 
 

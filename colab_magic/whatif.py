@@ -43,11 +43,8 @@ def whatif_fit(captured, user_report, chosen, options, interval: float, baseline
         return result
     result.budget_s = plan.budget_s(options.budget)
     if todo and baseline is None:
-        if progress is not None:
-            progress.set_description(f"--whatif: {name} as it is")
-        baseline = trials.run(plan, device.lower(), interval=interval, kind="whatif")
-        if progress is not None:
-            progress.update(1)
+        baseline = trials.run_shown(progress, f"--whatif: {name} as it is", plan, device.lower(), interval=interval,
+                                    kind="whatif")
     result.baseline = baseline
     # The default list keeps within the budget: the fixes the verdicts name first, then the others while
     # one more trial (about what the model as it is cost: compiling is most of it) still fits.
@@ -64,12 +61,9 @@ def whatif_fit(captured, user_report, chosen, options, interval: float, baseline
         if chosen is None and n and result.budget_s is not None and each and spent + each > result.budget_s:
             left_out.append(variant)
             continue
-        if progress is not None:
-            progress.set_description(f"--whatif: {name} with {variant.label}")
         share = max(0.0, result.budget_s - spent) / (len(todo) - n) if result.budget_s is not None else None
-        result.runs.append(trials.run(plan, device.lower(), variant, interval=interval, budget_s=share, kind="whatif"))
-        if progress is not None:
-            progress.update(1)
+        result.runs.append(trials.run_shown(progress, f"--whatif: {name} with {variant.label}", plan, device.lower(),
+                                            variant, interval=interval, budget_s=share, kind="whatif"))
     if left_out:
         keys = ",".join(next(a for a, k in variants.ALIASES.items() if k == v.key) for v in left_out)
         result.notes.append(
