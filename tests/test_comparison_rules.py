@@ -69,6 +69,13 @@ def test_a_window_is_at_most_an_epoch_and_the_note_says_what_was_done():
     assert plan_window(plan(min_steps=8), 1.0, 0.0, None).steps == 8  # --steps 8
 
 
+def test_a_window_is_planned_from_the_fastest_warm_up_step_and_paid_for_at_the_mean():
+    # warm-up steps of 1 ms at the fastest, 3 ms on average: 0.5 s twice over at 1 ms
+    assert plan_window(plan(steps_per_epoch=None), 0.003, 0.0, None, fastest_s=0.001).steps == 1000
+    # the budget at the mean: 0.3 s left holds 100 steps of 3 ms
+    assert plan_window(plan(steps_per_epoch=None), 0.003, 0.0, 0.3, fastest_s=0.001).steps == 100
+
+
 def test_fixed_cost_from_the_epochs_after_the_first():
     first, second, third = epoch(1, 3.0, 1.0), epoch(2, 1.5, 1.0), epoch(3, 1.7, 1.0, val_s=0.5)
     assert fixed_costs(builders.report(epochs=[first, second, third])) == pytest.approx([0.5, 0.2])
