@@ -103,3 +103,10 @@ def ip(shell):
     shell.run_line_magic("load_ext", "colab_magic")
     yield shell
     shell.run_line_magic("unload_ext", "colab_magic")
+
+
+@pytest.fixture
+def kip(ip, request):
+    """The loaded shell with the test module's ``SETUP`` run in it (its Keras imports, data and models)."""
+    ip.run_cell(request.module.SETUP).raise_error()
+    return ip

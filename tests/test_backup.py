@@ -31,12 +31,6 @@ CUT = "model = make_model()\nmodel.fit(x, y, batch_size=16, epochs=5, verbose=0,
 FULL = "model = make_model({width})\nmodel.fit(x, y, batch_size=16, epochs=5, verbose=0)"
 
 
-@pytest.fixture
-def kip(ip):
-    ip.run_cell(SETUP).raise_error()
-    return ip
-
-
 def cell(ip, line, body):
     result = ip.run_cell(f"%%timed_fit -q -v R --no-history {line}\n{body}")
     return result, ip.user_ns.get("R")

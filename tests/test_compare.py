@@ -26,12 +26,6 @@ def make_model():
 '''
 
 
-@pytest.fixture
-def kip(ip):
-    ip.run_cell(SETUP).raise_error()
-    return ip
-
-
 def test_compare_times_a_clone_and_leaves_the_users_model_alone(kip, capsys):
     cell = '''
 model = make_model()

@@ -29,12 +29,6 @@ FIT = "make_model().fit(x, y, batch_size=32, epochs=1, verbose=0)"
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
 
-@pytest.fixture
-def kip(ip):
-    ip.run_cell(SETUP).raise_error()
-    return ip
-
-
 def text(capsys):
     captured = capsys.readouterr()
     return ANSI.sub("", captured.out + captured.err)

@@ -26,12 +26,6 @@ def make_model():
 '''
 
 
-@pytest.fixture
-def kip(ip):
-    ip.run_cell(SETUP).raise_error()
-    return ip
-
-
 def run(ip, cell, line="-v R -q"):
     result = ip.run_cell(f"%%timed_fit {line}\n{cell}")
     return result, ip.user_ns.get("R")

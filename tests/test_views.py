@@ -27,12 +27,6 @@ def make_model(name=None):
 FIT = "make_model('net').fit(x, y, batch_size=32, epochs=2, verbose=0)"
 
 
-@pytest.fixture
-def kip(ip):
-    ip.run_cell(SETUP).raise_error()
-    return ip
-
-
 def flat(text: str) -> str:
     return " ".join(text.split())
 

@@ -42,12 +42,6 @@ def make_model(first=keras.layers.Dense):
 FIT = "model.fit(x, y, batch_size=32, epochs=2, verbose=0)"
 
 
-@pytest.fixture
-def kip(ip):
-    ip.run_cell(SETUP).raise_error()
-    return ip
-
-
 def policy():
     return keras.config.dtype_policy().name
 
