@@ -258,7 +258,9 @@ def measured(run) -> str:
     where = f" ({run.speedup_interval[0]:.2f}-{run.speedup_interval[1]:.2f})" if run.speedup_interval else ""
     if run.gain == "faster":
         return f"{run.variant}: measured {run.speedup:.1f}x faster{where}"
-    if run.gain == "slower":
+    if run.gain == "slower":  # "2.0x slower" gets the interval of its slowdown, as the headline gives it
+        if run.speedup_interval:
+            where = f" ({1 / run.speedup_interval[1]:.2f}-{1 / run.speedup_interval[0]:.2f})"
         return f"{run.variant}: measured {1 / run.speedup:.1f}x slower{where}"
     place = "this CPU" if run.is_cpu else run.device
     return f"{run.variant}: no clear gain on {place} ({run.speedup:.2f}x{where})"
