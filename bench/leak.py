@@ -65,7 +65,7 @@ def main():
     kept = {}
     for obj in gc.get_objects():
         name = type(obj).__name__
-        if name in ("FitReport", "TimedFitResult", "Sampler", "StepTimer", "LiveFit", "CapturedFit", "Sequential"):
+        if name in ("FitReport", "TimedFitResult", "Sampler", "StepTimer", "FitRecording", "CapturedFit", "Sequential"):
             kept[name] = kept.get(name, 0) + 1
     for timed in (False, True):
         rss, threads, fds = growth[timed]

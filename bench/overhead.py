@@ -61,12 +61,12 @@ def callback_cost_s(calls: int = 200_000) -> float:
     from colab_magic.timing import StepTimer
 
     timer = StepTimer()
-    timer.on_train_begin()
-    timer.on_epoch_begin(0)
+    timer.fit_started(timer.plan)
+    timer.epoch_started(0)
     start = time.perf_counter()
     for i in range(calls):
-        timer.on_train_batch_begin(i)
-        timer.on_train_batch_end(i)
+        timer.step_started(i)
+        timer.step_ended(i)
     return (time.perf_counter() - start) / calls
 
 

@@ -45,9 +45,9 @@ BUGS = [
      "sampler.energy_j_between(g, n, n + 1)", "sampler.energy_j_between(g, 0, n + 1)"),
     ("driver-sample cursor never advanced (samples read twice)", "sampler.py",
      "                    track.last_sample_us = samples[-1][0]", "                    pass"),
-    ("Model.fit not restored after an exception", "fit_hook.py",
-     "    def __exit__(self, *exc):\n        if self._own is None:",
-     "    def __exit__(self, *exc):\n        if exc[0] is not None:\n            return False\n        if self._own is None:"),
+    ("Model.fit not restored after an exception", "keras_loop.py",
+     "    def __exit__(self, *exc: object) -> None:\n        if self._own is None:",
+     "    def __exit__(self, *exc: object) -> None:\n        if exc[0] is not None:\n            return\n        if self._own is None:"),
 ]
 FAILED = re.compile(r"^(?:FAILED|ERROR) (\S+)", re.M)
 

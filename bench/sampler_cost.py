@@ -11,9 +11,9 @@ On a machine without a GPU both halves read only the host.
 """
 
 import argparse
+import os
 import statistics
 import sys
-import os
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))

@@ -1,103 +1,166 @@
-"""One ``%%timed_fit`` cell: run it with every Keras fit timed, then (on request) the input check and
-the comparison on each device, then the run history. Returns the result and the user's own
-exception; the magic shows the one and re-raises the other."""
+"""One ``%%timed_fit`` cell: run it with every training loop recorded, then (on request) the input
+check, the trials of --compare and --whatif, the timelines, and the run history. Returns the result
+and the user's own exception; the magic shows the one and re-raises the other."""
 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
 
-from . import history, runtime_left
-from .comparison import CompareOptions, compare_fit, devices_to_compare
-from .environment import detect
-from .fit_hook import FitInterceptor
+from . import drive, fit_view, history, plot, runtime_left
+from .comparison import TrialOptions, compare_fit, devices_to_compare
+from .defaults import AUTO_INPUT_CHECK_S, DEFAULT_INTERVAL, INPUT_CHECK
+from .environment import Runtime, detect
 from .input_check import input_wait
+from .keras_loop import CapturedFit, KerasLoop, KerasOptions
 from .mfu import measure
+from .observer import CellObserver, RunningFit
 from .parts import describe
-from .report import TimedFitResult
-from .run_summary import RunSummary
-from .sampler import DEFAULT_INTERVAL
+from .recorder import CellFits, FitOptions
+from .report import FitReport, TimedFitResult
+from .run_summary import Comparison, RunSummary
+from .session import Session
 from .verdicts import findings, quote_measured
 from .whatif import planned as planned_whatifs
 from .whatif import whatif_fit
 
-AUTO_INPUT_CHECK_S = 20.0  # a fit this long pays about a second for the check: a few % at most
+INPUT_CHECK_MODES = ("auto", "on", "off")
 
 
-def time_cell(execute, interval: float = DEFAULT_INTERVAL, compare: CompareOptions | None = None, history_path=None,
-              runtime=None, progress=None, input_check: str = "auto", live=None, backup_root=None, warn=None,
-              whatif: WhatIfRequest | None = None):
-    """Run ``execute()`` with every Keras fit timed.
+@dataclass(frozen=True)
+class WhatIfRequest:
+    variants: list | None = None  # colab_magic.variants.Variant; None: each that applies
 
-    ``compare``: time each trained model on each device afterwards. ``whatif``: time each trained model
-    with the changes asked for (--whatif). ``history_path``: where to append
-    the run records (None: don't). ``progress``: ``progress(total)`` returns a bar with
-    ``set_description(text)``, ``update(n)`` and ``close()`` for the comparison. ``input_check``: "on", "off", or "auto" (for tf.data inputs of
-    fits that ran long enough that the check costs little). ``live``: a view with ``watch(fit)``,
-    told of each fit as it starts (--live). ``backup_root``: Keras' BackupAndRestore for each fit, under
-    this folder (--backup). ``warn(text)``: shows a line while the cell still runs (a fit that will
-    outlast its Colab runtime); the line is also kept in the result's notes.
+
+@dataclass(frozen=True)
+class TimedFitOptions:
+    """Everything ``%%timed_fit`` was asked, checked: made once from the parsed arguments."""
+
+    interval: float = DEFAULT_INTERVAL  # seconds between the sampler's readings
+    input_check: str = INPUT_CHECK  # one of INPUT_CHECK_MODES
+    history_path: Path | None = None  # where to append the run records (None: don't)
+    backup_root: Path | None = None  # Keras' BackupAndRestore for each fit, under this folder
+    compare: bool = False
+    whatif: WhatIfRequest | None = None
+    trials: TrialOptions = field(default_factory=TrialOptions)  # --compare's and --whatif's steps and budget
+    plot: bool = False  # a timeline in the result (in a notebook)
+    plot_file: Path | None = None  # the timeline saved there (a number added per fit when there are several)
+    inline: bool = False  # a notebook front end: figures can be shown inline
+    runtime: Runtime | None = None  # where the kernel runs (the advice depends on it)
+    replaced_variable: str | None = None  # -v NAME replaces a variable of the user's: said in the notes
+    session: Session = field(default_factory=Session)
+
+    @property
+    def trials_asked(self) -> bool:
+        return self.compare or self.whatif is not None
+
+
+def time_cell(execute: Callable[[], Any], options: TimedFitOptions | None = None,
+              observer: CellObserver | None = None) -> tuple[TimedFitResult, Any, BaseException | None]:
+    """Run ``execute()`` with every Keras fit recorded, then everything ``options`` asks for.
+    ``observer``: the front end, told of each fit as it starts (--live), of lines to show while the
+    cell runs (a fit that will outlast its Colab runtime; also kept in the notes), and asked for the
+    trials' progress bar.
 
     Returns ``(result, value, error)``: the :class:`TimedFitResult`, what ``execute`` returned, and
     the exception that stopped it (the caller shows the result, then re-raises).
     """
     __tracebackhide__ = True
+    options = options or TimedFitOptions()
+    watch = _RuntimeWatch(options.runtime, observer or CellObserver())
+    fits = CellFits(FitOptions(options.interval), watch)
+    loop = KerasLoop(fits, KerasOptions(capture=options.trials_asked, backup_root=options.backup_root))
     start = time.perf_counter()
     value = error = None
-    warned: list[str] = []
     try:
-        import keras  # noqa: F401 - patching needs it; a cell that trains with Keras imports it anyway
-    except ImportError:
-        interceptor = None
-    else:
-        interceptor = FitInterceptor(interval, capture=compare is not None or whatif is not None,
-                                     watch=live.watch if live is not None else None, backup_root=backup_root,
-                                     on_epoch=_runtime_watch(runtime, warned, warn))
-    try:
-        if interceptor is None:
+        with fits, loop:
             value = execute()
-        else:
-            with interceptor:
-                value = execute()
-    except BaseException as exc:  # KeyboardInterrupt included: summarise what ran, then re-raise
+    except BaseException as exc:  # noqa: BLE001 - Ctrl-C included: summarise what ran, then re-raise
         error = exc
-    if live is not None:
-        live.stop()  # before --compare's progress bar, which draws where the live line was
-    described = None if error is None else describe(error)
+    watch.cell_ended()
     result = TimedFitResult(
-        reports=list(interceptor.reports) if interceptor else [],
+        reports=list(fits.reports),
         cell_s=time.perf_counter() - start,
         complete=error is None,
-        error=described,
-        runtime=runtime.kind if runtime is not None else None,
-        accelerator=runtime.accelerator if runtime is not None else None,
+        error=None if error is None else describe(error),
+        runtime=options.runtime.kind if options.runtime is not None else None,
+        accelerator=options.runtime.accelerator if options.runtime is not None else None,
     )
-    if interceptor is None:
-        result.notes.append("Keras is not installed, so no fit could be timed (pip install keras).")
-        return result, value, error
-    result.notes.extend(interceptor.errors)
-    result.notes.extend(warned)
+    result.notes.extend(fits.errors)
+    result.notes.extend(watch.warned)
+    _after_cell(result, loop.collect(), options, error, watch)
+    return result, value, error
+
+
+def _after_cell(result: TimedFitResult, captured: list[CapturedFit], options: TimedFitOptions,
+                error: BaseException | None, observer: CellObserver) -> None:
+    """What runs once the user's cell is done: each step turns its own failure into a note."""
     if error is not None and _keras3_multiworker_failure(error):
         result.notes.append(MULTIWORKER_NOTE)
-    _measure_compute(result, interceptor.captured)
-    if error is None and input_check != "off":
-        _check_inputs(result, interceptor.captured, input_check == "on", interval)
+    _measure_compute(result, captured)
+    if error is None and options.input_check != "off":
+        _check_inputs(result, captured, options.input_check == "on", options.interval)
     for report in result.reports:  # again, now with the FLOPs and the input check in the report
         report.findings = findings(report)
-    if (compare is not None or whatif is not None) and interceptor.captured:
-        flags = " and ".join(f for f, on in (("--compare", compare), ("--whatif", whatif)) if on is not None)
-        if error is not None:
-            result.notes.append(f"The cell stopped, so {flags} did not run.")
-        else:
-            try:
-                _trials(result, interceptor.captured, compare, whatif, interval, progress, history_path)
-            except KeyboardInterrupt:  # the user's cell is done: show it, and what the trials finished
-                result.notes.append(f"Ctrl-C stopped {flags}; the trials that had finished are shown.")
-            except Exception as exc:  # noqa: BLE001 - a failed comparison must not fail the user's cell
-                result.notes.append(f"{flags} failed: {describe(exc)}")
-    if history_path is not None and result.reports:
-        _record(result, history_path, runtime)
-    return result, value, error
+    if options.trials_asked and captured:
+        _run_trials(result, captured, options, error, observer)
+    if options.history_path is not None and result.reports:
+        _record(result, options.history_path, options.runtime)
+    _session_notes(result, options)
+    if result.reports and (options.plot or options.plot_file):
+        _timelines(result, options)
+
+
+def _run_trials(result: TimedFitResult, captured: list[CapturedFit], options: TimedFitOptions,
+                error: BaseException | None, observer: CellObserver) -> None:
+    flags = " and ".join(f for f, on in (("--compare", options.compare), ("--whatif", options.whatif is not None))
+                         if on)
+    if error is not None:
+        result.notes.append(f"The cell stopped, so {flags} did not run.")
+        return
+    try:
+        _trials(result, captured, options, observer)
+    except KeyboardInterrupt:  # the user's cell is done: show it, and what the trials finished
+        result.notes.append(f"Ctrl-C stopped {flags}; the trials that had finished are shown.")
+    except Exception as exc:  # noqa: BLE001 - a failed comparison must not fail the user's cell
+        result.notes.append(f"{flags} failed: {describe(exc)}")
+
+
+def _session_notes(result: TimedFitResult, options: TimedFitOptions) -> None:
+    if (result.history_path and result.runtime == "colab" and drive.current() is None
+            and options.session.once("colab history")):
+        result.notes.append(fit_view.colab_history_note(result.history_path))
+    if options.replaced_variable:
+        result.notes.append(f"-v {options.replaced_variable}: replaced the variable that had that name.")
+
+
+def _timelines(result: TimedFitResult, options: TimedFitOptions) -> None:
+    """Each fit's timeline: into its report (shown after its verdicts) in a notebook, into the file
+    asked for; what to tell the user goes into ``result.said``. A plot never fails the cell."""
+    try:
+        for n, report in enumerate(result.reports, 1):
+            fig = report.plot()
+            if options.plot_file is not None:
+                _save(fig, options.plot_file, n, len(result.reports), result)
+            if options.plot and options.inline:
+                report.timeline_png = plot.png(fig)
+            elif options.plot and fit_view.plot_needs_notebook() not in result.said:
+                result.said.append(fit_view.plot_needs_notebook())
+    except Exception as exc:  # noqa: BLE001 - a plot must never replace the user's exception
+        result.problems.append(f"colab_magic could not draw the timeline: {type(exc).__name__}")
+
+
+def _save(fig: Any, path: Path, n: int, count: int, result: TimedFitResult) -> None:
+    target = path.with_name(f"{path.stem}_{n}{path.suffix}") if count > 1 else path
+    try:
+        fig.savefig(target)
+    except (OSError, ValueError) as exc:
+        result.problems.append(f"Could not save the timeline to {target}: {exc}")
+    else:
+        result.said.append(fit_view.plot_saved(n, target))
 
 
 # Keras 3's fit under tf.distribute.MultiWorkerMirroredStrategy with two or more workers fails before its
@@ -114,26 +177,43 @@ def _keras3_multiworker_failure(error: BaseException) -> bool:
     return "PerReplica" in text and "to a Tensor" in text
 
 
-def _runtime_watch(runtime, warned: list, warn):
-    """In Colab: after each fit's first epoch, say whether the fit will outlast the runtime."""
-    if runtime is None or not runtime.is_colab:
-        return None
+class _RuntimeWatch(CellObserver):
+    """The front end's observer, and in Colab: after each fit's first epoch, whether the fit will
+    outlast the runtime (said at once through the front end, and kept for the notes)."""
 
-    def on_epoch(fit) -> None:
-        if fit.warned:
+    def __init__(self, runtime: Runtime | None, front: CellObserver):
+        self.colab = runtime is not None and runtime.is_colab
+        self.front = front
+        self.warned: list[str] = []
+
+    def fit_began(self, fit: RunningFit) -> None:
+        self.front.fit_began(fit)
+
+    def epoch_ended(self, fit: RunningFit) -> None:
+        self.front.epoch_ended(fit)
+        if not self.colab or fit.warned:
             return
         fit.warned = True
         text = None if fit.backup is not None else runtime_left.warning(runtime_left.fit_left_s(fit.timer),
                                                                         runtime_left.uptime_s())
         if text:
-            warned.append(text)
-            if warn is not None:
-                warn(text)
+            self.warned.append(text)
+            self.front.say(text)
 
-    return on_epoch
+    def stop_requested(self, fit: RunningFit) -> bool:
+        return self.front.stop_requested(fit)
+
+    def say(self, text: str) -> None:
+        self.front.say(text)
+
+    def progress(self, total: int) -> Any:
+        return self.front.progress(total)
+
+    def cell_ended(self) -> None:
+        self.front.cell_ended()  # the live view stops before --compare's progress bar draws where its line was
 
 
-def _measure_compute(result, captured) -> None:
+def _measure_compute(result: TimedFitResult, captured: list[CapturedFit]) -> None:
     for cap in captured:
         if cap.report is None:
             continue
@@ -143,7 +223,7 @@ def _measure_compute(result, captured) -> None:
             result.notes.append(f"FLOPs could not be counted: {describe(exc)}")
 
 
-def _check_inputs(result, captured, forced: bool, interval: float) -> None:
+def _check_inputs(result: TimedFitResult, captured: list[CapturedFit], forced: bool, interval: float) -> None:
     for cap in captured:
         rep = cap.report
         if rep is None or not hasattr(cap.arguments.get("x"), "element_spec"):
@@ -156,48 +236,44 @@ def _check_inputs(result, captured, forced: bool, interval: float) -> None:
             result.notes.append(f"The input check failed: {describe(exc)}")
 
 
-@dataclass
-class WhatIfRequest:
-    variants: list | None  # colab_magic.variants.Variant; None: each that applies
-    options: CompareOptions  # the trials' steps and budget
-
-
-def _trials(result, captured, compare: CompareOptions | None, whatif: WhatIfRequest | None, interval, progress,
-            history_path) -> None:
-    names = []
-    if compare is not None:
+def _trials(result: TimedFitResult, captured: list[CapturedFit], options: TimedFitOptions,
+            observer: CellObserver) -> None:
+    names: list[str] = []
+    compare = options.compare
+    if compare:
         try:
-            names = devices_to_compare(compare.devices)
+            names = devices_to_compare(options.trials.devices)
         except ValueError as exc:
             result.notes.append(f"--compare skipped: {exc}")
-            compare = None
+            compare = False
     firsts, seen = [], set()
     for cap in captured:  # a model fitted twice is compared once, from its first start
         if id(cap.model) not in seen:
             seen.add(id(cap.model))
-            firsts.append((cap, cap.report))
+            firsts.append(cap)
+    whatif = options.whatif
     planned = len(firsts) * (len(names) + (planned_whatifs(whatif.variants) if whatif is not None else 0))
-    bar = progress(planned) if progress and planned else None
+    bar = observer.progress(planned) if planned else None
     try:
-        for cap, user_report in firsts:
+        for cap in firsts:
             comparison = None
-            if compare is not None:
-                comparison = compare_fit(cap, user_report, names, compare, interval, bar)
+            if compare:
+                comparison = compare_fit(cap, cap.report, names, options.trials, bar)
                 if not any(n.startswith(("gpu", "cuda")) for n in names):
-                    _no_gpu(comparison, user_report, history_path)
+                    _no_gpu(comparison, cap.report, options.history_path)
                 result.comparisons.append(comparison)
             if whatif is not None:
-                found = whatif_fit(cap, user_report, whatif.variants, whatif.options, interval,
-                                   _as_is(comparison, user_report), bar)
+                found = whatif_fit(cap, cap.report, whatif.variants, options.trials,
+                                   _as_is(comparison, cap.report), bar)
                 result.whatifs.append(found)
-                if user_report is not None:
-                    quote_measured(user_report, found)
+                if cap.report is not None:
+                    quote_measured(cap.report, found)
     finally:
         if bar is not None:
             bar.close()
 
 
-def _as_is(comparison, user_report):
+def _as_is(comparison: Comparison | None, user_report: FitReport | None) -> RunSummary | None:
     """--compare's trial of the model as it is on the device it trained on: --whatif's baseline too."""
     if comparison is None or user_report is None:
         return None
@@ -205,7 +281,7 @@ def _as_is(comparison, user_report):
                  and run.report is not None), None)
 
 
-def _no_gpu(comparison, user_report, history_path) -> None:
+def _no_gpu(comparison: Comparison, user_report: FitReport | None, history_path: Path | None) -> None:
     """No GPU here: say why, and bring in this model's GPU runs from the history, if any."""
     if history_path is None or user_report is None or not user_report.signature:
         return
@@ -225,7 +301,7 @@ def _no_gpu(comparison, user_report, history_path) -> None:
         comparison.add_speedups()
 
 
-def _record(result, path, runtime) -> None:
+def _record(result: TimedFitResult, path: Path, runtime: Runtime | None) -> None:
     runtime = runtime or detect()
     try:
         env = history.environment(runtime, [g.name for g in result.reports[0].gpus])

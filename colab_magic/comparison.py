@@ -8,16 +8,23 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from typing import Any
 
 from . import trials
+from .defaults import DEFAULT_BUDGET, DEFAULT_INTERVAL, MIN_TIMED_STEPS
+from .keras_loop import CapturedFit
+from .report import FitReport
 from .run_summary import Comparison, RunSummary
 
 
-@dataclass
-class CompareOptions:
-    steps: int = trials.MIN_TIMED_STEPS  # the fewest steps a trial times
-    devices: list[str] | None = None  # Keras device names; None: the CPU and the first GPU
-    budget: float = trials.DEFAULT_BUDGET  # share of the user's epoch the trials may cost
+@dataclass(frozen=True)
+class TrialOptions:
+    """What --compare's and --whatif's trials may do."""
+
+    steps: int = MIN_TIMED_STEPS  # the fewest steps a trial times
+    devices: list[str] | None = None  # Keras device names for --compare; None: the CPU and the first GPU
+    budget: float = DEFAULT_BUDGET  # share of the user's epoch the trials may cost, per flag
+    interval: float = DEFAULT_INTERVAL  # the sampler's, while a trial runs
 
 
 def devices_to_compare(requested: list[str] | None = None) -> list[str]:
@@ -47,8 +54,8 @@ def _keras_devices() -> list[str]:
         return ["cpu:0"] + [f"gpu:{i}" for i in range(count)]
 
 
-def compare_fit(captured, user_report, device_names: list[str], options: CompareOptions, interval: float,
-                progress=None) -> Comparison:
+def compare_fit(captured: CapturedFit, user_report: FitReport | None, device_names: list[str],
+                options: TrialOptions, progress: Any = None) -> Comparison:
     """``progress``: a bar (``set_description``, ``update``) or None; one update per device."""
     start = time.perf_counter()
     result = Comparison(
@@ -69,7 +76,7 @@ def compare_fit(captured, user_report, device_names: list[str], options: Compare
     share = result.budget_s / len(device_names) if result.budget_s is not None else None
     for name in device_names:
         run = trials.run_shown(progress, f"--compare: {result.model} on {name.upper()}", plan, name,
-                               interval=interval, budget_s=share, kind="compare")
+                               interval=options.interval, budget_s=share, kind="compare")
         if run.error is not None:
             _explain(run)
             if name == device_names[0] and _is_clone_problem(run.error):

@@ -14,10 +14,10 @@ from dataclasses import asdict, dataclass, field
 
 import psutil
 
-from . import environment, frameworks, nvml
+from . import device_view, environment, frameworks, nvml
 from .environment import Runtime
 from .frameworks import FrameworkInfo
-from .tables import Rendered
+from .tables import Rendered, Table
 
 
 @dataclass
@@ -68,7 +68,6 @@ class HostInfo:
 
 @dataclass
 class DeviceInfo(Rendered):
-    _view = "colab_magic.device_view"
 
     runtime: Runtime
     host: HostInfo
@@ -80,6 +79,9 @@ class DeviceInfo(Rendered):
     tpu_attached: bool
     diagnosis: list[str] = field(default_factory=list)
     collected_at: float = field(default_factory=time.time)
+
+    def tables(self) -> list[Table]:
+        return device_view.tables(self)
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -91,7 +91,7 @@ def unmount(runtime: Runtime, timeout_s: float = 120.0) -> DriveMount | None:
     drive = _colab_drive()
     try:
         drive.flush_and_unmount(timeout_ms=int(timeout_s * 1000))
-    except Exception as exc:  # Colab's own errors, reworded into one line
+    except Exception as exc:  # noqa: BLE001 - Colab's own errors, reworded into one line
         raise DriveError(f"Could not unmount Google Drive: {_first_line(exc)}") from None
     _current = None
     return was
@@ -122,7 +122,7 @@ def _mount_colab(mountpoint: str, force_remount: bool, readonly: bool, timeout_s
         kwargs["readonly"] = True
     try:
         drive.mount(str(root), **kwargs)
-    except Exception as exc:  # ValueError, and whatever a Colab Enterprise runtime raises
+    except Exception as exc:  # noqa: BLE001 - ValueError, and whatever a Colab Enterprise runtime raises
         raise DriveError(_explain_colab_error(exc, root, timeout_s)) from None
     return DriveMount("colab", root, mydrive, readonly)
 

@@ -35,7 +35,7 @@ def survey(include_unloaded: bool = False) -> list[FrameworkInfo]:
         if module is None and include_unloaded and name in ("tensorflow", "keras"):
             try:
                 module = importlib.import_module(name)
-            except Exception as exc:  # ImportError, or a broken install failing at import
+            except Exception as exc:  # noqa: BLE001 - ImportError, or a broken install failing at import
                 found.append(FrameworkInfo(name, None, error=f"not importable: {exc}"))
                 continue
         if module is None:
@@ -43,7 +43,7 @@ def survey(include_unloaded: bool = False) -> list[FrameworkInfo]:
         info = FrameworkInfo(name, getattr(module, "__version__", None))
         try:
             probe(module, info)
-        except Exception as exc:  # a framework that fails to list devices is itself a finding
+        except Exception as exc:  # noqa: BLE001 - a framework that fails to list devices is itself a finding
             info.error = f"could not list devices: {type(exc).__name__}: {exc}"
         found.append(info)
     return found
@@ -146,7 +146,7 @@ def framework_memory_peak(backend: str, device: str | None) -> int | None:
             return stats.get("peak_bytes_in_use")
         if backend == "torch" and "torch" in sys.modules:
             return int(sys.modules["torch"].cuda.max_memory_allocated(int(device.split(":")[1])))
-    except Exception:  # the framework doesn't offer it here: not a failure of the run
+    except Exception:  # noqa: BLE001 - the framework doesn't offer it here: not a failure of the run
         return None
     return None
 

@@ -19,10 +19,11 @@ import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import drive
+from . import drive, history_view
+from .environment import Runtime
 from .run_summary import RunSummary
 from .stats import quantile
-from .tables import Rendered
+from .tables import Rendered, Table
 
 try:
     import fcntl
@@ -160,7 +161,7 @@ def latest_per_device(runs: list[RunSummary], signature_id: str | None, keep=Non
     return list(latest.values())
 
 
-def environment(runtime, gpu_names: list[str]) -> dict:
+def environment(runtime: Runtime, gpu_names: list[str | None]) -> dict:
     import keras
 
     return {
@@ -178,7 +179,6 @@ def environment(runtime, gpu_names: list[str]) -> dict:
 class HistoryView(Rendered):
     """What ``%fit_history`` shows: the latest runs listed, or chosen runs side by side."""
 
-    _view = "colab_magic.history_view"
 
     path: str
     records: list[dict]  # what is shown, as read: the listing, or the compared runs in column order
@@ -191,6 +191,9 @@ class HistoryView(Rendered):
     @property
     def runs(self) -> list[RunSummary]:
         return [RunSummary.from_record(rec) for rec in self.records]
+
+    def tables(self) -> list[Table]:
+        return history_view.tables(self)
 
     def to_dict(self) -> dict:
         return {"path": self.path, "compare": self.compare, "records": self.records, "warnings": self.warnings,

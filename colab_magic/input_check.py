@@ -17,9 +17,10 @@ import math
 import time
 
 from . import intervals
-from .fit_hook import CapturedFit
+from .keras_loop import CapturedFit
 from .parts import InputWait
-from .trials import TARGET_TIMED_S, WARMUP_STEPS, fit_clone, holds, least_steps
+from .recorder import FitOptions
+from .trials import TARGET_TIMED_S, WARMUP_STEPS, WindowStop, fit_clone, least_steps
 
 INPUT_CHECK_STEPS = 20  # the fewest steps the held-batch copy times
 # the most it may time, in the user's own steps' seconds: a stop ends it once it holds TARGET_TIMED_S,
@@ -47,7 +48,7 @@ def input_wait(captured: CapturedFit, user_report, interval: float, steps: int =
     planned = 1 + WARMUP_STEPS + max(least, math.ceil(MAX_CHECK_S / step))
     if spe > 1:  # whole executions, the compiling one and one of warm-up besides
         planned = spe * (2 + math.ceil(planned / spe))
-    report = fit_clone(clone, interval, warmup=WARMUP_STEPS, stop_when=holds(TARGET_TIMED_S, least, spe), x=held,
+    report = fit_clone(clone, FitOptions(interval, WARMUP_STEPS), WindowStop(TARGET_TIMED_S, least, spe), x=held,
                        epochs=1, steps_per_epoch=planned, verbose=0, shuffle=False)
     if report is None or not report.step:
         return None

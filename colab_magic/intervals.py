@@ -49,7 +49,7 @@ def block_means(values, blocks: int = BLOCKS) -> list[float]:
     if blocks < 1:
         return []
     edges = [round(i * n / blocks) for i in range(blocks + 1)]
-    return [math.fsum(values[a:b]) / (b - a) for a, b in zip(edges, edges[1:])]
+    return [math.fsum(values[a:b]) / (b - a) for a, b in zip(edges, edges[1:], strict=False)]
 
 
 def drift(fit_steps, window_s: float) -> tuple[float, float] | None:

@@ -105,8 +105,7 @@ def duration(s: float) -> str:
 
 def status(timer, sampler, model: str) -> LiveStatus:
     """The fit's state now, from ``timer`` (a StepTimer) and ``sampler`` (a Sampler)."""
-    params = getattr(timer, "params", None) or {}
-    epochs, steps = params.get("epochs"), params.get("steps")
+    epochs, steps = timer.plan.epochs, timer.plan.steps_per_epoch
     epoch = step = None
     if timer.epochs:
         current = timer.epochs[-1]

@@ -61,12 +61,11 @@ class LiveView:
                 self._drawn = len(text)
 
     def _terminal_line_allowed(self, timer) -> bool:
-        verbose = (getattr(timer, "params", None) or {}).get("verbose")
         try:
             tty = self.stream.isatty()
         except (AttributeError, ValueError):
             tty = False
-        return tty and verbose in (0, 2)
+        return tty and timer.fit_start is not None and not timer.plan.draws_progress
 
     def say(self, text: str) -> None:
         """A line of its own while fits run (the terminal's status line is cleared first)."""

@@ -13,23 +13,42 @@ import json
 import keyword
 import math
 import os
+import re
 import sys
 import tempfile
+from argparse import ArgumentTypeError, Namespace
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from IPython.core.error import UsageError
 from IPython.core.magic import Magics, cell_magic, line_magic, magics_class
-from IPython.core.magic_arguments import argument, argument_group, magic_arguments, parse_argstring
+from IPython.core.magic_arguments import (
+    argument,
+    argument_group,
+    magic_arguments,
+    parse_argstring,
+)
 from IPython.display import display
 
 from . import drive, drive_view
+from .defaults import (
+    AUTO_INPUT_CHECK_S,
+    DEFAULT_BUDGET,
+    DEFAULT_INTERVAL,
+    DRIVE_TIMEOUT_S,
+    DRIVE_VARIABLE,
+    HISTORY_COUNT,
+    INPUT_CHECK,
+    MAX_INTERVAL,
+    MIN_INTERVAL,
+)
+from .defaults import MIN_TIMED_STEPS as DEFAULT_TRIAL_STEPS
 from .environment import detect, front_end
+from .observer import CellObserver, RunningFit
+from .session import Session
 
-DEFAULT_INTERVAL = 0.5  # seconds; the sampler's own default, repeated here to keep loading light
-MIN_INTERVAL, MAX_INTERVAL = 0.05, 3600.0  # below 50 ms the sampler costs a sizeable share of a core
-# The trials of --compare and --whatif, repeated here to keep loading light (colab_magic.trials has them)
-DEFAULT_TRIAL_STEPS = 20  # the fewest steps a trial times; it times 0.5 s of steps when it can
-DEFAULT_BUDGET_PCT = 10.0  # of the user's epoch, for all of --compare's trials, and again for --whatif's
+DEFAULT_BUDGET_PCT = 100 * DEFAULT_BUDGET
 
 LIVE_SETTING = "COLAB_MAGIC_LIVE"  # "1": --live by default in notebooks
 
@@ -37,6 +56,14 @@ LIVE_SETTING = "COLAB_MAGIC_LIVE"  # "1": --live by default in notebooks
 JSON = argument("--json", action="store_true", help="print the result as JSON (the same fields as to_dict())")
 OUTPUT = argument("-o", dest="output", action="store_true", help="return the result object (as %%timeit -o does)")
 QUIET = argument("-q", dest="quiet", action="store_true", help="print nothing (with -o: just return the object)")
+
+
+def _help(text: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    def attach(magic: Callable[..., Any]) -> Callable[..., Any]:
+        magic.__doc__ = text
+        return magic
+
+    return attach
 
 
 def output_flags(magic):
@@ -69,12 +96,19 @@ def _show(result, args, returned: bool = True, live=None) -> None:
               file=sys.stderr)
 
 
-def _parse(magic, line: str):
-    """parse_argstring, with unbalanced quotes as a one-line UsageError (shlex raises ValueError)."""
+def _parse(magic: Callable[..., Any], line: str) -> Namespace:
+    """parse_argstring, with unbalanced quotes as a one-line UsageError (shlex raises ValueError), and
+    a flag's own check said as it words it ("--budget must be...", not "argument --budget: --budget...")."""
     try:
         return parse_argstring(magic, line)
     except ValueError as exc:
         raise UsageError(f"cannot read the arguments: {exc}") from None
+    except UsageError as exc:
+        text = str(exc)
+        match = re.match(r"argument ([^:]+): (.*)$", text, re.S)
+        if match and match.group(2).startswith(tuple(match.group(1).split("/"))):
+            raise UsageError(match.group(2)) from None
+        raise
 
 
 def _path(text: str | None, flag: str) -> Path | None:
@@ -97,6 +131,43 @@ def _path(text: str | None, flag: str) -> Path | None:
         raise UsageError(f"{flag}: cannot expand {text.split('/')[0]!r} ({exc})") from None
 
 
+def _interval(text: str) -> float:
+    value = float(text)  # argparse words a ValueError itself: "invalid float value"
+    if not (math.isfinite(value) and MIN_INTERVAL <= value <= MAX_INTERVAL):
+        raise ArgumentTypeError(f"--interval must be between {MIN_INTERVAL:g} and {MAX_INTERVAL:g} seconds")
+    return value
+
+
+def _steps(text: str) -> int:
+    value = int(text)
+    if value < 2:
+        raise ArgumentTypeError("--steps must be at least 2 (a mean and its scatter need two steps)")
+    return value
+
+
+def _budget(text: str) -> float:
+    value = float(text)
+    if not (math.isfinite(value) and 0 < value <= 100):
+        raise ArgumentTypeError("--budget must be a percentage of an epoch, above 0 and at most 100")
+    return value
+
+
+# argparse names a type in its own message ("invalid float value: 'soon'"): by what it reads
+_interval.__name__ = _budget.__name__ = "float"
+_steps.__name__ = "int"
+
+
+def _variable_flag(flag: str) -> Callable[[str], str]:
+    def check(name: str) -> str:
+        try:
+            return _variable(name, flag)
+        except UsageError as exc:
+            raise ArgumentTypeError(str(exc)) from None
+
+    check.__name__ = "variable name"  # argparse names the type in its own messages
+    return check
+
+
 def _variable(name: str, flag: str) -> str:
     if not name.isidentifier() or keyword.iskeyword(name):
         raise UsageError(f"{flag} needs a Python variable name, not {name!r}")
@@ -105,9 +176,67 @@ def _variable(name: str, flag: str) -> str:
     return name
 
 
+TIMED_FIT_HELP = """Run the cell; time every Keras Model.fit in it per step and per epoch, and sample the
+GPUs and the host while it trains. Then show the answer and the evidence for it.
+
+The cell runs in your namespace, as with %%time. An exception or Ctrl-C still shows the
+summary of what ran (marked incomplete), then is raised again.
+
+--live shows epoch, step, steps/s, time left, GPU utilisation (SM activity where read),
+memory, power, temperature and CPU, about once a second, and marks memory near full and
+throttled clocks; the summary takes its place at the end. In a terminal it is one line on
+stderr, drawn only while Keras' own bar is off (verbose=0 or 2).
+
+--compare and --whatif run trials after the cell: a copy of each model that was trained,
+compiled, warmed up, then timed for about 0.5 s of steps (or an epoch, if shorter; at least
+--steps). Together they may cost --budget % of your epoch (default 10), each flag; a
+default --whatif leaves out the changes that would go over it, and says so.
+
+--backup adds keras.callbacks.BackupAndRestore (unless the fit has its own), in a folder per
+model (its layers and shapes), so a cell run again after a disconnect starts after the last
+finished epoch; the headline says so. Keras removes the backup when the fit completes. In
+Colab, after a fit's first epoch, a line warns when the fit will likely outlast the runtime.
+
+What it shows, in this order:
+  headline   one line per fit: where it trained, ms/step and s/epoch, the speed-up over
+             the CPU when --compare measured one, and the first verdict with its fix
+  verdicts   what holds the fit back, with the evidence and the fix: GPU unused or idle,
+             input-bound (steps wait for data), throttled clocks, memory nearly full,
+             dispatch-bound (steps so short that launching them is the cost), SMs or tensor
+             cores idle (GPM), compilation dominating a short run; or that none applies
+  --compare  the same model timed on each device, from the same weights: ms/step,
+             projected s/epoch and the speed-up, with 95% intervals.
+             It trains copies of your model after the cell; your model, weights and
+             optimizer are not touched
+  --whatif   the fixes the verdicts name, each timed on a copy (steps_per_execution=32,
+             batch x4, mixed precision, jit_compile=True): samples/s and the speed-up
+             over the model as it is, with its interval; the verdicts quote them
+  training   ms/step (median, p10, p90, mean; the first, compiling step left out),
+             s/epoch, samples/s, FLOPs and MFU where known
+  details    per epoch (time, validation, overhead outside the steps, energy), the host
+             and each GPU side by side, the sampler's own cost
+
+Examples::
+
+    %%timed_fit
+    model.fit(x, y, epochs=5)
+
+    %%timed_fit --compare          # also time the model on the CPU and the GPU
+    %%timed_fit --whatif           # and measure the fixes the verdicts name
+    %%timed_fit --whatif spe,mixed # just these: steps_per_execution=32, mixed precision
+    %%timed_fit --plot             # a timeline of GPU and CPU use, after the verdicts
+    %%timed_fit --live             # a status line, updated in place while it trains
+    %%timed_fit --backup           # after a disconnect, the same cell resumes the fit
+    %%timed_fit -o                 # return the TimedFitResult (as %timeit -o)
+    %%timed_fit -q -v R            # silent; the result in variable R (R.to_dict())
+"""
+
+
 @magics_class
 class ColabMagics(Magics):
-    _history_note_given = False
+    def __init__(self, shell: Any = None, **kwargs: Any):
+        super().__init__(shell, **kwargs)
+        self._session = Session()  # what this kernel session was told already
 
     @magic_arguments()
     @argument("--frameworks", action="store_true", help="also import TensorFlow and Keras to ask which devices they see")
@@ -139,175 +268,47 @@ class ColabMagics(Magics):
     @magic_arguments()
     @argument(
         "--interval",
-        type=float,
+        type=_interval,
         default=DEFAULT_INTERVAL,
         metavar="SECONDS",
         help=f"how often the GPUs and host are sampled while a fit runs (default {DEFAULT_INTERVAL})",
     )
     @argument("--history", metavar="PATH", help="the run history file (default: <MyDrive>/colab_magic/runs.jsonl after %%mount_drive, else ~/.colab_magic/runs.jsonl)")
     @argument("--no-history", action="store_true", help="don't record this run")
-    @argument("--input-check", choices=("auto", "on", "off"), default="auto", metavar="auto|on|off", help="for tf.data inputs: measure how much of a step waits for data (auto: fits of 20 s or more)")
+    @argument("--input-check", choices=("auto", "on", "off"), default=INPUT_CHECK, metavar="auto|on|off", help=f"for tf.data inputs: measure how much of a step waits for data (default {INPUT_CHECK}: fits of {AUTO_INPUT_CHECK_S:g} s or more)")
     @argument("--plot", action="store_true", help="show a timeline of GPU and CPU use (needs matplotlib)")
     @argument("--plot-file", metavar="PATH", help="save the timeline to PATH (png, svg, pdf...; a number is added per fit when there are several)")
-    @argument("-v", dest="variable", metavar="NAME", help="store the TimedFitResult in variable NAME")
+    @argument("-v", dest="variable", type=_variable_flag("-v"), metavar="NAME", help="store the TimedFitResult in variable NAME")
     @argument("--live", action="store_true", help="a status line updated in place about once a second while fits run (epoch, step, steps/s, time left, GPU, memory, power, CPU)")
     @argument("--backup", nargs="?", const="", metavar="DIR", help="resume after a disconnect: Keras' BackupAndRestore for each fit, in DIR/<model> (default: <MyDrive>/colab_magic/backup after %%mount_drive, else ~/.colab_magic/backup); the same cell run again resumes from the last finished epoch")
     @output_flags
     @argument_group("--compare and --whatif: the same model timed on each device, or with each fix (trains copies of it after the cell; your model is not touched)")
     @argument("--compare", action="store_true", help="also time each trained model on the CPU and on the GPU, with the speed-up and its interval")
     @argument("--whatif", nargs="?", const="", metavar="LIST", help="also time each trained model with the fixes the verdicts name: steps_per_execution (spe), batch_x4 (batch), mixed_precision (mixed), jit_compile (jit); comma-separated (default: each that applies)")
-    @argument("--steps", type=int, default=DEFAULT_TRIAL_STEPS, metavar="N", help=f"the fewest steps each trial times (default {DEFAULT_TRIAL_STEPS}); each times about 0.5 s of steps, or an epoch if shorter")
-    @argument("--budget", type=float, default=DEFAULT_BUDGET_PCT, metavar="PCT", help=f"what the trials may cost, in %% of your epoch (default {DEFAULT_BUDGET_PCT:g}), for --compare and again for --whatif")
+    @argument("--steps", type=_steps, default=DEFAULT_TRIAL_STEPS, metavar="N", help=f"the fewest steps each trial times (default {DEFAULT_TRIAL_STEPS}); each times about 0.5 s of steps, or an epoch if shorter")
+    @argument("--budget", type=_budget, default=DEFAULT_BUDGET_PCT, metavar="PCT", help=f"what the trials may cost, in %% of your epoch (default {DEFAULT_BUDGET_PCT:g}), for --compare and again for --whatif")
     @argument("--devices", metavar="LIST", help="comma-separated Keras devices (cpu:0,gpu:1), or 'all'")
+    @_help(TIMED_FIT_HELP)  # the help is long: kept beside the class, read by magic_arguments as the docstring
     @cell_magic
-    def timed_fit(self, line, cell):
-        """Run the cell; time every Keras Model.fit in it per step and per epoch, and sample the
-        GPUs and the host while it trains. Then show the answer and the evidence for it.
-
-        The cell runs in your namespace, as with %%time. An exception or Ctrl-C still shows the
-        summary of what ran (marked incomplete), then is raised again.
-
-        --live shows epoch, step, steps/s, time left, GPU utilisation (SM activity where read),
-        memory, power, temperature and CPU, about once a second, and marks memory near full and
-        throttled clocks; the summary takes its place at the end. In a terminal it is one line on
-        stderr, drawn only while Keras' own bar is off (verbose=0 or 2).
-
-        --compare and --whatif run trials after the cell: a copy of each model that was trained,
-        compiled, warmed up, then timed for about 0.5 s of steps (or an epoch, if shorter; at least
-        --steps). Together they may cost --budget % of your epoch (default 10), each flag; a
-        default --whatif leaves out the changes that would go over it, and says so.
-
-        --backup adds keras.callbacks.BackupAndRestore (unless the fit has its own), in a folder per
-        model (its layers and shapes), so a cell run again after a disconnect starts after the last
-        finished epoch; the headline says so. Keras removes the backup when the fit completes. In
-        Colab, after a fit's first epoch, a line warns when the fit will likely outlast the runtime.
-
-        What it shows, in this order:
-          headline   one line per fit: where it trained, ms/step and s/epoch, the speed-up over
-                     the CPU when --compare measured one, and the first verdict with its fix
-          verdicts   what holds the fit back, with the evidence and the fix: GPU unused or idle,
-                     input-bound (steps wait for data), throttled clocks, memory nearly full,
-                     dispatch-bound (steps so short that launching them is the cost), SMs or tensor
-                     cores idle (GPM), compilation dominating a short run; or that none applies
-          --compare  the same model timed on each device, from the same weights: ms/step,
-                     projected s/epoch and the speed-up, with 95% intervals.
-                     It trains copies of your model after the cell; your model, weights and
-                     optimizer are not touched
-          --whatif   the fixes the verdicts name, each timed on a copy (steps_per_execution=32,
-                     batch x4, mixed precision, jit_compile=True): samples/s and the speed-up
-                     over the model as it is, with its interval; the verdicts quote them
-          training   ms/step (median, p10, p90, mean; the first, compiling step left out),
-                     s/epoch, samples/s, FLOPs and MFU where known
-          details    per epoch (time, validation, overhead outside the steps, energy), the host
-                     and each GPU side by side, the sampler's own cost
-
-        Examples::
-
-            %%timed_fit
-            model.fit(x, y, epochs=5)
-
-            %%timed_fit --compare          # also time the model on the CPU and the GPU
-            %%timed_fit --whatif           # and measure the fixes the verdicts name
-            %%timed_fit --whatif spe,mixed # just these: steps_per_execution=32, mixed precision
-            %%timed_fit --plot             # a timeline of GPU and CPU use, after the verdicts
-            %%timed_fit --live             # a status line, updated in place while it trains
-            %%timed_fit --backup           # after a disconnect, the same cell resumes the fit
-            %%timed_fit -o                 # return the TimedFitResult (as %timeit -o)
-            %%timed_fit -q -v R            # silent; the result in variable R (R.to_dict())
-        """
+    def timed_fit(self, line: str, cell: str) -> Any:
         __tracebackhide__ = True  # the user's traceback shows their cell, not this magic
         args = _parse(self.timed_fit, line)
-        if not (math.isfinite(args.interval) and MIN_INTERVAL <= args.interval <= MAX_INTERVAL):
-            raise UsageError(f"--interval must be between {MIN_INTERVAL:g} and {MAX_INTERVAL:g} seconds")
-        if args.variable is not None:
-            _variable(args.variable, "-v")
-        if args.steps < 2:
-            raise UsageError("--steps must be at least 2 (a mean and its scatter need two steps)")
-        if not (math.isfinite(args.budget) and 0 < args.budget <= 100):
-            raise UsageError("--budget must be a percentage of an epoch, above 0 and at most 100")
-        trials_asked = args.compare or args.whatif is not None
-        if (args.steps != DEFAULT_TRIAL_STEPS or args.budget != DEFAULT_BUDGET_PCT) and not trials_asked:
-            raise UsageError("--steps and --budget go with --compare or --whatif")
-        if args.devices and not args.compare:
-            raise UsageError("--devices goes with --compare")
-        if args.history and args.no_history:
-            raise UsageError("--history and --no-history don't go together")
-        history_path = None if args.no_history else _history_path(args.history)
-        plot_file = _path(args.plot_file, "--plot-file")
-        if plot_file is not None and not plot_file.parent.is_dir():
-            raise UsageError(f"--plot-file: the folder {plot_file.parent} does not exist")
-        if args.plot or args.plot_file:
-            from .plot import INSTALL_HINT, available
-
-            if not available():
-                raise UsageError(INSTALL_HINT)
-        backup_root = _backup_root(args.backup) if args.backup is not None else None
-        from .cell import WhatIfRequest, time_cell
-        from .comparison import CompareOptions
+        options = timed_fit_options(args, self.shell, self._session)
+        from .cell import time_cell
 
         def run():
             __tracebackhide__ = True
             return self._run_cell(cell)
 
-        live = None
-        where = front_end(self.shell)
-        # COLAB_MAGIC_LIVE=1 makes --live the default in notebooks (a terminal keeps Keras' own bar)
-        if (args.live or (os.environ.get(LIVE_SETTING) == "1" and where != "terminal")) and not args.quiet:
-            from .live_view import LiveView
-
-            live = LiveView("terminal" if where == "terminal" else "notebook")
-
-        def warn(text):
-            if args.quiet:
-                return
-            if live is not None:
-                live.say(text)
-            else:
-                print(text, file=sys.stderr)
-
-        devices = [_unquote(d.strip()) for d in _unquote(args.devices).split(",") if d.strip()] if args.devices else None
-        options = CompareOptions(args.steps, devices, args.budget / 100)  # --whatif reads its steps and budget
-        compare = options if args.compare else None
-        whatif = None
-        if args.whatif is not None:
-            from .variants import parse
-
-            try:
-                whatif = WhatIfRequest(parse(_unquote(args.whatif)), options)
-            except ValueError as exc:
-                raise UsageError(str(exc)) from None
-        result, value, error = time_cell(
-            run,
-            args.interval,
-            compare=compare,
-            history_path=history_path,
-            runtime=detect(self.shell),
-            progress=None if args.quiet else self._progress_bar,
-            input_check=args.input_check,
-            live=live,
-            backup_root=backup_root,
-            warn=warn,
-            whatif=whatif,
-        )
-        if result.history_path and not self._history_note_given and result.runtime == "colab" \
-                and drive.current() is None:
-            from .fit_view import colab_history_note
-
-            result.notes.append(colab_history_note(result.history_path))
-            self._history_note_given = True  # once per session
+        shown = _FrontEnd(self.shell, args)
+        result, value, error = time_cell(run, options, shown)
         if args.variable:
-            if args.variable in self.shell.user_ns:
-                result.notes.append(f"-v {args.variable}: replaced the variable that had that name.")
             self.shell.user_ns[args.variable] = result
-        said = []
-        if result.reports and (args.plot or plot_file):
-            try:
-                said = self._plots(result, args, plot_file)
-            except Exception as exc:  # noqa: BLE001 - a plot must never replace the user's exception
-                print(f"colab_magic could not draw the timeline: {type(exc).__name__}", file=sys.stderr)
-        _show(result, args, returned=error is None, live=live)
-        for line in said:
-            self._say(line, args)
+        for problem in result.problems:
+            print(problem, file=sys.stderr)
+        _show(result, args, returned=error is None, live=shown.live)
+        for said in result.said:
+            self._say(said, args)
         if error is not None:
             raise error
         return result if args.output else value
@@ -330,14 +331,14 @@ class ColabMagics(Magics):
         return None
 
     @magic_arguments()
-    @argument("--mountpoint", default=drive.DEFAULT_MOUNTPOINT, metavar="PATH", help="Colab: where Drive is mounted (default /content/drive)")
+    @argument("--mountpoint", default=drive.DEFAULT_MOUNTPOINT, metavar="PATH", help=f"Colab: where Drive is mounted (default {drive.DEFAULT_MOUNTPOINT})")
     @argument("--force-remount", action="store_true", help="Colab: mount again even if already mounted")
     @argument("--readonly", action="store_true", help="Colab: mount read-only")
-    @argument("--timeout", type=float, default=120.0, metavar="SECONDS", help="Colab: how long to wait for the mount or unmount (default 120)")
+    @argument("--timeout", type=float, default=DRIVE_TIMEOUT_S, metavar="SECONDS", help=f"Colab: how long to wait for the mount or unmount (default {DRIVE_TIMEOUT_S:g})")
     @argument("--unmount", action="store_true", help="Colab: flush pending writes and unmount")
     @argument("--status", action="store_true", help="show what is mounted, where, and the free space")
     @argument("--local", metavar="PATH", help=f"the folder that stands in for Drive outside Colab (default ${drive.ENV_LOCAL}, else {drive.DEFAULT_LOCAL})")
-    @argument("--var", default="DRIVE", metavar="NAME", help="the variable that gets the MyDrive path (default DRIVE)")
+    @argument("--var", default=DRIVE_VARIABLE, metavar="NAME", help=f"the variable that gets the MyDrive path (default {DRIVE_VARIABLE})")
     @QUIET
     @line_magic
     def mount_drive(self, line=""):
@@ -379,7 +380,7 @@ class ColabMagics(Magics):
         return mounted.mydrive
 
     @magic_arguments()
-    @argument("-n", dest="count", type=int, default=20, metavar="N", help="how many of the latest runs to list (default 20)")
+    @argument("-n", dest="count", type=int, default=HISTORY_COUNT, metavar="N", help=f"how many of the latest runs to list (default {HISTORY_COUNT})")
     @argument("--compare", nargs="*", metavar="ID", help="runs side by side: the ids given, or by default the latest run of the newest model on each device")
     @argument("--history", metavar="PATH", help="the run history file (default as for %%timed_fit)")
     @argument("--cluster", nargs="?", const="", metavar="RUN", help="the processes of one multi-process run side by side (default: the latest), with the one that holds the others back")
@@ -403,7 +404,14 @@ class ColabMagics(Magics):
         args = _parse(self.fit_history, line)
         if args.count < 1:
             raise UsageError("-n must be at least 1")
-        from .history import HistoryError, HistoryView, read, select, select_cluster, straggler
+        from .history import (
+            HistoryError,
+            HistoryView,
+            read,
+            select,
+            select_cluster,
+            straggler,
+        )
 
         path = _history_path(args.history)
         try:
@@ -430,37 +438,96 @@ class ColabMagics(Magics):
         _show(view, args)
         return view if args.output else None
 
-    def _plots(self, result, args, plot_file) -> list[str]:
-        """Draw each fit's timeline: into the report (shown after its verdicts) in a notebook, into
-        ``plot_file``. Returns what to tell the user after the summary."""
-        from .fit_view import plot_needs_notebook, plot_saved
-        from .plot import png
+    @staticmethod
+    def _say(text: str, args) -> None:
+        if not args.quiet:
+            print(text)
 
-        said = []
-        for n, report in enumerate(result.reports, 1):
-            fig = report.plot()
-            if plot_file is not None:
-                target = plot_file
-                if len(result.reports) > 1:
-                    target = target.with_name(f"{target.stem}_{n}{target.suffix}")
-                try:
-                    fig.savefig(target)
-                except (OSError, ValueError) as exc:
-                    print(f"Could not save the timeline to {target}: {exc}", file=sys.stderr)
-                else:
-                    said.append(plot_saved(n, target))
-            if args.plot:
-                if front_end(self.shell) != "terminal":
-                    report.timeline_png = png(fig)
-                elif plot_needs_notebook() not in said:
-                    said.append(plot_needs_notebook())
-        return said
 
-    def _progress_bar(self, total: int):
-        where = front_end(self.shell)
-        if where == "widgets":
+def timed_fit_options(args: Namespace, shell: Any, session: Session) -> Any:
+    """``%%timed_fit``'s arguments as one :class:`~colab_magic.cell.TimedFitOptions`, checked before the
+    cell runs (the flags' own checks ran as argparse types): each mistake a one-line UsageError."""
+    trials_asked = args.compare or args.whatif is not None
+    if (args.steps != DEFAULT_TRIAL_STEPS or args.budget != DEFAULT_BUDGET_PCT) and not trials_asked:
+        raise UsageError("--steps and --budget go with --compare or --whatif")
+    if args.devices and not args.compare:
+        raise UsageError("--devices goes with --compare")
+    if args.history and args.no_history:
+        raise UsageError("--history and --no-history don't go together")
+    plot_file = _path(args.plot_file, "--plot-file")
+    if plot_file is not None and not plot_file.parent.is_dir():
+        raise UsageError(f"--plot-file: the folder {plot_file.parent} does not exist")
+    if args.plot or args.plot_file:
+        from .plot import INSTALL_HINT, available
+
+        if not available():
+            raise UsageError(INSTALL_HINT)
+    from .cell import TimedFitOptions, WhatIfRequest
+    from .comparison import TrialOptions
+
+    devices = [_unquote(d.strip()) for d in _unquote(args.devices).split(",") if d.strip()] if args.devices else None
+    return TimedFitOptions(
+        interval=args.interval,
+        input_check=args.input_check,
+        history_path=None if args.no_history else _history_path(args.history),
+        backup_root=_backup_root(args.backup) if args.backup is not None else None,
+        compare=args.compare,
+        whatif=WhatIfRequest(_whatif_variants(args.whatif)) if args.whatif is not None else None,
+        trials=TrialOptions(args.steps, devices, args.budget / 100, args.interval),
+        plot=args.plot,
+        plot_file=plot_file,
+        inline=front_end(shell) != "terminal",
+        runtime=detect(shell),
+        replaced_variable=args.variable if args.variable in shell.user_ns else None,
+        session=session,
+    )
+
+
+def _whatif_variants(text: str) -> list | None:
+    from .variants import parse
+
+    try:
+        return parse(_unquote(text))
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+
+
+class _FrontEnd(CellObserver):
+    """What the user sees while a ``%%timed_fit`` cell runs: the --live line, lines said at once, and
+    the trials' progress bar."""
+
+    def __init__(self, shell: Any, args: Namespace):
+        self.shell, self.quiet = shell, args.quiet
+        self.where = front_end(shell)
+        self.live: Any = None
+        # COLAB_MAGIC_LIVE=1 makes --live the default in notebooks (a terminal keeps Keras' own bar)
+        if (args.live or (os.environ.get(LIVE_SETTING) == "1" and self.where != "terminal")) and not args.quiet:
+            from .live_view import LiveView
+
+            self.live = LiveView("terminal" if self.where == "terminal" else "notebook")
+
+    def fit_began(self, fit: RunningFit) -> None:
+        if self.live is not None:
+            self.live.watch(fit)
+
+    def say(self, text: str) -> None:
+        if self.quiet:
+            return
+        if self.live is not None:
+            self.live.say(text)
+        else:
+            print(text, file=sys.stderr)
+
+    def cell_ended(self) -> None:
+        if self.live is not None:
+            self.live.stop()
+
+    def progress(self, total: int) -> Any:
+        if self.quiet:
+            return None
+        if self.where == "widgets":
             from tqdm.notebook import tqdm
-        elif where == "terminal":
+        elif self.where == "terminal":
             from tqdm.std import tqdm
         else:
             # A notebook without ipywidgets cannot redraw a text bar: each refresh would stay in the
@@ -471,11 +538,6 @@ class ColabMagics(Magics):
             monitor_interval = 0  # tqdm's monitor thread would outlive the cell
 
         return Bar(total=total, desc="trials", unit="trial", leave=False)
-
-    @staticmethod
-    def _say(text: str, args) -> None:
-        if not args.quiet:
-            print(text)
 
 
 def _history_path(flag: str | None) -> Path:

@@ -6,13 +6,23 @@ per cell. Shaped like IPython's ``TimeitResult``: typed fields (see :mod:`colab_
 
 from __future__ import annotations
 
-import importlib
 from dataclasses import dataclass, field, fields
+from typing import Any
 
+from . import fit_view, plot
 from .headline import fit_headline, no_gpu_advice
-from .parts import Epoch, Finding, GpuSummary, HostSummary, InputWait, ModelSignature, SamplerFigures, StepStats
+from .parts import (
+    Epoch,
+    Finding,
+    GpuSummary,
+    HostSummary,
+    InputWait,
+    ModelSignature,
+    SamplerFigures,
+    StepStats,
+)
 from .run_summary import Comparison, WhatIf
-from .tables import Rendered
+from .tables import Rendered, Table
 
 
 @dataclass
@@ -67,6 +77,7 @@ class FitReport:
     # the steady-state seconds per step in the order they ran (while the fit had fewer steps than the
     # timer keeps): how much short windows of this machine stray from the mean (colab_magic.intervals)
     step_times: object | None = field(default=None, repr=False)  # an array("d")
+    loop: str = "keras"  # the loop source that drove the fit (colab_magic.observer)
 
     @property
     def device_gpu(self) -> GpuSummary | None:
@@ -101,14 +112,14 @@ class FitReport:
             out[f.name] = value
         return out
 
-    def plot(self):
+    def plot(self) -> Any:
         """A matplotlib Figure of this fit's timeline (needs matplotlib)."""
-        return importlib.import_module("colab_magic.plot").figure(self)
+        return plot.figure(self)
 
 
 @dataclass
 class TimedFitResult(Rendered):
-    _view = "colab_magic.fit_view"
+    """What one ``%%timed_fit`` cell measured: a report per fit, and what ran after the cell."""
 
     reports: list[FitReport]
     cell_s: float
@@ -120,6 +131,13 @@ class TimedFitResult(Rendered):
     history_path: str | None = None  # where this cell's runs were recorded
     runtime: str | None = None  # where the kernel ran (environment.Runtime.kind): the advice depends on it
     accelerator: str | None = None  # Colab's runtime type
+    # what to tell the user after the result (the timelines saved), and what went wrong showing it:
+    # for the display, not part of the result's data (not in to_dict)
+    said: list[str] = field(default_factory=list, repr=False)
+    problems: list[str] = field(default_factory=list, repr=False)
+
+    def tables(self) -> list[Table]:
+        return fit_view.tables(self)
 
     def __len__(self) -> int:
         return len(self.reports)

@@ -27,8 +27,7 @@ def uptime_s() -> float | None:
 
 def fit_left_s(timer) -> float | None:
     """The fit's remaining epochs at the pace of the epoch that just ended."""
-    params = getattr(timer, "params", None) or {}
-    planned = params.get("epochs")
+    planned = timer.plan.epochs
     if not timer.epochs or timer.epochs[-1].end is None or not planned:
         return None
     last = timer.epochs[-1]

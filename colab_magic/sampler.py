@@ -16,12 +16,12 @@ from dataclasses import dataclass, field
 import psutil
 
 from . import nvml
+from .defaults import DEFAULT_INTERVAL
 from .stats import Series
 
 # Seconds between host and GPU readings. GPU utilisation comes from the driver's own sample buffer
 # (about six samples a second) whatever this is; 0.5 s kept the sampler under 0.5% of a core on an
 # H200 machine (bench/results), where 0.25 s cost 0.7%.
-DEFAULT_INTERVAL = 0.5
 # Read every SLOW_EVERY ticks (once a second by default): temperature, clocks, clock-event
 # reasons and the process list, which change slowly, and the driver's utilisation sample buffer,
 # which holds several seconds of samples anyway. On an H200, nvmlDeviceGetSamples took 1.4 ms a call
@@ -93,7 +93,7 @@ class Sampler:
     # --- lifecycle ------------------------------------------------------------------------------
     # Everything slow happens on the sampler's thread: NVML's start-up and its energy counter (3 ms a
     # read on an H200) would otherwise add to the user's fit, once per fit and once per epoch.
-    def start(self) -> "Sampler":
+    def start(self) -> Sampler:
         self.started = time.time()
         self._last_cpu = (time.monotonic(), psutil.cpu_times(), self._proc.cpu_times())
         self._thread = threading.Thread(target=self._run, name="colab_magic-sampler", daemon=True)

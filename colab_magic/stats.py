@@ -122,4 +122,4 @@ class Series:
         return quantile(sorted(self.values), q)
 
     def points(self) -> list[tuple[float, float]]:
-        return list(zip(self.times, self.values))
+        return list(zip(self.times, self.values, strict=True))

@@ -3,18 +3,60 @@ seconds, bytes, watts, joules and percent in typed parts, then the verdicts."""
 
 from __future__ import annotations
 
+from .observer import FitFacts
 from .parts import THROTTLING_REASONS, Epoch, GpuSummary, HostSummary, SamplerFigures
 from .report import FitReport
-from .sampler import GPM_SERIES
+from .sampler import GPM_SERIES, Sampler
 from .stats import Series
+from .timing import StepTimer
 from .verdicts import findings
 
 
-def build_report(index: int, timer, sampler, info: dict) -> FitReport:
-    """``info``: model, backend, device, batch_size, steps_per_execution, error, framework_memory_peak,
-    signature."""
+def build_report(index: int, timer: StepTimer, sampler: Sampler, facts: FitFacts, error: str | None = None,
+                 cluster: dict | None = None) -> FitReport:
+    """The report of fit number ``index``: ``facts`` from its loop source, ``error`` what stopped it
+    (None: it finished), ``cluster`` its process's place in a multi-process run."""
     step = timer.steps.summary()
-    batch = info.get("batch_size")
+    batch = facts.batch_size
+    report = FitReport(
+        index=index,
+        loop=facts.loop,
+        model=facts.model,
+        backend=facts.backend,
+        device=facts.device,
+        devices=list(facts.devices),
+        cluster=cluster,
+        batch_size=batch,
+        batch_note=facts.batch_note,
+        epochs_planned=timer.plan.epochs,
+        steps_per_epoch=timer.plan.steps_per_epoch,
+        steps_per_execution=facts.steps_per_execution,
+        complete=error is None,
+        error=error,
+        wall_s=(timer.fit_end or timer.clock()) - timer.fit_start if timer.fit_start is not None else None,
+        first_step_s=timer.first_step,
+        step=step,
+        total_steps=timer.total_steps,
+        samples_per_s=(batch / step.median) if batch and step and step.median > 0 else None,
+        epochs=_epochs(timer, sampler),
+        host=_host(sampler),
+        gpus=[_gpu(sampler, pos, track) for pos, track in enumerate(sampler.gpus)],
+        gpu_note=sampler.gpu_note,
+        framework_memory_peak=facts.framework_memory_peak,
+        sampler=_sampler_figures(sampler),
+        timeline=_timeline(sampler, sampler.started or 0.0),
+        signature=facts.signature,
+        resumed_from_epoch=facts.resumed_from_epoch,
+        backup_dir=facts.backup_dir,
+        # in order only until the reservoir starts sampling
+        step_times=timer.steps.values[:] if timer.steps.count == len(timer.steps.values) else None,
+    )
+    report.notes = _notes(report, sampler) + list(facts.notes)
+    report.findings = findings(report)
+    return report
+
+
+def _epochs(timer: StepTimer, sampler: Sampler) -> list[Epoch]:
     epochs = []
     for n, ep in enumerate(timer.epochs):
         closed = ep.end is not None
@@ -32,46 +74,7 @@ def build_report(index: int, timer, sampler, info: dict) -> FitReport:
                 energy_j=[sampler.energy_j_between(g, n, n + 1) if closed else None for g in range(len(sampler.gpus))],
             )
         )
-    params = getattr(timer, "params", None) or {}
-    wall = (timer.fit_end or timer.clock()) - timer.fit_start if timer.fit_start is not None else None
-    report = FitReport(
-        index=index,
-        model=info.get("model", "model"),
-        backend=info.get("backend", "?"),
-        device=info.get("device"),
-        devices=list(info.get("devices") or []),
-        cluster=info.get("cluster"),
-        batch_size=batch,
-        batch_note=info.get("batch_note"),
-        epochs_planned=params.get("epochs"),
-        steps_per_epoch=params.get("steps"),
-        steps_per_execution=info.get("steps_per_execution", 1),
-        complete=info.get("error") is None,
-        error=info.get("error"),
-        wall_s=wall,
-        first_step_s=timer.first_step,
-        step=step,
-        total_steps=timer.total_steps,
-        samples_per_s=(batch / step.median) if batch and step and step.median > 0 else None,
-        epochs=epochs,
-        host=_host(sampler),
-        gpus=[_gpu(sampler, pos, track) for pos, track in enumerate(sampler.gpus)],
-        gpu_note=sampler.gpu_note,
-        framework_memory_peak=info.get("framework_memory_peak"),
-        sampler=_sampler_figures(sampler),
-        timeline=_timeline(sampler, sampler.started or 0.0),
-        signature=info.get("signature"),
-        resumed_from_epoch=info.get("resumed_from_epoch"),
-        backup_dir=info.get("backup_dir"),
-        # in order only until the reservoir starts sampling
-        step_times=timer.steps.values[:] if timer.steps.count == len(timer.steps.values) else None,
-    )
-    report.notes = _notes(report, sampler)
-    if info.get("backup_note"):
-        report.notes.append(info["backup_note"])
-    report.notes.extend(info.get("problems") or [])
-    report.findings = findings(report)
-    return report
+    return epochs
 
 
 def _host(sampler) -> HostSummary:

@@ -8,12 +8,11 @@ from __future__ import annotations
 
 import base64
 import html
-import importlib
 import re
 import shutil
 import textwrap
 from dataclasses import dataclass, field
-from typing import ClassVar
+from typing import Any
 
 NA = "n/a"
 MAX_WIDTH = 100  # text wider than this is hard to read even in a wide terminal
@@ -93,7 +92,7 @@ def _expanded(table: Table, width: int) -> list[str]:
             lines.extend(_wrap("    " + "; ".join(pairs), width, 4))
         return lines
     for row in table.rows:
-        pairs = [f"{h}: {c}" for h, c in zip(table.header[1:], row[1:]) if c]
+        pairs = [f"{h}: {c}" for h, c in zip(table.header[1:], row[1:], strict=False) if c]
         lines.extend(_wrap(f"  {table.header[0]}: {row[0]}", width, 4))
         lines.extend(_wrap("    " + "; ".join(pairs), width, 4))
     return lines
@@ -188,31 +187,33 @@ def to_html(tables: list[Table]) -> str:
 
 
 class Rendered:
-    """``__str__``, ``_repr_pretty_`` and ``_repr_html_`` for a result, from one list of tables.
+    """``__str__``, ``_repr_pretty_`` and ``_repr_mimebundle_`` for a result, from one list of tables.
 
-    ``_view`` names the module whose ``tables(result)`` draws it. The module is imported on the first
-    rendering, so data modules never import their views and views import only types.
+    A subclass's ``tables()`` draws it (through its view module, which imports only types). A display
+    in a notebook asks for text and HTML at once: both come from one ``tables()`` call.
     """
 
-    _view: ClassVar[str]
-
-    def __init_subclass__(cls, **kwargs):
+    def __init_subclass__(cls, **kwargs: Any):
         super().__init_subclass__(**kwargs)
         # IPython's pretty printer takes the first class in the MRO that defines __repr__ (a dataclass
         # does), unless that class also has _repr_pretty_: put it on each subclass itself.
-        cls._repr_pretty_ = Rendered._repr_pretty_
+        cls._repr_pretty_ = Rendered._repr_pretty_  # type: ignore[method-assign]
 
     def tables(self) -> list[Table]:
-        return importlib.import_module(self._view).tables(self)
+        raise NotImplementedError
 
     def __str__(self) -> str:
         return to_text(self.tables())
 
-    def _repr_pretty_(self, p, cycle) -> None:
+    def _repr_pretty_(self, p: Any, cycle: bool) -> None:
         p.text(f"{type(self).__name__}(...)" if cycle else str(self))
 
     def _repr_html_(self) -> str:
         return to_html(self.tables())
+
+    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, str]:
+        drawn = self.tables()
+        return {"text/plain": to_text(drawn), "text/html": to_html(drawn)}
 
 
 def fmt_bytes(n: float | None) -> str:

@@ -1,23 +1,21 @@
-"""The Keras callback that timestamps every training step and epoch.
+"""The step timer: timestamps every training step and epoch that a loop source reports.
 
 Step time is the interval between consecutive step completions (for the first step of an epoch:
-from its ``on_train_batch_begin``). Keras converts the logs to Python numbers before batch-end hooks
-run, and that conversion waits for the step to finish on the device, so a batch-end timestamp marks
-finished work on every backend.
+from its ``step_started``). It knows no framework: a loop source (:mod:`colab_magic.keras_loop`)
+calls its :class:`~colab_magic.observer.FitObserver` methods.
 
-The callback is ``async_safe``. On JAX and torch, Keras then keeps dispatching batch-end hooks on a
-worker thread, where each one first waits for its own step's logs: the timestamps are still step
-completions, and training keeps its asynchronous dispatch. Overriding ``on_train_batch_end`` without
-it switches that dispatch off and made a small CNN on an H200 35% slower (bench/results). Hooks may
+From Keras, step ends come from an ``async_safe`` callback. On JAX and torch Keras then dispatches
+batch-end hooks on a worker thread, where each one first waits for its own step's logs: the
+timestamps are still step completions, and training keeps its asynchronous dispatch. Hooks may
 therefore run on several threads at once, and arrive out of order when steps are shorter than a
-thread's wake-up (tiny models on the CPU): state changes happen under a lock, and a hook that arrives
-ahead of an earlier step's waits in a small buffer until the earlier one comes, so steps are counted
-and timed in step order. Both steps had finished by the earliest of their timestamps, which the
-earlier step takes. Keras waits for all pending hooks at the end of each epoch, so epochs never
-overlap. On TensorFlow every hook runs in line.
+thread's wake-up (tiny models on the CPU): state changes happen under a lock, and a step end that
+arrives ahead of an earlier step's waits in a small buffer until the earlier one comes, so steps are
+counted and timed in step order. Both steps had finished by the earliest of their timestamps, which
+the earlier step takes. Keras waits for all pending hooks at the end of each epoch, so epochs never
+overlap.
 
-With ``steps_per_execution = N`` the hooks fire once per N steps; an interval is divided by the steps
-it covered. Nothing here reads ``self.model`` in a batch hook: on JAX that copies the training state.
+With ``steps_per_execution = N`` a step end arrives once per N steps; an interval is divided by the
+steps it covered.
 """
 
 from __future__ import annotations
@@ -25,10 +23,10 @@ from __future__ import annotations
 import heapq
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
-import keras
-
+from .observer import FitObserver, LoopPlan
 from .stats import Reservoir
 
 # Step times kept per epoch for its median: an unbiased sample, so an epoch of any length costs the same.
@@ -47,19 +45,17 @@ class EpochTiming:
     step_median: float | None = None  # seconds per step, first execution (and any warm-up steps) excluded
 
 
-class StepTimer(keras.callbacks.Callback):
-    async_safe = True
-
-    def __init__(self, on_epoch_end=None, clock=time.perf_counter, steps_per_execution: int = 1, on_step=None,
+class StepTimer(FitObserver):
+    def __init__(self, on_epoch_end: Callable[[], None] | None = None,
+                 clock: Callable[[], float] = time.perf_counter, steps_per_execution: int = 1,
                  warmup_steps: int = 0):
-        super().__init__()
         # Steps after the first execution that stay out of the steady-state figures: a fresh model's
         # first few steps after compiling run slower (allocator, kernel caches), which a short timing
         # such as --compare's would otherwise count as steady state.
         self.warmup_steps = max(0, int(warmup_steps))
         self._warm = 0
         self.clock = clock
-        self.on_step = on_step  # called with the number of steps each execution covered, once it is recorded
+        self.plan = LoopPlan()
         self.steps_per_execution = max(1, int(steps_per_execution))
         self.on_epoch_boundary = on_epoch_end  # e.g. the sampler's energy mark
         self.fit_start: float | None = None
@@ -83,22 +79,22 @@ class StepTimer(keras.callbacks.Callback):
         self._prev_end = -1  # index of the last step timed in this epoch
         self._early: list[tuple[int, float]] = []  # (step index, time) of hooks that came ahead of order
 
-    # Keras calls set_params with {"epochs", "steps", "verbose"}: kept as self.params.
-
-    def on_train_begin(self, logs=None):
+    def fit_started(self, plan: LoopPlan) -> None:
+        self.plan = plan
         self.fit_start = self.clock()
 
-    def on_epoch_begin(self, epoch, logs=None):
+    def epoch_started(self, epoch: int) -> None:
         with self._lock:
             self.epochs.append(EpochTiming(epoch, self.clock()))
             self._new_epoch()
 
-    def on_train_batch_begin(self, batch, logs=None):
-        # Runs on the main thread, before the step is dispatched: the epoch's first step starts here.
+    def step_started(self, step: int) -> None:
+        # Runs on the loop's thread, before the step is dispatched: the epoch's first step starts here.
         if self._epoch_first_begin is None:
             self._epoch_first_begin = self.clock()
 
-    def on_train_batch_end(self, batch, logs=None):
+    def step_ended(self, step: int) -> None:
+        batch = step
         now = self.clock()
         with self._lock:
             if self.closed or not self.epochs or self._epoch_first_begin is None:
@@ -116,6 +112,7 @@ class StepTimer(keras.callbacks.Callback):
         if batch <= self._prev_end:
             return  # the same step twice cannot happen in Keras; ignore rather than double count
         start = self._last if self._last is not None else self._epoch_first_begin
+        assert start is not None  # step_ended records only once the epoch's first step began
         steps = batch - self._prev_end
         self._prev_end = batch
         elapsed = max(0.0, now - start)
@@ -134,26 +131,25 @@ class StepTimer(keras.callbacks.Callback):
             per_step = elapsed / steps
             self.steps.add(per_step)
             self._epoch_steps.add(per_step)
-        if self.on_step is not None:  # last: it may read the step just recorded (a trial's stop)
-            self.on_step(steps)
 
-    def on_test_begin(self, logs=None):
+    def validation_started(self) -> None:
         self._val_start = self.clock()
 
-    def on_test_end(self, logs=None):
+    def validation_ended(self) -> None:
         if self._val_start is not None and self.epochs:
             self.epochs[-1].val_s += self.clock() - self._val_start
         self._val_start = None
 
-    def on_epoch_end(self, epoch, logs=None):
+    def epoch_ended(self, epoch: int) -> None:
         if self.epochs:
             self.epochs[-1].end = self.clock()
         self.close_epoch()
         if self.on_epoch_boundary is not None:
             self.on_epoch_boundary()
 
-    def on_train_end(self, logs=None):
-        self.fit_end = self.clock()
+    def fit_ended(self, error: BaseException | None = None) -> None:
+        if self.fit_end is None:
+            self.fit_end = self.clock()
 
     def close_epoch(self) -> None:
         """Summarise the current epoch's steps (also called when a fit is interrupted mid-epoch)."""

@@ -27,19 +27,22 @@ import inspect
 import math
 import time
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
 from . import frameworks, intervals
-from .fit_hook import time_fit_call
+from .defaults import MIN_TIMED_STEPS
+from .keras_loop import KerasCall, KerasOptions, time_fit_call
+from .observer import CellObserver, RunningFit
 from .parts import describe
+from .recorder import CellFits, FitOptions
+from .report import FitReport
 from .run_summary import RunSummary
 from .variants import AS_IS, Variant, policy
 
 TARGET_TIMED_S = 0.5  # of timed steps per trial: windows under this moved by 8-14% on 2 vCPUs
-MIN_TIMED_STEPS = 20  # the fewest steps for a mean and a scatter of five blocks
 WARMUP_STEPS = 5  # after compiling, a fresh clone's first 5 steps ran 18% slower on average (bench/results/README.md)
-DEFAULT_BUDGET = 0.10  # of the user's epoch, for all of --compare's trials, and again for --whatif's
 PLAN_MARGIN = 2.0
 MIN_EXECUTIONS = 4  # with several steps per execution: the fewest executions for a scatter between blocks
 
@@ -206,13 +209,13 @@ def head(data, n: int):
     return data
 
 
-def fit_clone(clone, interval: float, warmup: int = 0, stop_when=None, **kwargs):
-    """``clone.fit(**kwargs)`` timed and sampled: its FitReport, or None if none could be built."""
+def fit_clone(clone: Any, options: FitOptions, window: CellObserver | None = None, **kwargs: Any) -> FitReport | None:
+    """``clone.fit(**kwargs)`` timed and sampled: its FitReport, or None if none could be built.
+    ``window``: what ends it early (a :class:`WindowStop`)."""
     bound = inspect.signature(type(clone).fit).bind(clone, **kwargs)
-    reports = []
-    time_fit_call(type(clone).fit, bound, interval, 1, lambda report, problem: reports.append(report),
-                  warmup_steps=warmup, stop_when=stop_when)
-    return reports[0] if reports else None
+    fits = CellFits(options, window)
+    time_fit_call(KerasCall(type(clone).fit, bound), KerasOptions(), fits)
+    return fits.reports[0] if fits.reports else None
 
 
 @dataclass
@@ -229,13 +232,16 @@ def least_steps(min_steps: int, spe: int = 1) -> int:
     return max(min_steps, MIN_EXECUTIONS * spe) if spe > 1 else min_steps
 
 
-def holds(target_s: float, least: int, spe: int = 1):
-    """A window's stop (``time_fit_call``'s ``stop_when``): true once its timed steps hold ``target_s``
-    seconds and ``least`` steps. The timer records one time per step of each execution of ``spe``."""
-    def enough(timer) -> bool:
-        return timer.steps.total * spe >= target_s and timer.steps.count * spe >= least
+class WindowStop(CellObserver):
+    """A window's stop: requested once its timed steps hold ``target_s`` seconds and ``least`` steps.
+    The timer records one time per step of each execution of ``spe``."""
 
-    return enough
+    def __init__(self, target_s: float, least: int, spe: int = 1):
+        self.target_s, self.least, self.spe = target_s, least, spe
+
+    def stop_requested(self, fit: RunningFit) -> bool:
+        steps = fit.timer.steps
+        return steps.total * self.spe >= self.target_s and steps.count * self.spe >= self.least
 
 
 def plan_window(plan: Plan, step_s: float, spent_s: float, budget_s: float | None, spe: int = 1,
@@ -277,7 +283,7 @@ def run(plan: Plan, device_name: str, variant: Variant = AS_IS, interval: float 
             # first one holds them (and the timed call leaves its own first execution out as well)
             warm_steps = 1 + WARMUP_STEPS if spe == 1 else spe
             called = time.perf_counter()
-            warm = fit_clone(clone, interval, **inputs(plan, variant, warm_steps))
+            warm = fit_clone(clone, FitOptions(interval), **inputs(plan, variant, warm_steps))
             now = time.perf_counter()
             estimate = warm.step.mean if warm is not None and warm.step else None
             fastest = warm.step.min if warm is not None and warm.step else None
@@ -285,9 +291,9 @@ def run(plan: Plan, device_name: str, variant: Variant = AS_IS, interval: float 
             # data, the report): the budget keeps room for it
             outside = now - called - sum(e.steps_s for e in warm.epochs) if warm is not None else 0.0
             window = plan_window(plan, estimate or 0.0, now - start + max(0.0, outside), budget_s, spe, fastest)
-            stop = holds(plan.target_s, least_steps(plan.min_steps, spe), spe)
+            stop = WindowStop(plan.target_s, least_steps(plan.min_steps, spe), spe)
             # one execution more than the window: the first of a fit call is kept apart (a new iterator)
-            report = fit_clone(clone, interval, stop_when=stop, **inputs(plan, variant, window.steps + spe))
+            report = fit_clone(clone, FitOptions(interval), stop, **inputs(plan, variant, window.steps + spe))
             if report is not None and getattr(clone, "layers", None):
                 report.compute_dtype = clone.layers[0].dtype_policy.compute_dtype  # what the copy computed in
     except Exception as exc:  # noqa: BLE001 - one line per trial; the user's own fit already ran

@@ -7,16 +7,22 @@ interval.
 from __future__ import annotations
 
 import time
+from typing import Any
 
 from . import trials, variants
+from .comparison import TrialOptions
+from .keras_loop import CapturedFit
+from .report import FitReport
 from .run_summary import RunSummary, WhatIf
+from .variants import Variant
 
 
-def whatif_fit(captured, user_report, chosen, options, interval: float, baseline: RunSummary | None = None,
-               progress=None, cpuinfo: str | None = None) -> WhatIf:
-    """``chosen``: the variants asked for (None: each that applies). ``options``: the trials' steps and
-    budget (:class:`~colab_magic.comparison.CompareOptions`). ``baseline``: a trial of the model as it is
-    on this device that already ran (--compare's), else one is run."""
+def whatif_fit(captured: CapturedFit, user_report: FitReport | None, chosen: list[Variant] | None,
+               options: TrialOptions, baseline: RunSummary | None = None, progress: Any = None,
+               cpuinfo: str | None = None) -> WhatIf:
+    """``chosen``: the variants asked for (None: each that applies). ``options``: the trials' steps,
+    budget and sampling. ``baseline``: a trial of the model as it is on this device that already ran
+    (--compare's), else one is run."""
     import keras
 
     start = time.perf_counter()
@@ -43,7 +49,7 @@ def whatif_fit(captured, user_report, chosen, options, interval: float, baseline
         return result
     result.budget_s = plan.budget_s(options.budget)
     if todo and baseline is None:
-        baseline = trials.run_shown(progress, f"--whatif: {name} as it is", plan, device.lower(), interval=interval,
+        baseline = trials.run_shown(progress, f"--whatif: {name} as it is", plan, device.lower(), interval=options.interval,
                                     kind="whatif")
     result.baseline = baseline
     # The default list keeps within the budget: the fixes the verdicts name first, then the others while
@@ -63,11 +69,22 @@ def whatif_fit(captured, user_report, chosen, options, interval: float, baseline
             continue
         share = max(0.0, result.budget_s - spent) / (len(todo) - n) if result.budget_s is not None else None
         result.runs.append(trials.run_shown(progress, f"--whatif: {name} with {variant.label}", plan, device.lower(),
-                                            variant, interval=interval, budget_s=share, kind="whatif"))
+                                            variant, interval=options.interval, budget_s=share, kind="whatif"))
+    _close(result, chosen, left_out, each, options.budget, device)
+    result.wall_s = time.perf_counter() - start
+    note = trials.over_budget(result.wall_s, result.budget_s, options.budget, result.runs)
+    if note:
+        result.notes.append(note)
+    return result
+
+
+def _close(result: WhatIf, chosen: list[Variant] | None, left_out: list[Variant], each: float | None,
+           budget: float, device: str) -> None:
+    """The runs in the order asked, their speed-ups, and the notes on what was left out or changed."""
     if left_out:
         keys = ",".join(next(a for a, k in variants.ALIASES.items() if k == v.key) for v in left_out)
         result.notes.append(
-            f"Not timed, to keep within the budget ({result.budget_s:.2f} s, {100 * options.budget:.0f}% of your epoch; "
+            f"Not timed, to keep within the budget ({result.budget_s:.2f} s, {100 * budget:.0f}% of your epoch; "
             f"one trial costs about {each:.2f} s, mostly compiling): {', '.join(v.label for v in left_out)}. "
             f"--whatif {keys} times them anyway, or raise --budget.")
     order = [v.label for v in (chosen or variants.CATALOGUE.values())]  # the order asked, else the catalogue's
@@ -80,11 +97,6 @@ def whatif_fit(captured, user_report, chosen, options, interval: float, baseline
     if variants.CATALOGUE["mixed_precision"].label in timed:
         result.notes.append(f"mixed precision: {variants.policy(variants.CATALOGUE['mixed_precision'], device)}, "
                             "with the last layer kept in float32.")
-    result.wall_s = time.perf_counter() - start
-    note = trials.over_budget(result.wall_s, result.budget_s, options.budget, result.runs)
-    if note:
-        result.notes.append(note)
-    return result
 
 
 def planned(chosen) -> int:

@@ -6,13 +6,12 @@ when every callback allows it. The step timer must allow it (or training loses i
 dispatch) and still count every step right.
 """
 
+import importlib.util
 import json
 import os
 import re
 import subprocess
 import sys
-
-import importlib.util
 
 import pytest
 

@@ -74,9 +74,10 @@ after = model.get_weights()
 
 
 def test_clone_starts_from_the_weights_before_the_fit(kip):
-    from colab_magic.fit_hook import FitInterceptor
+    from colab_magic.keras_loop import KerasLoop, KerasOptions
+    from colab_magic.recorder import CellFits
 
-    with FitInterceptor(capture=True) as fits:
+    with CellFits() as cell, KerasLoop(cell, KerasOptions(capture=True)) as fits:
         kip.run_cell("m = make_model()\nw0 = m.get_weights()\nm.fit(x, y, epochs=1, verbose=0)").raise_error()
     for a, b in zip(fits.captured[0].weights, kip.user_ns["w0"]):
         np.testing.assert_array_equal(a, b)

@@ -5,13 +5,12 @@ the epoch's fixed cost, the projection and its interval, the slice of the data a
 import numpy as np
 import pytest
 
-from colab_magic import comparison
-from colab_magic import trials
+from colab_magic import comparison, trials
 from colab_magic.comparison import _is_clone_problem
-from colab_magic.trials import Plan, fixed_costs, head, plan_window, summarise
-from colab_magic.variants import AS_IS, CATALOGUE
 from colab_magic.parts import Epoch
 from colab_magic.run_summary import RunSummary
+from colab_magic.trials import Plan, fixed_costs, head, plan_window, summarise
+from colab_magic.variants import AS_IS, CATALOGUE
 from tests import builders
 
 

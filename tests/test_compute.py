@@ -180,20 +180,21 @@ def test_mixed_precision_is_measured_against_the_tensor_core_peak():
 
 
 def sampled(fake_nvml, gpus, seconds=0.35, during=None):
+    from colab_magic.observer import FitFacts
     from colab_magic.sampler import Sampler
     from colab_magic.summarise import build_report
     from colab_magic.timing import StepTimer
 
     fake = fake_nvml(gpus)
     timer = StepTimer()
-    timer.on_train_begin()
+    timer.fit_started(timer.plan)
     with Sampler(interval=0.02) as sampler:
         assert sampler.ready.wait(5)
         time.sleep(seconds / 2)
         if during:
             during(fake)
         time.sleep(seconds / 2)
-    return fake, build_report(1, timer, sampler, {"device": "GPU:0", "backend": "jax", "model": "m"})
+    return fake, build_report(1, timer, sampler, FitFacts("keras", "m", "jax", device="GPU:0"))
 
 
 def test_gpm_figures_of_a_hopper_gpu_and_the_reason_another_has_none(fake_nvml):

@@ -14,6 +14,7 @@ from tests.fake_pynvml import ManualClock, h100
 GiB = 2**30
 
 pytest.importorskip("keras")
+from colab_magic.observer import LoopPlan
 from colab_magic.timing import StepTimer  # noqa: E402
 
 
@@ -25,16 +26,16 @@ def scripted(fake_nvml, **gpu):
     sampler.start()
     assert sampler.ready.wait(10)
     timer = StepTimer(clock=clock)
-    timer.set_params({"epochs": 3, "steps": 4, "verbose": 0})
-    timer.on_train_begin()
+    timer.plan = LoopPlan(3, 4)
+    timer.fit_started(timer.plan)
     for epoch, steps in ((0, 4), (1, 3)):
-        timer.on_epoch_begin(epoch)
+        timer.epoch_started(epoch)
         for batch in range(steps):
-            timer.on_train_batch_begin(batch)
+            timer.step_started(batch)
             clock.advance(0.5)
-            timer.on_train_batch_end(batch)
+            timer.step_ended(batch)
         if epoch == 0:
-            timer.on_epoch_end(0)
+            timer.epoch_ended(0)
     sampler._tick()
     return timer, sampler, fake
 
@@ -107,7 +108,7 @@ def test_the_terminal_line_is_redrawn_in_place_and_cleared(fake_nvml):
 @pytest.mark.parametrize("verbose, tty", [(1, True), (0, False)])
 def test_no_terminal_line_beside_keras_bar_or_into_a_file(fake_nvml, verbose, tty):
     timer, sampler, _ = scripted(fake_nvml)
-    timer.params["verbose"] = verbose
+    timer.plan = LoopPlan(timer.plan.epochs, timer.plan.steps_per_epoch, verbose not in (0, 2))
     stream = Tty() if tty else io.StringIO()
     view = LiveView("terminal", stream=stream, every=0.0)
     try:

@@ -5,11 +5,11 @@ asserted exactly. The timer, sampler, report and history are the real ones; only
 import json
 
 import numpy as np
-
-from colab_magic.intervals import mean_interval
 import pytest
 
 from colab_magic import environment, history
+from colab_magic.intervals import mean_interval
+from colab_magic.observer import FitFacts, LoopPlan
 from colab_magic.run_summary import RunSummary
 from colab_magic.sampler import Sampler
 from colab_magic.summarise import build_report
@@ -34,7 +34,7 @@ PHASES = [
 SAMPLE_PERIOD_US = 1_000_000 // 6  # the fake driver's utilisation buffer, as on real GPUs
 
 
-def scripted_fit(fake_nvml, info=None):
+def scripted_fit(fake_nvml, info=None, error=None):
     """Train 3 epochs of 4 steps by calling the timer's hooks as Keras would, with one sampler tick
     after every step and the GPU's readings changed at each epoch boundary."""
     clock = ManualClock()
@@ -44,27 +44,27 @@ def scripted_fit(fake_nvml, info=None):
     sampler.start()
     assert sampler.ready.wait(10)
     timer = StepTimer(on_epoch_end=sampler.mark, clock=clock)
-    timer.set_params({"epochs": len(PHASES), "steps": STEPS, "verbose": 0})
+    timer.plan = LoopPlan(len(PHASES), STEPS)
     try:
-        timer.on_train_begin()
+        timer.fit_started(timer.plan)
         for epoch, phase in enumerate(PHASES):
             if epoch:
                 fake.change(0, **{k: v for k, v in phase.items() if k != "step_s"})
-            timer.on_epoch_begin(epoch)
+            timer.epoch_started(epoch)
             for batch in range(STEPS):
-                timer.on_train_batch_begin(batch)
+                timer.step_started(batch)
                 clock.advance(phase["step_s"])
                 sampler._tick()
-                timer.on_train_batch_end(batch)
-            timer.on_epoch_end(epoch)
+                timer.step_ended(batch)
+            timer.epoch_ended(epoch)
             sampler._fill_marks()  # the energy reading at the boundary (the thread may beat us: same clock)
-        timer.on_train_end()
+        timer.fit_ended()
         timer.close()
     finally:
         sampler.stop()
     if info is None:
-        info = {"model": "scripted", "backend": "jax", "device": "GPU:0", "batch_size": 32}
-    return build_report(1, timer, sampler, info), sampler
+        info = FitFacts("keras", "scripted", "jax", device="GPU:0", batch_size=32)
+    return build_report(1, timer, sampler, info, error=error), sampler
 
 
 def expected_util_samples(duration_s: float) -> list[int]:
@@ -301,8 +301,8 @@ def test_throttling_estimated_energy_process_memory_and_failing_gpm(fake_nvml):
     run, this process holding 1 GiB of it, and GPM that stops answering halfway."""
     import os
 
-    from colab_magic.summarise import _gpu
     from colab_magic.sampler import SLOW_EVERY
+    from colab_magic.summarise import _gpu
 
     clock = ManualClock()
     gpu = h100(power_mw=200_000, processes=[(os.getpid(), GiB), (1, 5 * GiB)],
@@ -400,8 +400,8 @@ def test_the_report_takes_the_hosts_figures_the_timeline_and_what_the_fit_told_i
     from colab_magic.parts import ModelSignature
 
     signature = ModelSignature(["Dense"], 10, [None, 4])
-    report, sampler = scripted_fit(fake_nvml, info={"device": "GPU:0", "signature": signature,
-                                                    "batch_note": "unknown: a generator"})
+    report, sampler = scripted_fit(fake_nvml, info=FitFacts("keras", "model", "?", device="GPU:0", signature=signature,
+                                                             batch_note="unknown: a generator"))
     assert (report.model, report.backend, report.batch_size) == ("model", "?", None)  # what the fit did not say
     assert report.signature is signature and report.batch_note == "unknown: a generator"
     assert report.samples_per_s is None and report.steps_per_execution == 1 and report.framework_memory_peak is None
@@ -459,8 +459,8 @@ def test_driver_samples_from_before_the_fit_are_left_out(fake_nvml):
 
 
 def test_the_report_passes_on_what_the_fit_reported(fake_nvml):
-    report, _ = scripted_fit(fake_nvml, info={"device": "GPU:0", "batch_size": 32, "steps_per_execution": 4,
-                                              "error": "KeyboardInterrupt", "framework_memory_peak": 5 * GiB})
+    report, _ = scripted_fit(fake_nvml, info=FitFacts("keras", "model", "?", device="GPU:0", batch_size=32, steps_per_execution=4,
+                                                       framework_memory_peak=5 * GiB), error="KeyboardInterrupt")
     assert (report.steps_per_execution, report.framework_memory_peak) == (4, 5 * GiB)
     assert report.complete is False and report.error == "KeyboardInterrupt"
     assert report.samples_per_s == 64.0  # batch / median step

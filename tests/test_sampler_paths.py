@@ -12,6 +12,7 @@ from collections import namedtuple
 import pytest
 
 from colab_magic import sampler as sampler_module
+from colab_magic.observer import FitFacts, LoopPlan
 from colab_magic.sampler import SLOW_EVERY, Sampler
 from colab_magic.summarise import build_report
 from colab_magic.timing import StepTimer
@@ -77,7 +78,7 @@ def test_host_cpu_figures_are_exact(monkeypatch, no_pynvml):
     assert list(sampler.host["rss"].values) == [300.0 * 2**20] * 2
     assert list(sampler.host["ram_used"].values) == [6.0 * 2**30] * 2
     assert sampler.errors == []
-    host_figures = build_report(1, StepTimer(), sampler, {}).host
+    host_figures = build_report(1, StepTimer(), sampler, FitFacts("keras", "model", "?")).host
     assert (host_figures.cpu_system_mean, host_figures.cpu_process_mean) == (40.0, 75.0)
     assert host_figures.rss_peak == 300.0 * 2**20
 
@@ -128,7 +129,7 @@ def test_failed_readings_are_recorded_in_words_and_at_most_ten(monkeypatch, no_p
     assert sampler.errors == ["PermissionError: /proc/stat is not readable"] * 10
     assert sampler.ticks == 2  # the reading after the failures and the last one, at stop
     assert sampler.host["rss"].count == 2
-    report = build_report(1, StepTimer(), sampler, {})
+    report = build_report(1, StepTimer(), sampler, FitFacts("keras", "model", "?"))
     assert report.sampler.errors == sampler.errors
     assert report.gpu_note == "nvidia-ml-py is not installed (pip install nvidia-ml-py)"
 
@@ -175,7 +176,7 @@ def test_gpm_is_closed_on_every_gpu_that_has_it(fake_nvml):
     finally:
         sampler.stop()
     without, with_gpm = sampler.gpus
-    report = build_report(1, StepTimer(), sampler, {})
+    report = build_report(1, StepTimer(), sampler, FitFacts("keras", "model", "?"))
     assert report.gpus[0].gpm_note == without.gpm_note == "this GPU has no GPM (Hopper or newer, with a recent driver)"
     assert report.gpus[1].gpm_note is None
     assert without.gpm_note is not None and without.gpm_window is None
@@ -200,7 +201,7 @@ def test_a_gpm_reading_that_fails_frees_its_sample(fake_nvml):
     assert fake.gpm_live == 0
     # no whole-window figure either (the same call failed at the end): the readings' mean stands in
     assert track.gpm_window is None
-    assert build_report(1, StepTimer(), sampler, {}).gpus[0].sm_activity_pct == pytest.approx(40.0)
+    assert build_report(1, StepTimer(), sampler, FitFacts("keras", "model", "?")).gpus[0].sm_activity_pct == pytest.approx(40.0)
 
 
 def test_the_sampler_thread_never_keeps_python_from_exiting(no_pynvml):
@@ -215,7 +216,7 @@ def test_a_fit_that_never_started_reports_nothing_measured(no_pynvml):
     """A fit that failed before Keras began training: the timer and the sampler never ran."""
     sampler = Sampler()
     sampler.stop()  # stopping a sampler that never started is harmless
-    report = build_report(1, StepTimer(), sampler, {"model": "m", "error": "ValueError: bad input"})
+    report = build_report(1, StepTimer(), sampler, FitFacts("keras", "m", "?"), error="ValueError: bad input")
     figures = report.sampler
     assert (figures.started, figures.stopped, figures.ticks) == (None, None, 0)
     assert (figures.cpu_s, figures.stop_wait_s, figures.cost_pct_of_core, figures.errors) == (0.0, 0.0, None, [])
@@ -231,24 +232,24 @@ def test_a_fit_cut_in_its_second_epoch(fake_nvml):
                a100(power_mw=200_000, unsupported={"nvmlDeviceGetTotalEnergyConsumption"})], clock=clock)
     sampler = started()
     timer = StepTimer(on_epoch_end=sampler.mark, clock=clock)
-    timer.set_params({"epochs": 3, "steps": 2, "verbose": 0})
+    timer.plan = LoopPlan(3, 2)
     try:
-        timer.on_train_begin()
-        timer.on_epoch_begin(0)
+        timer.fit_started(timer.plan)
+        timer.epoch_started(0)
         for batch in range(2):
-            timer.on_train_batch_begin(batch)
+            timer.step_started(batch)
             clock.advance(0.5)
-            timer.on_train_batch_end(batch)
-        timer.on_epoch_end(0)
+            timer.step_ended(batch)
+        timer.epoch_ended(0)
         sampler._fill_marks()  # the energy reading at the boundary, before the clock moves on
         sampler._tick()
-        timer.on_epoch_begin(1)
-        timer.on_train_batch_begin(0)
+        timer.epoch_started(1)
+        timer.step_started(0)
         clock.advance(0.25)  # KeyboardInterrupt here: no hook for this step, no epoch end, no train end
         timer.close()
     finally:
         sampler.stop()
-    report = build_report(1, timer, sampler, {"batch_size": 8, "error": "KeyboardInterrupt"})
+    report = build_report(1, timer, sampler, FitFacts("keras", "model", "?", batch_size=8), error="KeyboardInterrupt")
     first, cut = report.epochs
     assert (first.time_s, first.train_s, first.steps, first.complete) == (1.0, 1.0, 2, True)
     assert first.energy_j == [pytest.approx(100.0), None]  # 1 s at 100 W; no counter, no per-epoch joules
@@ -263,14 +264,14 @@ def test_a_fit_cut_in_its_second_epoch(fake_nvml):
 def test_steps_that_took_no_measurable_time_give_no_throughput(no_pynvml):
     clock = ManualClock()
     timer = StepTimer(clock=clock)
-    timer.on_train_begin()
-    timer.on_epoch_begin(0)
+    timer.fit_started(timer.plan)
+    timer.epoch_started(0)
     for batch in range(3):  # the clock never moves: a coarse timer on a tiny model
-        timer.on_train_batch_begin(batch)
-        timer.on_train_batch_end(batch)
-    timer.on_epoch_end(0)
-    timer.on_train_end()
+        timer.step_started(batch)
+        timer.step_ended(batch)
+    timer.epoch_ended(0)
+    timer.fit_ended()
     timer.close()
     sampler = Sampler()
-    report = build_report(1, timer, sampler, {"batch_size": 8})
+    report = build_report(1, timer, sampler, FitFacts("keras", "model", "?", batch_size=8))
     assert report.step.median == 0.0 and report.samples_per_s is None

@@ -1,8 +1,8 @@
 """%%timed_fit on real (tiny) Keras training, TensorFlow backend; NVML faked where GPUs are needed."""
 
 import json
-import re
 import os
+import re
 import signal
 import threading
 
@@ -220,7 +220,7 @@ model.fit(x, y, epochs=5, verbose=0, callbacks=[Boom()])
     # the traceback shows the user's own line, and none of our frames
     text = re.sub(r"\x1b\[[0-9;]*m", "", captured.out + captured.err)
     assert 'raise RuntimeError("boom at epoch 2")' in text
-    assert "fit_hook.py" not in text and "magics.py" not in text
+    assert "keras_loop.py" not in text and "magics.py" not in text
 
 
 def test_ctrl_c_mid_epoch_stops_cleanly(kip):

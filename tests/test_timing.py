@@ -17,26 +17,26 @@ class Clock:
 
 def timer_at(clock, spe=1):
     t = StepTimer(clock=clock, steps_per_execution=spe)
-    t.on_train_begin()
-    t.on_epoch_begin(0)
+    t.fit_started(t.plan)
+    t.epoch_started(0)
     return t
 
 
 def step(t, clock, begin, end, at):
     clock.now = at
-    t.on_train_batch_end(end)
+    t.step_ended(end)
 
 
 def test_in_order_steps_first_kept_apart():
     clock = Clock()
     t = timer_at(clock)
     clock.now = 1.0
-    t.on_train_batch_begin(0)
+    t.step_started(0)
     for i, at in enumerate([3.0, 3.5, 4.0, 4.6]):  # first step 2.0 s (compile), then 0.5, 0.5, 0.6
-        t.on_train_batch_begin(i)
+        t.step_started(i)
         step(t, clock, i, i, at)
     clock.now = 5.0
-    t.on_epoch_end(0)
+    t.epoch_ended(0)
     assert t.first_step == pytest.approx(2.0)
     assert t.steps.summary().n == 3 and t.steps.summary().median == pytest.approx(0.5)
     e = t.epochs[0]
@@ -47,13 +47,13 @@ def test_in_order_steps_first_kept_apart():
 def test_warmup_steps_are_timed_but_kept_out_of_the_steady_state():
     clock = Clock()
     t = StepTimer(clock=clock, warmup_steps=2)
-    t.on_train_begin()
-    t.on_epoch_begin(0)
-    t.on_train_batch_begin(0)
+    t.fit_started(t.plan)
+    t.epoch_started(0)
+    t.step_started(0)
     # compile 1.0 s, two warm-up steps of 0.3 s, then 0.1 s steps
     for i, at in enumerate([1.0, 1.3, 1.6, 1.7, 1.8, 1.9]):
         step(t, clock, i, i, at)
-    t.on_epoch_end(0)
+    t.epoch_ended(0)
     assert t.first_step == pytest.approx(1.0)
     assert t.steps.summary().n == 3 and t.steps.summary().mean == pytest.approx(0.1)
     assert t.epochs[0].steps == 6 and t.epochs[0].steps_s == pytest.approx(1.9)  # the epoch still holds them
@@ -63,11 +63,11 @@ def test_warmup_steps_are_timed_but_kept_out_of_the_steady_state():
 def test_steps_per_execution_with_a_short_last_execution():
     clock = Clock()
     t = timer_at(clock, spe=4)
-    t.on_train_batch_begin(0)
+    t.step_started(0)
     step(t, clock, 0, 3, 1.0)
     step(t, clock, 4, 7, 1.4)
     step(t, clock, 8, 9, 1.6)  # 10 steps in all: the last execution has 2
-    t.on_epoch_end(0)
+    t.epoch_ended(0)
     assert t.total_steps == 10 and t.executions == 3
     assert sorted(t.steps.values) == pytest.approx([0.1, 0.1])  # 0.4 s / 4 and 0.2 s / 2
 
@@ -75,7 +75,7 @@ def test_steps_per_execution_with_a_short_last_execution():
 def test_hooks_arriving_out_of_order_are_timed_in_step_order():
     clock = Clock()
     t = timer_at(clock)
-    t.on_train_batch_begin(0)
+    t.step_started(0)
     step(t, clock, 0, 0, 1.0)
     step(t, clock, 2, 2, 3.0)  # step 2's hook comes first ...
     assert t.total_steps == 1
@@ -89,7 +89,7 @@ def test_hooks_arriving_out_of_order_are_timed_in_step_order():
 def test_interrupted_fit_times_what_arrived_and_ignores_late_hooks():
     clock = Clock()
     t = timer_at(clock)
-    t.on_train_batch_begin(0)
+    t.step_started(0)
     step(t, clock, 0, 0, 1.0)
     step(t, clock, 2, 2, 2.0)  # step 1's hook never comes: the fit was interrupted
     t.close()
@@ -99,30 +99,31 @@ def test_interrupted_fit_times_what_arrived_and_ignores_late_hooks():
 
 
 def test_progress_callback_duplicates_and_hooks_outside_an_epoch():
-    clock, counted = Clock(), []
-    t = StepTimer(clock=clock, steps_per_execution=2, on_step=counted.append)
-    t.on_train_batch_end(1)  # before any epoch: ignored, not an error
+    clock = Clock()
+    t = StepTimer(clock=clock, steps_per_execution=2)
+    t.step_ended(1)  # before any epoch: ignored, not an error
     t.close()  # nothing to summarise
-    t = StepTimer(clock=clock, steps_per_execution=2, on_step=counted.append)
-    t.on_train_begin()
-    t.on_epoch_begin(0)
-    t.on_train_batch_end(1)  # before the epoch's first batch began: ignored
-    t.on_train_batch_begin(0)
+    assert t.total_steps == 0 and t.executions == 0
+    t = StepTimer(clock=clock, steps_per_execution=2)
+    t.fit_started(t.plan)
+    t.epoch_started(0)
+    t.step_ended(1)  # before the epoch's first batch began: ignored
+    t.step_started(0)
     for end, at in ((1, 1.0), (3, 2.0), (3, 2.5), (5, 3.0)):  # (3, 2.5): the same step twice, counted once
         clock.now = at
-        t.on_train_batch_end(end)
-    t.on_epoch_end(0)
-    assert counted == [2, 2, 2] and t.total_steps == 6 and t.executions == 3
+        t.step_ended(end)
+    t.epoch_ended(0)
+    assert t.total_steps == 6 and t.executions == 3
     assert t.epochs[0].steps == 6 and t.steps.count == 2
 
 
 def test_an_epoch_with_only_its_compiling_step_has_no_median():
     clock = Clock()
     t = timer_at(clock)
-    t.on_train_batch_begin(0)
+    t.step_started(0)
     clock.now = 2.0
-    t.on_train_batch_end(0)
-    t.on_epoch_end(0)
+    t.step_ended(0)
+    t.epoch_ended(0)
     assert t.first_step == 2.0 and t.epochs[0].step_median is None and t.steps.count == 0
     t.close()
     assert t.closed and t.epochs[0].step_median is None
@@ -131,14 +132,14 @@ def test_an_epoch_with_only_its_compiling_step_has_no_median():
 def test_a_timer_with_default_settings_takes_one_step_per_hook_and_keeps_the_fits_end():
     clock = Clock()
     t = StepTimer(clock=clock)  # no steps_per_execution: one step per hook
-    t.on_train_begin()
-    t.on_epoch_begin(0)
-    t.on_train_batch_begin(0)
+    t.fit_started(t.plan)
+    t.epoch_started(0)
+    t.step_started(0)
     for batch, at in ((0, 1.0), (2, 3.0), (1, 3.5), (3, 4.0)):  # step 2's hook ahead of step 1's
         step(t, clock, 0, batch, at)
     clock.now = 4.5
-    t.on_epoch_end(0)
-    t.on_train_end()
+    t.epoch_ended(0)
+    t.fit_ended()
     clock.now = 60.0  # the report is made later: the fit still ended at 4.5
     t.close()
     # steps 1 and 2 both finished by 3.0: step 1 takes that time, step 2 none
@@ -150,15 +151,15 @@ def test_a_timer_with_default_settings_takes_one_step_per_hook_and_keeps_the_fit
 def test_validation_time_is_counted_per_epoch_and_kept_out_of_the_steps():
     clock = Clock()
     t = timer_at(clock)
-    t.on_train_batch_begin(0)
+    t.step_started(0)
     step(t, clock, 0, 0, 1.0)
     for start, end in ((1.0, 1.5), (2.0, 2.25)):  # evaluation runs twice in this epoch
         clock.now = start
-        t.on_test_begin()
+        t.validation_started()
         clock.now = end
-        t.on_test_end()
+        t.validation_ended()
     clock.now = 3.0
-    t.on_epoch_end(0)
+    t.epoch_ended(0)
     t.close()
     epoch = t.epochs[0]
     assert (epoch.val_s, epoch.steps_s, epoch.end) == (0.75, 1.0, 3.0)

@@ -49,17 +49,18 @@ def test_idle_gpu_named_from_a_sampled_fake_two_gpu_machine(fake_nvml):
     import time
 
     pytest.importorskip("keras")
-    from colab_magic.summarise import build_report
+    from colab_magic.observer import FitFacts
     from colab_magic.sampler import Sampler
+    from colab_magic.summarise import build_report
     from colab_magic.timing import StepTimer
 
     fake_nvml([a100(util_gpu=90), t4(util_gpu=0)])
     timer = StepTimer()
-    timer.on_train_begin()
+    timer.fit_started(timer.plan)
     with Sampler(interval=0.02) as sampler:
         assert sampler.ready.wait(5)
         time.sleep(0.2)
-    rep = build_report(1, timer, sampler, {"device": "GPU:0", "backend": "jax", "model": "m"})
+    rep = build_report(1, timer, sampler, FitFacts("keras", "m", "jax", device="GPU:0"))
     assert [g.util_mean for g in rep.gpus] == [90.0, 0.0]
     assert rep.findings[0].title == "1 of 2 GPUs sat idle: GPU 1 (Tesla T4)"
     assert "GPU 0 (NVIDIA A100-SXM4-40GB) (90%)" in rep.findings[0].evidence

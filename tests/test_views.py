@@ -8,8 +8,8 @@ import re
 import pytest
 
 from colab_magic import environment
-from colab_magic.fit_hook import batch_note_of, batch_size_of
 from colab_magic.headline import no_gpu_advice
+from colab_magic.keras_loop import batch_note_of, batch_size_of
 from colab_magic.parts import Epoch
 from colab_magic.tables import Table, to_html, to_text
 from tests import builders
@@ -126,9 +126,7 @@ def test_missing_gpu_explained_once_per_cell_in_colab_terms(kip, no_pynvml, caps
 @pytest.mark.keras
 def test_colab_history_note_once_per_session(kip, capsys, monkeypatch, tmp_path):
     monkeypatch.setenv("COLAB_GPU", "0")
-    from colab_magic.magics import ColabMagics
-
-    monkeypatch.setattr(ColabMagics, "_history_note_given", False)
+    kip.magics_manager.registry["ColabMagics"]._session.said.discard("colab history")  # a new session
     kip.run_cell(f"%%timed_fit\n{FIT}").raise_error()
     kip.run_cell(f"%%timed_fit\n{FIT}").raise_error()
     out = flat(capsys.readouterr().out)
@@ -196,13 +194,16 @@ def test_o_shows_the_summary_once(kip, capsys):
 
 
 def test_no_progress_bar_where_the_front_end_cannot_redraw_one(kip, monkeypatch):
+    from argparse import Namespace
+
     from colab_magic import magics
 
-    magic = kip.magics_manager.registry["ColabMagics"]
+    args = Namespace(quiet=False, live=False)
     monkeypatch.setattr(magics, "front_end", lambda shell=None: "notebook")
-    assert magic._progress_bar(10) is None
+    assert magics._FrontEnd(kip, args).progress(10) is None
+    assert magics._FrontEnd(kip, Namespace(quiet=True, live=False)).progress(10) is None  # -q: no bar
     monkeypatch.setattr(magics, "front_end", lambda shell=None: "terminal")
-    bar = magic._progress_bar(10)
+    bar = magics._FrontEnd(kip, args).progress(10)
     try:
         assert bar.leave is False  # cleared when done
     finally:

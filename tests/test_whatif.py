@@ -7,6 +7,7 @@ import pytest
 from IPython.core.error import UsageError
 
 from colab_magic import history, trials
+from colab_magic.recorder import FitOptions
 from colab_magic.variants import AS_IS, cpu_has_bf16
 
 keras = pytest.importorskip("keras")
@@ -200,6 +201,6 @@ def test_a_window_stops_once_it_holds_its_time(kip):
     assert run.error is None and run.timed_s >= 0.05 and run.timed_steps >= 4
     # the stop: a fit of 200 steps that ends after three timed ones
     clone = trials.build(plan, "cpu:0", AS_IS)
-    report = trials.fit_clone(clone, 0.5, stop_when=lambda timer: timer.steps.count >= 3,
+    report = trials.fit_clone(clone, FitOptions(0.5), trials.WindowStop(0.0, 3),
                               **trials.inputs(plan, AS_IS, 200))
     assert report.total_steps == 4 and report.step.n == 3  # the first (compiling) one kept apart
