@@ -29,7 +29,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-MODULES = ["stats", "timing", "sampler", "summarise", "report", "run_summary", "history", "verdicts",
+MODULES = ["stats", "timing", "sampler", "fit_report", "report", "run_summary", "history", "verdicts",
            "comparison", "drive", "intervals", "variants", "input_check"]
 # The fast tests: none that trains a real Keras model (marker "keras"; those take seconds each, and
 # every fit reaches the timer and the sampler), nor the real-kernel notebooks, the browser, other

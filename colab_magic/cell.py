@@ -4,6 +4,7 @@ and the user's own exception; the magic shows the one and re-raises the other.""
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -14,14 +15,14 @@ from . import drive, fit_view, history, plot, runtime_left
 from .comparison import TrialOptions, compare_fit, devices_to_compare
 from .defaults import AUTO_INPUT_CHECK_S, DEFAULT_INTERVAL, INPUT_CHECK
 from .environment import Runtime, detect
+from .errors import describe
 from .input_check import input_wait
 from .keras_loop import CapturedFit, KerasLoop, KerasOptions
 from .mfu import measure
 from .observer import CellObserver, RunningFit
-from .parts import describe
 from .recorder import CellFits, FitOptions
 from .report import FitReport, TimedFitResult
-from .run_summary import Comparison, RunSummary
+from .run_summary import Comparison, RunSummary, WhatIf
 from .session import Session
 from .verdicts import findings, quote_measured
 from .whatif import planned as planned_whatifs
@@ -81,86 +82,116 @@ def time_cell(execute: Callable[[], Any], options: TimedFitOptions | None = None
     except BaseException as exc:  # noqa: BLE001 - Ctrl-C included: summarise what ran, then re-raise
         error = exc
     watch.cell_ended()
+    work = _Assembly(fits.reports, loop.collect())
+    work.notes += fits.errors + watch.warned
+    _after_cell(work, options, error, watch)
     result = TimedFitResult(
-        reports=list(fits.reports),
+        reports=work.reports,
         cell_s=time.perf_counter() - start,
         complete=error is None,
         error=None if error is None else describe(error),
+        notes=work.notes,
+        comparisons=work.comparisons,
+        whatifs=work.whatifs,
+        history_path=work.history_path,
         runtime=options.runtime.kind if options.runtime is not None else None,
         accelerator=options.runtime.accelerator if options.runtime is not None else None,
+        said=work.said,
+        problems=work.problems,
     )
-    result.notes.extend(fits.errors)
-    result.notes.extend(watch.warned)
-    _after_cell(result, loop.collect(), options, error, watch)
     return result, value, error
 
 
-def _after_cell(result: TimedFitResult, captured: list[CapturedFit], options: TimedFitOptions,
-                error: BaseException | None, observer: CellObserver) -> None:
+@dataclass
+class _Assembly:
+    """A cell's result while it is put together: each step adds its part, and the reports (frozen)
+    are replaced by fuller ones; the TimedFitResult is made from it once, at the end."""
+
+    reports: list[FitReport]
+    captured: list[CapturedFit]
+    notes: list[str] = field(default_factory=list)
+    comparisons: list[Comparison] = field(default_factory=list)
+    whatifs: list[WhatIf] = field(default_factory=list)
+    history_path: str | None = None
+    said: list[str] = field(default_factory=list)  # lines for the user after the result
+    problems: list[str] = field(default_factory=list)  # lines on stderr: the display's own failures
+
+    def update(self, report: FitReport, **fields: Any) -> FitReport:
+        """``report`` with ``fields`` changed, in its place here and in its fit's capture."""
+        new = dataclasses.replace(report, **fields)
+        self.reports = [new if r is report else r for r in self.reports]
+        for cap in self.captured:
+            if cap.report is report:
+                cap.report = new
+        return new
+
+
+def _after_cell(work: _Assembly, options: TimedFitOptions, error: BaseException | None,
+                observer: CellObserver) -> None:
     """What runs once the user's cell is done: each step turns its own failure into a note."""
     if error is not None and _keras3_multiworker_failure(error):
-        result.notes.append(MULTIWORKER_NOTE)
-    _measure_compute(result, captured)
+        work.notes.append(MULTIWORKER_NOTE)
+    _measure_compute(work)
     if error is None and options.input_check != "off":
-        _check_inputs(result, captured, options.input_check == "on", options.interval)
-    for report in result.reports:  # again, now with the FLOPs and the input check in the report
-        report.findings = findings(report)
-    if options.trials_asked and captured:
-        _run_trials(result, captured, options, error, observer)
-    if options.history_path is not None and result.reports:
-        _record(result, options.history_path, options.runtime)
-    _session_notes(result, options)
-    if result.reports and (options.plot or options.plot_file):
-        _timelines(result, options)
+        _check_inputs(work, options.input_check == "on", options.interval)
+    for report in work.reports:  # again, now with the FLOPs and the input check in the report
+        work.update(report, findings=findings(report))
+    if options.trials_asked and work.captured:
+        _run_trials(work, options, error, observer)
+    if options.history_path is not None and work.reports:
+        _record(work, options.history_path, options.runtime)
+    _session_notes(work, options)
+    if work.reports and (options.plot or options.plot_file):
+        _timelines(work, options)
 
 
-def _run_trials(result: TimedFitResult, captured: list[CapturedFit], options: TimedFitOptions,
-                error: BaseException | None, observer: CellObserver) -> None:
+def _run_trials(work: _Assembly, options: TimedFitOptions, error: BaseException | None,
+                observer: CellObserver) -> None:
     flags = " and ".join(f for f, on in (("--compare", options.compare), ("--whatif", options.whatif is not None))
                          if on)
     if error is not None:
-        result.notes.append(f"The cell stopped, so {flags} did not run.")
+        work.notes.append(f"The cell stopped, so {flags} did not run.")
         return
     try:
-        _trials(result, captured, options, observer)
+        _trials(work, options, observer)
     except KeyboardInterrupt:  # the user's cell is done: show it, and what the trials finished
-        result.notes.append(f"Ctrl-C stopped {flags}; the trials that had finished are shown.")
+        work.notes.append(f"Ctrl-C stopped {flags}; the trials that had finished are shown.")
     except Exception as exc:  # noqa: BLE001 - a failed comparison must not fail the user's cell
-        result.notes.append(f"{flags} failed: {describe(exc)}")
+        work.notes.append(f"{flags} failed: {describe(exc)}")
 
 
-def _session_notes(result: TimedFitResult, options: TimedFitOptions) -> None:
-    if (result.history_path and result.runtime == "colab" and drive.current() is None
-            and options.session.once("colab history")):
-        result.notes.append(fit_view.colab_history_note(result.history_path))
+def _session_notes(work: _Assembly, options: TimedFitOptions) -> None:
+    colab = options.runtime is not None and options.runtime.kind == "colab"
+    if work.history_path and colab and drive.current() is None and options.session.once("colab history"):
+        work.notes.append(fit_view.colab_history_note(work.history_path))
     if options.replaced_variable:
-        result.notes.append(f"-v {options.replaced_variable}: replaced the variable that had that name.")
+        work.notes.append(f"-v {options.replaced_variable}: replaced the variable that had that name.")
 
 
-def _timelines(result: TimedFitResult, options: TimedFitOptions) -> None:
+def _timelines(work: _Assembly, options: TimedFitOptions) -> None:
     """Each fit's timeline: into its report (shown after its verdicts) in a notebook, into the file
-    asked for; what to tell the user goes into ``result.said``. A plot never fails the cell."""
+    asked for; what to tell the user goes into ``work.said``. A plot never fails the cell."""
     try:
-        for n, report in enumerate(result.reports, 1):
+        for n, report in enumerate(list(work.reports), 1):
             fig = report.plot()
             if options.plot_file is not None:
-                _save(fig, options.plot_file, n, len(result.reports), result)
+                _save(fig, options.plot_file, n, len(work.reports), work)
             if options.plot and options.inline:
-                report.timeline_png = plot.png(fig)
-            elif options.plot and fit_view.plot_needs_notebook() not in result.said:
-                result.said.append(fit_view.plot_needs_notebook())
+                work.update(report, timeline_png=plot.png(fig))
+            elif options.plot and fit_view.plot_needs_notebook() not in work.said:
+                work.said.append(fit_view.plot_needs_notebook())
     except Exception as exc:  # noqa: BLE001 - a plot must never replace the user's exception
-        result.problems.append(f"colab_magic could not draw the timeline: {type(exc).__name__}")
+        work.problems.append(f"colab_magic could not draw the timeline: {type(exc).__name__}")
 
 
-def _save(fig: Any, path: Path, n: int, count: int, result: TimedFitResult) -> None:
+def _save(fig: Any, path: Path, n: int, count: int, work: _Assembly) -> None:
     target = path.with_name(f"{path.stem}_{n}{path.suffix}") if count > 1 else path
     try:
         fig.savefig(target)
     except (OSError, ValueError) as exc:
-        result.problems.append(f"Could not save the timeline to {target}: {exc}")
+        work.problems.append(f"Could not save the timeline to {target}: {exc}")
     else:
-        result.said.append(fit_view.plot_saved(n, target))
+        work.said.append(fit_view.plot_saved(n, target))
 
 
 # Keras 3's fit under tf.distribute.MultiWorkerMirroredStrategy with two or more workers fails before its
@@ -181,7 +212,7 @@ class _RuntimeWatch(CellObserver):
     """The front end's observer, and in Colab: after each fit's first epoch, whether the fit will
     outlast the runtime (said at once through the front end, and kept for the notes)."""
 
-    def __init__(self, runtime: Runtime | None, front: CellObserver):
+    def __init__(self, runtime: Runtime | None, front: CellObserver) -> None:
         self.colab = runtime is not None and runtime.is_colab
         self.front = front
         self.warned: list[str] = []
@@ -213,41 +244,40 @@ class _RuntimeWatch(CellObserver):
         self.front.cell_ended()  # the live view stops before --compare's progress bar draws where its line was
 
 
-def _measure_compute(result: TimedFitResult, captured: list[CapturedFit]) -> None:
-    for cap in captured:
+def _measure_compute(work: _Assembly) -> None:
+    for cap in work.captured:
         if cap.report is None:
             continue
         try:
-            measure(cap.report, cap.model, cap.arguments)
+            work.update(cap.report, **measure(cap.report, cap.model, cap.arguments))
         except Exception as exc:  # noqa: BLE001 - the count is ours; the user's fit is done
-            result.notes.append(f"FLOPs could not be counted: {describe(exc)}")
+            work.notes.append(f"FLOPs could not be counted: {describe(exc)}")
 
 
-def _check_inputs(result: TimedFitResult, captured: list[CapturedFit], forced: bool, interval: float) -> None:
-    for cap in captured:
+def _check_inputs(work: _Assembly, forced: bool, interval: float) -> None:
+    for cap in work.captured:
         rep = cap.report
         if rep is None or not hasattr(cap.arguments.get("x"), "element_spec"):
             continue
         if not forced and (rep.wall_s or 0) < AUTO_INPUT_CHECK_S:
             continue
         try:
-            rep.input_wait = input_wait(cap, rep, interval)
+            work.update(rep, input_wait=input_wait(cap, rep, interval))
         except Exception as exc:  # noqa: BLE001 - the check is ours; the user's cell succeeded
-            result.notes.append(f"The input check failed: {describe(exc)}")
+            work.notes.append(f"The input check failed: {describe(exc)}")
 
 
-def _trials(result: TimedFitResult, captured: list[CapturedFit], options: TimedFitOptions,
-            observer: CellObserver) -> None:
+def _trials(work: _Assembly, options: TimedFitOptions, observer: CellObserver) -> None:
     names: list[str] = []
     compare = options.compare
     if compare:
         try:
             names = devices_to_compare(options.trials.devices)
         except ValueError as exc:
-            result.notes.append(f"--compare skipped: {exc}")
+            work.notes.append(f"--compare skipped: {exc}")
             compare = False
     firsts, seen = [], set()
-    for cap in captured:  # a model fitted twice is compared once, from its first start
+    for cap in work.captured:  # a model fitted twice is compared once, from its first start
         if id(cap.model) not in seen:
             seen.add(id(cap.model))
             firsts.append(cap)
@@ -261,13 +291,13 @@ def _trials(result: TimedFitResult, captured: list[CapturedFit], options: TimedF
                 comparison = compare_fit(cap, cap.report, names, options.trials, bar)
                 if not any(n.startswith(("gpu", "cuda")) for n in names):
                     _no_gpu(comparison, cap.report, options.history_path)
-                result.comparisons.append(comparison)
+                work.comparisons.append(comparison)
             if whatif is not None:
                 found = whatif_fit(cap, cap.report, whatif.variants, options.trials,
                                    _as_is(comparison, cap.report), bar)
-                result.whatifs.append(found)
+                work.whatifs.append(found)
                 if cap.report is not None:
-                    quote_measured(cap.report, found)
+                    work.update(cap.report, findings=quote_measured(cap.report.findings, found))
     finally:
         if bar is not None:
             bar.close()
@@ -301,19 +331,19 @@ def _no_gpu(comparison: Comparison, user_report: FitReport | None, history_path:
         comparison.add_speedups()
 
 
-def _record(result: TimedFitResult, path: Path, runtime: Runtime | None) -> None:
+def _record(work: _Assembly, path: Path, runtime: Runtime | None) -> None:
     runtime = runtime or detect()
     try:
-        env = history.environment(runtime, [g.name for g in result.reports[0].gpus])
-        for rep in result.reports:
+        env = history.environment(runtime, [g.name for g in work.reports[0].gpus])
+        for rep in work.reports:
             history.append(RunSummary.from_report(rep).to_record(env), path)
-        trials = [run for c in result.comparisons for run in c.runs]
-        trials += [run for w in result.whatifs for run in [w.baseline, *w.runs] if run is not None]
+        trials = [run for c in work.comparisons for run in c.runs]
+        trials += [run for w in work.whatifs for run in [w.baseline, *w.runs] if run is not None]
         recorded = set()  # by identity: --compare's run of the model as it is is also --whatif's baseline
         for run in trials:
             if run.report is not None and id(run) not in recorded:  # timed now, not brought in from the history
                 recorded.add(id(run))
                 history.append(run.to_record(env), path)
-        result.history_path = str(path)
+        work.history_path = str(path)
     except (OSError, ValueError, history.HistoryError) as exc:  # a full disk or a lost Drive must not cost the summary
-        result.notes.append(f"Could not record this run in {path}: {exc}")
+        work.notes.append(f"Could not record this run in {path}: {exc}")

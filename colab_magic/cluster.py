@@ -53,8 +53,8 @@ def _shared_id(n: int, index: int) -> tuple[str | None, str]:
         key = f"colab_magic/run/{n}"
         if index == 0:
             run = uuid.uuid4().hex[:12]
-            state.client.key_value_set(key, run)
+            state.client.key_value_set(key, run)  # type: ignore[union-attr]  # None: caught below
             return coordinator, run
-        return coordinator, str(state.client.blocking_key_value_get(key, WAIT_MS))
+        return coordinator, str(state.client.blocking_key_value_get(key, WAIT_MS))  # type: ignore[union-attr]
     except Exception:  # noqa: BLE001 - grouping is a convenience: never stop the fit for it
         return coordinator, f"{coordinator or 'jax'}#{n}"

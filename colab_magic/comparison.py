@@ -94,7 +94,7 @@ def compare_fit(captured: CapturedFit, user_report: FitReport | None, device_nam
 def _explain(run: RunSummary) -> None:
     import keras
 
-    if keras.backend.backend() == "torch" and "No gradients" in run.error:
+    if keras.backend.backend() == "torch" and run.error and "No gradients" in run.error:
         run.error = (f"{run.error} (Keras' torch backend loses the gradients of a model built under "
                      "keras.device(); compare on the JAX or TensorFlow backend)")
 

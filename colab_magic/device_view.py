@@ -3,11 +3,15 @@ processes and the diagnosis."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 from .parts import THROTTLING_REASONS
-from .tables import NA, Table, fmt, fmt_bytes, fmt_used
+from .tables import Table
+from .units import NA, fmt, fmt_bytes, fmt_used
 
 
-def tables(info) -> list[Table]:
+def tables(info: Any) -> list[Table]:
     out = [Table("Runtime", [["where", info.runtime.label]])]
     out.append(_gpu_table(info))
     procs = _process_table(info)
@@ -20,12 +24,12 @@ def tables(info) -> list[Table]:
     return out
 
 
-def _gpu_table(info) -> Table:
+def _gpu_table(info: Any) -> Table:
     if not info.gpus:
         return Table("GPU", [["none", info.gpu_error or "no NVIDIA GPU found"]])
     header = [""] + [f"GPU {g.index}" for g in info.gpus]
 
-    def row(label, get):
+    def row(label: str, get: Callable[[Any], str]) -> list[str]:
         return [label] + [get(g) for g in info.gpus]
 
     rows = [
@@ -44,7 +48,7 @@ def _gpu_table(info) -> Table:
     return Table("GPUs (NVML)", rows, header, notes)
 
 
-def _clock_events(gpu) -> str:
+def _clock_events(gpu: Any) -> str:
     if gpu.clock_events is None:
         return NA
     if not gpu.clock_events:
@@ -54,7 +58,7 @@ def _clock_events(gpu) -> str:
     return text + (" (throttling)" if throttling else "")
 
 
-def _process_table(info) -> Table | None:
+def _process_table(info: Any) -> Table | None:
     rows = []
     for gpu in info.gpus:
         for proc in gpu.processes or []:
@@ -65,7 +69,7 @@ def _process_table(info) -> Table | None:
     return Table("GPU processes", rows, ["gpu", "pid", "name", "gpu memory", ""])
 
 
-def _host_table(host) -> Table:
+def _host_table(host: Any) -> Table:
     cores = f"{fmt(host.physical_cores)} physical / {fmt(host.logical_cores)} logical"
     load = " ".join(f"{x:.2f}" for x in host.load_avg) if host.load_avg else NA
     return Table(
@@ -83,7 +87,7 @@ def _host_table(host) -> Table:
     )
 
 
-def _framework_table(info) -> Table:
+def _framework_table(info: Any) -> Table:
     if not info.frameworks:
         return Table(
             "Frameworks",

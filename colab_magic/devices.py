@@ -10,7 +10,9 @@ import os
 import platform
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
+from typing import Any
 
 import psutil
 
@@ -87,7 +89,7 @@ class DeviceInfo(Rendered):
         return asdict(self)
 
 
-def collect(shell=None, import_frameworks: bool = False, disk_path: str | None = None) -> DeviceInfo:
+def collect(shell: Any = None, import_frameworks: bool = False, disk_path: str | None = None) -> DeviceInfo:
     runtime = environment.detect(shell)
     with nvml.session() as ok:
         if ok:
@@ -177,7 +179,7 @@ def host_info(disk_path: str) -> HostInfo:
     )
 
 
-def _safe(fn):
+def _safe(fn: Callable[[], Any]) -> Any:
     try:
         return fn()
     except (OSError, AttributeError, NotImplementedError, RuntimeError):

@@ -11,9 +11,12 @@ from __future__ import annotations
 
 import os
 import shutil
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+from .defaults import DRIVE_TIMEOUT_S
 from .environment import Runtime
 
 DEFAULT_MOUNTPOINT = "/content/drive"
@@ -67,9 +70,9 @@ def mount(
     mountpoint: str = DEFAULT_MOUNTPOINT,
     force_remount: bool = False,
     readonly: bool = False,
-    timeout_s: float = 120.0,
+    timeout_s: float = DRIVE_TIMEOUT_S,
     local: str | None = None,
-    environ=None,
+    environ: Mapping[str, str] | None = None,
 ) -> DriveMount:
     global _current
     if runtime.is_colab and local is None:
@@ -100,7 +103,7 @@ def unmount(runtime: Runtime, timeout_s: float = 120.0) -> DriveMount | None:
 # --- Colab -------------------------------------------------------------------------------------
 
 
-def _colab_drive():
+def _colab_drive() -> Any:
     try:
         from google.colab import drive
     except ImportError:
@@ -152,7 +155,7 @@ def _first_line(exc: Exception) -> str:
 # --- everywhere else ---------------------------------------------------------------------------
 
 
-def _mount_local(runtime: Runtime, local: str | None, environ) -> DriveMount:
+def _mount_local(runtime: Runtime, local: str | None, environ: Mapping[str, str]) -> DriveMount:
     if local is not None:
         chosen, why = local, "--local"
     elif environ.get(ENV_LOCAL):

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from .tables import fmt_bytes
+from typing import Any
+
+from .units import fmt_bytes
 
 
-def mounted(mount, var: str, replaced: bool = False) -> str:
+def mounted(mount: Any, var: str, replaced: bool = False) -> str:
     if mount.mode == "colab":
         if mount.already:
             text = f"Google Drive is already mounted at {mount.root}."
@@ -21,14 +23,14 @@ def mounted(mount, var: str, replaced: bool = False) -> str:
     return f"{text} {var} = {str(mount.mydrive)!r}{note}"
 
 
-def unmounted(was) -> str:
+def unmounted(was: Any) -> str:
     if was is None or was.mode != "colab":
         where = f" ({was.root})" if was else ""
         return f"Nothing to unmount: the local stand-in folder{where} is a plain folder; its files stay."
     return f"Google Drive at {was.root}: pending writes flushed, then unmounted."
 
 
-def status(mount) -> str:
+def status(mount: Any) -> str:
     if mount is None:
         return "No drive mounted by %mount_drive in this kernel yet."
     kind = "Google Drive" if mount.mode == "colab" else "Local stand-in for Google Drive"

@@ -10,7 +10,9 @@ from __future__ import annotations
 import importlib.util
 import os
 import sys
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -27,7 +29,8 @@ class Runtime:
         return asdict(self)
 
 
-def detect(shell=None, environ=None, modules=None) -> Runtime:
+def detect(shell: Any = None, environ: Mapping[str, str] | None = None,
+           modules: Mapping[str, Any] | None = None) -> Runtime:
     environ = os.environ if environ is None else environ
     modules = sys.modules if modules is None else modules
     # Colab sets COLAB_GPU ("0" or "1") in every runtime, before google.colab is imported.
@@ -49,7 +52,7 @@ def detect(shell=None, environ=None, modules=None) -> Runtime:
     return Runtime("python", "plain Python")
 
 
-def _colab_accelerator(environ) -> str:
+def _colab_accelerator(environ: Mapping[str, str]) -> str:
     # COLAB_TPU_ADDR: the old TPU-node runtime; TPU_ACCELERATOR_TYPE / TPU_NAME: TPU-VM runtimes.
     if any(key in environ for key in ("COLAB_TPU_ADDR", "TPU_ACCELERATOR_TYPE", "TPU_NAME")):
         return "TPU"
@@ -58,7 +61,7 @@ def _colab_accelerator(environ) -> str:
     return "CPU"
 
 
-def tpu_attached(environ=None) -> bool:
+def tpu_attached(environ: Mapping[str, str] | None = None) -> bool:
     environ = os.environ if environ is None else environ
     if any(key in environ for key in ("COLAB_TPU_ADDR", "TPU_ACCELERATOR_TYPE", "TPU_NAME")):
         return True
@@ -69,7 +72,7 @@ def tpu_attached(environ=None) -> bool:
         return False
 
 
-def front_end(shell=None) -> str:
+def front_end(shell: Any = None) -> str:
     """How output can be shown, decided in this one place: "widgets" (a Jupyter kernel with
     ipywidgets: tqdm's widget bar), "notebook" (a kernel without them: HTML and images, text bars)
     or "terminal" (text only)."""

@@ -4,12 +4,27 @@ comparison, the key training figures, and the details (per epoch, hardware side 
 
 from __future__ import annotations
 
-from .tables import NA, Table, fmt, fmt_bytes, fmt_interval, ms_per_step, seconds
+from collections.abc import Callable
+from typing import Any
+
+from .parts import GpuSummary
+from .tables import Table
+from .units import (
+    NA,
+    flop_count,
+    fmt,
+    fmt_bytes,
+    fmt_interval,
+    fmt_s,
+    ms_or_na,
+    seconds,
+    seconds_column,
+)
 
 MAX_EPOCH_ROWS = 20  # a long run shows its first and last epochs
 
 
-def tables(result) -> list[Table]:
+def tables(result: Any) -> list[Table]:
     if not result.reports:
         notes = [f"No Keras fit was seen in this cell (it ran in {fmt_s(result.cell_s)})."] + result.notes
         if not result.complete:
@@ -32,26 +47,7 @@ def tables(result) -> list[Table]:
     return out
 
 
-def fmt_s(seconds_: float | None) -> str:
-    if seconds_ is None:
-        return NA
-    if seconds_ < 1:
-        return f"{seconds_ * 1000:.2f} ms" if seconds_ < 0.01 else f"{seconds_ * 1000:.1f} ms"
-    return f"{seconds_:.2f} s"
-
-
-def _secs(value: float | None) -> str:
-    """Seconds in a column of seconds: the same unit on every row."""
-    if value is None:
-        return NA
-    return f"{value:.3f}" if value < 10 else f"{value:.1f}"
-
-
-def _ms(value: float | None) -> str:
-    return NA if value is None else ms_per_step(value)
-
-
-def _fit_tables(r, count: int, comparison, whatif=None) -> list[Table]:
+def _fit_tables(r: Any, count: int, comparison: Any, whatif: Any = None) -> list[Table]:
     which = f"Fit {r.index}: " if count > 1 else ""
     out = [_verdicts(r, which)]
     if r.timeline_png is not None:
@@ -72,7 +68,7 @@ def _title(which: str, name: str) -> str:
     return f"{which}{name}" if which else name[0].upper() + name[1:]
 
 
-def _verdicts(r, which: str) -> Table:
+def _verdicts(r: Any, which: str) -> Table:
     """A numbered list (each verdict a paragraph: what, the evidence, the fix), not a table: the
     evidence and the fix are sentences, which read badly squeezed into a column."""
     lines = [f"({n}) {f.title}. Evidence: {f.evidence}. Fix: {f.fix}." for n, f in enumerate(r.findings, 1)]
@@ -94,11 +90,11 @@ def _verdicts(r, which: str) -> Table:
     return Table(title, [], notes=lines)
 
 
-def _hardware(r, title: str) -> Table:
+def _hardware(r: Any, title: str) -> Table:
     h = r.host
     header = ["", "Host (CPU)"] + [g.label for g in r.gpus]
 
-    def row(label, host, gpu):
+    def row(label: str, host: str, gpu: Callable[[GpuSummary], str]) -> list[str]:
         return [label, host] + [gpu(g) for g in r.gpus]
 
     rows = [
@@ -139,21 +135,21 @@ def _hardware(r, title: str) -> Table:
     return Table(title, rows, header, notes)
 
 
-def _sm_activity(g) -> str:
+def _sm_activity(g: GpuSummary) -> str:
     if g.gpm_note:
         return f"not read: {g.gpm_note}"
     text = f"{fmt(g.sm_activity_pct, '.0f', '%')} / {fmt(g.sm_occupancy_pct, '.0f', '%')}"
     return text + (f" ({g.gpm_failures} readings failed)" if g.gpm_failures else "")
 
 
-def _energy(g) -> str:
+def _energy(g: GpuSummary) -> str:
     if g.energy_j is None:
         return NA
     text = f"{g.energy_j:.0f} J"
     return text + (" (estimated from power)" if g.energy_source == "estimated from power" else "")
 
 
-def _clock_events(g) -> str:
+def _clock_events(g: GpuSummary) -> str:
     events = {k: v for k, v in g.clock_events.items() if k != "gpu_idle"}
     if not events:
         return "none"
@@ -161,7 +157,7 @@ def _clock_events(g) -> str:
     return text + (" of readings (throttling)" if g.throttled_fraction > 0 else " of readings")
 
 
-def _training(r, which: str) -> Table:
+def _training(r: Any, which: str) -> Table:
     s = r.step
     closed = r.closed_epochs
     epochs = f"{len(r.epochs)} epoch" + ("s" if len(r.epochs) != 1 else "")
@@ -171,7 +167,7 @@ def _training(r, which: str) -> Table:
     if r.steps_per_execution > 1:
         steps += f"; steps_per_execution {r.steps_per_execution} (timed per call, divided by the steps it ran)"
     rows = [
-        ["ms/step", f"median {_ms(s.median)}, p10 {_ms(s.p10)}, p90 {_ms(s.p90)}, mean {_ms(s.mean)}" if s else NA],
+        ["ms/step", f"median {ms_or_na(s.median)}, p10 {ms_or_na(s.p10)}, p90 {ms_or_na(s.p90)}, mean {ms_or_na(s.mean)}" if s else NA],
     ]
     if closed:
         val = sum(e.val_s for e in closed) / len(closed)
@@ -190,10 +186,10 @@ def _training(r, which: str) -> Table:
     return Table(_title(which, "training"), rows, notes=notes)
 
 
-def _compute(r) -> str:
-    text = f"{_flops(r.flops_per_step)}/step by {r.flops_method}"
+def _compute(r: Any) -> str:
+    text = f"{flop_count(r.flops_per_step)}/step by {r.flops_method}"
     if r.achieved_flops_per_s is not None:
-        text += f"; {_flops(r.achieved_flops_per_s)}/s from the mean step"
+        text += f"; {flop_count(r.achieved_flops_per_s)}/s from the mean step"
     if r.mfu is not None:
         text += f"; MFU {100 * r.mfu:.1f}% of the {r.peak_basis}"
     elif r.peak_basis:
@@ -201,14 +197,7 @@ def _compute(r) -> str:
     return text
 
 
-def _flops(n: float) -> str:
-    for unit, size in (("PFLOP", 1e15), ("TFLOP", 1e12), ("GFLOP", 1e9), ("MFLOP", 1e6)):
-        if n >= size:
-            return f"{n / size:.3g} {unit}"
-    return f"{n:.3g} FLOP"
-
-
-def _per_epoch(r, which: str) -> Table:
+def _per_epoch(r: Any, which: str) -> Table:
     gpu_cols = [f"GPU {g.index} (J)" for g in r.gpus]
     header = ["epoch", "time (s)", "train (s)", "val (s)", "overhead (s)", "steps", "ms/step"] + gpu_cols
     epochs = r.epochs
@@ -221,8 +210,8 @@ def _per_epoch(r, which: str) -> Table:
         label = str(e.epoch) + ("" if e.complete else " (cut)")
         energy = [fmt(j, ".0f") for j in e.energy_j]
         rows.append(
-            [label, _secs(e.time_s), _secs(e.train_s), _secs(e.val_s) if e.val_s else "-",
-             _secs(e.outside_steps_s), str(e.steps), _ms(e.step_median_s)]
+            [label, seconds_column(e.time_s), seconds_column(e.train_s), seconds_column(e.val_s) if e.val_s else "-",
+             seconds_column(e.outside_steps_s), str(e.steps), ms_or_na(e.step_median_s)]
             + energy
         )
     note = ("val: validation. overhead: the epoch's time outside its steps and validation (iterator set-up, "
@@ -230,7 +219,7 @@ def _per_epoch(r, which: str) -> Table:
     return Table(_title(which, "per epoch"), rows, header, [note])
 
 
-def comparison_table(c) -> Table:
+def comparison_table(c: Any) -> Table:
     title = f"CPU vs GPU: {c.model}, each device timed from the same start"
     if c.skipped:
         return Table(title, [], notes=[f"Skipped: {c.skipped}."] + c.notes)
@@ -240,22 +229,22 @@ def comparison_table(c) -> Table:
         if r.error is not None:
             line = f"{r.device}: failed: {r.error}"
         else:
-            line = (f"{r.device}: {_ms(r.step_median_s)} ms/step median, "
+            line = (f"{r.device}: {ms_or_na(r.step_median_s)} ms/step median, "
                     f"{fmt_interval(r.projected_epoch_s, r.projected_epoch_interval_s)} s/epoch projected (training "
                     f"only), {fmt(r.samples_per_s, ',.0f')} samples/s ({_timed(r)}); no GPU to set it beside")
         return Table(f"--compare: {c.model}", [], notes=[line, INTERVAL_NOTE] + list(c.notes))
     header = [""] + [r.device + (f" ({r.name})" if r.name and r.name != "CPU" else "") for r in runs]
 
-    def row(label, get):
+    def row(label: str, get: Callable[[Any], str]) -> list[str]:
         return [label] + [get(r) if r.error is None else "" for r in runs]
 
     per_epoch = (f"s/epoch projected ({c.steps_per_epoch} steps, no validation)" if c.steps_per_epoch
                  else "s/epoch projected (no validation)")
     rows = [
         row("speed-up vs CPU", lambda r: fmt_interval(r.speedup, r.speedup_interval, ".1f", "x")),
-        row("ms/step median", lambda r: _ms(r.step_median_s)),
-        row("ms/step p90", lambda r: _ms(r.step_p90_s)),
-        row("ms/step mean", lambda r: _ms(r.step_mean_s)),
+        row("ms/step median", lambda r: ms_or_na(r.step_median_s)),
+        row("ms/step p90", lambda r: ms_or_na(r.step_p90_s)),
+        row("ms/step mean", lambda r: ms_or_na(r.step_mean_s)),
         row(per_epoch, lambda r: fmt_interval(r.projected_epoch_s, r.projected_epoch_interval_s)),
         row("samples/s", lambda r: fmt(r.samples_per_s, ",.0f")),
         row("utilisation mean", lambda r: fmt(r.util_mean, ".0f", "%")),
@@ -273,11 +262,11 @@ INTERVAL_NOTE = ("In brackets: a 95% interval, from the scatter within the timed
                  "short varied during your fit on this machine.")
 
 
-def _timed(r) -> str:
+def _timed(r: Any) -> str:
     return f"{r.timed_steps} steps in {fmt_s(r.timed_s)}" if r.timed_steps else NA
 
 
-def _projection_note(c) -> str:
+def _projection_note(c: Any) -> str:
     basis = "steps per epoch x mean step (compiling and warm-up steps left out)"
     if c.fixed_s is not None:
         return (f"Projected epoch = {basis} + {fmt_s(c.fixed_s)} per epoch outside steps, as measured in your fit "
@@ -285,7 +274,7 @@ def _projection_note(c) -> str:
     return f"Projected epoch = {basis} + the comparison's own time outside steps; validation not included."
 
 
-def whatif_table(w) -> Table:
+def whatif_table(w: Any) -> Table:
     title = f"What if: {w.model} on {w.device}, each change timed from the same start"
     if w.skipped:
         return Table(title, [], notes=[f"Skipped: {w.skipped}."] + w.notes)
@@ -309,7 +298,7 @@ def colab_history_note(path: str) -> str:
             "first to keep it on Drive (with the history of your other runtimes).")
 
 
-def plot_saved(n: int, target) -> str:
+def plot_saved(n: int, target: object) -> str:
     return f"Timeline of fit {n} saved to {target}"
 
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import Any
 
 TRAINING_FACTOR = 3  # forward + backward (2 x forward): the MFU literature's convention
 NORM_FLOPS_PER_ELEMENT = 5  # subtract mean, divide, scale, shift, and the statistics: an estimate
@@ -30,7 +31,7 @@ class StepFlops:
     note: str | None = None
 
 
-def per_step(model, backend: str, x=None, y=None, batch_size: int | None = None) -> StepFlops:
+def per_step(model: Any, backend: str, x: Any = None, y: Any = None, batch_size: int | None = None) -> StepFlops:
     """FLOPs of one training step at ``batch_size`` samples."""
     analytic, uncounted = analytic_training_flops(model, batch_size) if batch_size else (None, [])
     note = None
@@ -51,14 +52,14 @@ def per_step(model, backend: str, x=None, y=None, batch_size: int | None = None)
 # --- analytic ------------------------------------------------------------------------------------
 
 
-def analytic_training_flops(model, batch_size: int) -> tuple[float | None, list[str]]:
+def analytic_training_flops(model: Any, batch_size: int) -> tuple[float | None, list[str]]:
     forward, uncounted = forward_flops_per_sample(model)
     if forward is None:
         return None, uncounted
     return TRAINING_FACTOR * forward * batch_size, uncounted
 
 
-def forward_flops_per_sample(model) -> tuple[float | None, list[str]]:
+def forward_flops_per_sample(model: Any) -> tuple[float | None, list[str]]:
     """Forward FLOPs for one sample, and the layers with weights that could not be counted."""
     total, uncounted = 0.0, []
     for layer in getattr(model, "layers", []):
@@ -78,14 +79,14 @@ def forward_flops_per_sample(model) -> tuple[float | None, list[str]]:
     return total, uncounted
 
 
-def _shape(tensor) -> tuple | None:
+def _shape(tensor: Any) -> tuple | None:
     shape = getattr(tensor, "shape", None)
     if shape is None or any(d is None for d in tuple(shape)[1:]):
         return None
     return tuple(int(d) for d in tuple(shape)[1:])  # without the batch dimension
 
 
-def _io(layer):
+def _io(layer: Any) -> tuple[tuple | None, tuple | None]:
     try:
         inputs, outputs = layer.input, layer.output
     except (AttributeError, ValueError):  # a layer never called on a symbolic input
@@ -97,7 +98,7 @@ def _io(layer):
     return _shape(inputs), _shape(outputs)
 
 
-def layer_flops(layer) -> float | None:
+def layer_flops(layer: Any) -> float | None:
     """Forward FLOPs per sample of one layer; None when the layer is unknown or its shapes are."""
     import keras
 
@@ -112,8 +113,8 @@ def layer_flops(layer) -> float | None:
     if isinstance(layer, (L.LSTM, L.GRU, L.SimpleRNN)):
         return _recurrent(layer)
     if isinstance(layer, L.Bidirectional):
-        inner = [_recurrent(layer.forward_layer), _recurrent(layer.backward_layer)]
-        return None if None in inner else sum(inner)
+        forward, backward = _recurrent(layer.forward_layer), _recurrent(layer.backward_layer)
+        return None if forward is None or backward is None else forward + backward
     shape_in, shape_out = _io(layer)
     if shape_in is None or shape_out is None:
         return None
@@ -141,15 +142,15 @@ _FREE = ("Activation", "Dropout", "SpatialDropout1D", "SpatialDropout2D", "Flatt
          "ZeroPadding2D", "UpSampling2D", "Masking")
 
 
-def _layers(module, names) -> tuple:
+def _layers(module: Any, names: tuple[str, ...]) -> tuple:
     return tuple(cls for cls in (getattr(module, n, None) for n in names) if isinstance(cls, type))
 
 
-def _size(variable) -> int:
+def _size(variable: Any) -> int:
     return math.prod(int(d) for d in variable.shape)
 
 
-def _recurrent(layer) -> float | None:
+def _recurrent(layer: Any) -> float | None:
     shape_in, _ = _io(layer)
     cell = getattr(layer, "cell", None)
     if shape_in is None or cell is None or len(shape_in) != 2:
@@ -158,7 +159,7 @@ def _recurrent(layer) -> float | None:
     return 2.0 * steps * (_size(cell.kernel) + _size(cell.recurrent_kernel))
 
 
-def _attention(layer) -> float | None:
+def _attention(layer: Any) -> float | None:
     try:
         query, value = layer.input[0], layer.input[1]
     except (AttributeError, ValueError, TypeError, IndexError):
@@ -179,7 +180,7 @@ def _attention(layer) -> float | None:
 # --- XLA (JAX) -----------------------------------------------------------------------------------
 
 
-def xla_training_flops(model, x, y, batch_size: int) -> float | None:
+def xla_training_flops(model: Any, x: Any, y: Any, batch_size: int) -> float | None:
     """XLA's FLOPs for Keras' train step at ``batch_size``, lowered for the CPU from shapes alone."""
     import jax
     import jax.numpy as jnp
@@ -189,7 +190,7 @@ def xla_training_flops(model, x, y, batch_size: int) -> float | None:
         return None
     data_y = _abstract_batch(y, batch_size) if y is not None else None
 
-    def spec(variables):
+    def spec(variables: Any) -> list:
         return [jax.ShapeDtypeStruct(tuple(v.shape), jnp.dtype(v.dtype)) for v in variables]
 
     state = (spec(model.trainable_variables), spec(model.non_trainable_variables),
@@ -203,17 +204,17 @@ def xla_training_flops(model, x, y, batch_size: int) -> float | None:
     return float(flops) if flops and flops > 0 else None
 
 
-def _abstract_batch(data, batch_size: int):
+def _abstract_batch(data: Any, batch_size: int) -> Any:
     """Shape-and-dtype stand-ins for one batch of ``data`` (an array, or a list/tuple/dict of them)."""
     import jax
     import jax.numpy as jnp
 
     if isinstance(data, (list, tuple)):
-        parts = [_abstract_batch(d, batch_size) for d in data]
-        return None if any(p is None for p in parts) else type(data)(parts)
+        items = [_abstract_batch(d, batch_size) for d in data]
+        return None if any(p is None for p in items) else type(data)(items)
     if isinstance(data, dict):
-        parts = {k: _abstract_batch(v, batch_size) for k, v in data.items()}
-        return None if any(p is None for p in parts.values()) else parts
+        named = {k: _abstract_batch(v, batch_size) for k, v in data.items()}
+        return None if any(p is None for p in named.values()) else named
     shape, dtype = getattr(data, "shape", None), getattr(data, "dtype", None)
     if shape is None or dtype is None or not hasattr(data, "__len__"):
         return None

@@ -10,6 +10,7 @@ from __future__ import annotations
 import importlib
 import sys
 from dataclasses import asdict, dataclass, field
+from typing import Any
 
 
 @dataclass
@@ -49,7 +50,7 @@ def survey(include_unloaded: bool = False) -> list[FrameworkInfo]:
     return found
 
 
-def _tensorflow(tf, info: FrameworkInfo) -> None:
+def _tensorflow(tf: Any, info: FrameworkInfo) -> None:
     devices = tf.config.list_physical_devices()
     info.devices = [d.name.replace("/physical_device:", "") for d in devices]
     info.gpu_count = sum(d.device_type == "GPU" for d in devices)
@@ -59,7 +60,7 @@ def _tensorflow(tf, info: FrameworkInfo) -> None:
         info.notes.append(f"built for CUDA {build['cuda_version']}, cuDNN {build.get('cudnn_version')}")
 
 
-def _keras(keras, info: FrameworkInfo) -> None:
+def _keras(keras: Any, info: FrameworkInfo) -> None:
     backend = keras.backend.backend()
     info.notes.append(f"backend: {backend}")
     # The backend's own entry (tensorflow/jax/torch) lists devices; listing them here through Keras
@@ -69,14 +70,14 @@ def _keras(keras, info: FrameworkInfo) -> None:
         info.gpu_count = sum(d.lower().startswith(("gpu", "cuda")) for d in info.devices)
 
 
-def _jax(jax, info: FrameworkInfo) -> None:
+def _jax(jax: Any, info: FrameworkInfo) -> None:
     devices = jax.devices()
     info.devices = [f"{d.platform}:{d.id} ({d.device_kind})" for d in devices]
     info.gpu_count = sum(d.platform == "gpu" for d in devices)
     info.notes.append(f"default backend: {jax.default_backend()}")
 
 
-def _torch(torch, info: FrameworkInfo) -> None:
+def _torch(torch: Any, info: FrameworkInfo) -> None:
     info.built_with_cuda = torch.version.cuda is not None
     if info.built_with_cuda:
         info.notes.append(f"built for CUDA {torch.version.cuda}")
@@ -88,14 +89,14 @@ def _torch(torch, info: FrameworkInfo) -> None:
 _PROBES = {"tensorflow": _tensorflow, "keras": _keras, "jax": _jax, "torch": _torch}
 
 
-def weight_device(model) -> str | None:
+def weight_device(model: Any) -> str | None:
     """Where the model's first weight lives, as 'CPU:0' / 'GPU:0' (the first device when it is
     replicated). Read after fit, never per step."""
     devices = weight_devices(model)
     return devices[0] if devices else None
 
 
-def weight_devices(model) -> list[str]:
+def weight_devices(model: Any) -> list[str]:
     """Every device that holds the model's first weight, in order: one per replica under
     keras.distribution.DataParallel (JAX) or tf.distribute.MirroredStrategy, else one."""
     try:
@@ -116,7 +117,7 @@ def weight_devices(model) -> list[str]:
     return sorted({normalise_device(str(d)) for d in devices if d is not None}, key=_device_order)
 
 
-def _device_order(name: str):
+def _device_order(name: str) -> tuple[str, int]:
     kind, _, index = name.partition(":")
     return kind, int(index) if index.isdigit() else 0
 
@@ -169,7 +170,7 @@ def tf32_enabled(backend: str) -> bool:
     return False
 
 
-def compute_dtype(model) -> str:
+def compute_dtype(model: Any) -> str:
     """The dtype a Keras model computes in: "float32", "float16" (mixed_float16) or "bfloat16"."""
     policy = getattr(model, "dtype_policy", None)
     return str(getattr(policy, "compute_dtype", None) or "float32")

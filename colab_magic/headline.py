@@ -8,10 +8,12 @@ put them first.
 
 from __future__ import annotations
 
-from .tables import ms_per_step, seconds
+from typing import Any
+
+from .units import ms_per_step, seconds
 
 
-def _where(r) -> str:
+def _where(r: Any) -> str:
     gpu = r.device_gpu
     if gpu is not None:
         return gpu.label
@@ -20,14 +22,14 @@ def _where(r) -> str:
     return r.device or "an unknown device"
 
 
-def _fastest_gpu(comparison):
+def _fastest_gpu(comparison: Any) -> Any:
     if comparison is None:
         return None
     runs = [run for run in comparison.runs if run.is_gpu and run.error is None and run.speedup]
     return max(runs, key=lambda run: run.speedup, default=None)
 
 
-def fit_headline(r, comparison=None, numbered: bool = False) -> str:
+def fit_headline(r: Any, comparison: Any = None, numbered: bool = False) -> str:
     """One line for fit ``r``; ``comparison``: its --compare result, if any."""
     lead = f"Fit {r.index}: " if numbered else ""
     figures = []

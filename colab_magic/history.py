@@ -16,19 +16,21 @@ import os
 import platform
 import socket
 import stat
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from . import drive, history_view
 from .environment import Runtime
 from .run_summary import RunSummary
-from .stats import quantile
+from .stats import quantile_of
 from .tables import Rendered, Table
 
 try:
     import fcntl
 except ImportError:  # Windows: no flock; appends are still single writes
-    fcntl = None
+    fcntl = None  # type: ignore[assignment]
 
 def default_path() -> Path:
     return drive.app_folder() / "runs.jsonl"
@@ -69,7 +71,7 @@ _NUMBER_FIELDS = ("batch_size", "steps_per_epoch", "total_steps", "step_median_s
                   "cpu_util_mean", "input_wait_share", "timed_s", "speedup")
 
 
-def is_record(value) -> bool:
+def is_record(value: Any) -> bool:
     """A run record, as far as every reader relies on: a dict whose known fields have their types."""
     if not isinstance(value, dict):
         return False
@@ -108,6 +110,7 @@ def read(path: Path) -> tuple[list[dict], list[str]]:
 
 
 def _read_regular_file(path: Path) -> bytes | None:
+    fd: int | None
     try:
         fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
     except FileNotFoundError:
@@ -143,7 +146,8 @@ def _skipped_warning(path: Path, skipped: list[int], line_count: int) -> list[st
     return [f"skipped {len(skipped)} lines in {path} that are not run records (torn writes or edits): lines {shown}"]
 
 
-def latest_per_device(runs: list[RunSummary], signature_id: str | None, keep=None) -> list[RunSummary]:
+def latest_per_device(runs: list[RunSummary], signature_id: str | None,
+                      keep: Callable[[RunSummary], bool] | None = None) -> list[RunSummary]:
     """The latest timed run of one model on each device and machine, oldest first.
 
     At the same time, the user's own fit beats a --compare run of it. ``keep`` filters further.
@@ -258,7 +262,7 @@ def straggler(runs: list[RunSummary]) -> str:
         if len(values) < 2:
             continue
         top, value = max(values, key=lambda pair: pair[1])
-        median = quantile(sorted(v for r, v in values if r is not top), 0.5)
+        median = quantile_of(sorted(v for r, v in values if r is not top), 0.5)
         if value - median >= threshold - 1e-9:  # at the threshold counts (0.15 - 0.05 is 0.0999... in floats)
             index = (top.cluster or {}).get("task_index", "?")
             found.append(f"process {index}'s {label} ({value * scale:.0f}{unit} against {median * scale:.0f}{unit} "

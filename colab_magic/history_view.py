@@ -3,10 +3,14 @@
 
 from __future__ import annotations
 
-from .tables import NA, Table, fmt, fmt_interval
+from collections.abc import Callable
+from typing import Any
+
+from .tables import Table
+from .units import NA, fmt, fmt_interval, ms_figure
 
 
-def tables(view) -> list[Table]:
+def tables(view: Any) -> list[Table]:
     notes = list(view.warnings) + ([view.note] if view.note else [])
     if not view.records:
         return [Table(f"Run history ({view.path})", [], notes=notes or ["No runs recorded yet."])]
@@ -15,24 +19,20 @@ def tables(view) -> list[Table]:
     return [_compare_table(view, notes) if view.compare else _list_table(view, notes)]
 
 
-def _where(run) -> str:
+def _where(run: Any) -> str:
     env = run.env or {}
     return f"{env.get('runtime', '?')} on {env.get('host', '?')}"
 
 
-def _device(run) -> str:
+def _device(run: Any) -> str:
     return f"{run.device} ({run.name})" if run.name and run.name != "CPU" else run.device
 
 
-def _when(run) -> str:
+def _when(run: Any) -> str:
     return str(run.time or "?").replace("T", " ").replace("+00:00", "Z")
 
 
-def _ms(seconds) -> str:
-    return fmt(seconds and seconds * 1000, ".2f")
-
-
-def _list_table(view, notes: list[str]) -> Table:
+def _list_table(view: Any, notes: list[str]) -> Table:
     rows = []
     for run in view.runs:
         epoch, how = run.epoch_s()
@@ -44,7 +44,7 @@ def _list_table(view, notes: list[str]) -> Table:
             f"{run.model or '?'} ({fmt(params, ',')} params)",
             run.kind + (f" ({run.variant})" if run.variant else ""),
             _device(run),
-            _ms(run.step_median_s),
+            ms_figure(run.step_median_s),
             fmt(epoch, ".1f", " s") + (" (proj.)" if how == "projected" else ""),
             fmt(run.samples_per_s, ",.0f"),
         ])
@@ -52,27 +52,27 @@ def _list_table(view, notes: list[str]) -> Table:
     return Table(f"Run history ({view.path}), last {len(rows)}", rows, header, notes)
 
 
-def _row(label, get, runs) -> list[str]:
+def _row(label: str, get: Callable[[Any], str], runs: list) -> list[str]:
     """A row of a side-by-side table: one column per run."""
     return [label] + [get(r) for r in runs]
 
 
-def _compare_table(view, notes: list[str]) -> Table:
+def _compare_table(view: Any, notes: list[str]) -> Table:
     runs = view.runs
     cpu = next((r for r in runs if r.is_cpu and r.step_median_s), None)
 
-    def row(label, get):
+    def row(label: str, get: Callable[[Any], str]) -> list[str]:
         return _row(label, get, runs)
 
-    def epoch(run):
+    def epoch(run: Any) -> str:
         value, how = run.epoch_s()
         return NA if value is None else f"{value:.1f} s ({how})"
 
     noisy = []
 
-    def speedup(run):
+    def speedup(run: Any) -> str:
         value = run.speedup_over(cpu) if cpu is not None else None
-        if value is None:
+        if value is None or cpu is None:
             return NA
         if run is cpu or not (run.step_mean_interval_s and cpu.step_mean_interval_s):
             return f"{value:.1f}x"
@@ -82,16 +82,16 @@ def _compare_table(view, notes: list[str]) -> Table:
             noisy.append(run)
         return fmt_interval(value, interval, ".2f", "x") + (" ~" if within else "")
 
-    def mean(run):
+    def mean(run: Any) -> str:
         return (fmt_interval(run.step_mean_s, run.step_mean_interval_s, ".2f", scale=1000)
-                if run.step_mean_s and run.step_mean_interval_s else _ms(run.step_mean_s))
+                if run.step_mean_s and run.step_mean_interval_s else ms_figure(run.step_mean_s))
 
     rows = [
         row("run", lambda r: f"{r.id} ({r.kind})"),
         row("where", _where),
         row("when (UTC)", _when),
-        row("ms/step median", lambda r: _ms(r.step_median_s)),
-        row("ms/step p90", lambda r: _ms(r.step_p90_s)),
+        row("ms/step median", lambda r: ms_figure(r.step_median_s)),
+        row("ms/step p90", lambda r: ms_figure(r.step_p90_s)),
         row("ms/step mean", mean),
         row("s/epoch", epoch),
         row("samples/s", lambda r: fmt(r.samples_per_s, ",.0f")),
@@ -107,17 +107,17 @@ def _compare_table(view, notes: list[str]) -> Table:
     return Table(f"Runs of {runs[0].model or '?'} side by side ({view.path})", rows, header, notes)
 
 
-def _cluster_table(view, notes: list[str]) -> Table:
+def _cluster_table(view: Any, notes: list[str]) -> Table:
     runs = view.runs
 
-    def row(label, get):
+    def row(label: str, get: Callable[[Any], str]) -> list[str]:
         return _row(label, get, runs)
 
     rows = [
         row("host", lambda r: (r.env or {}).get("host", "?")),
         row("devices", lambda r: ", ".join((r.cluster or {}).get("local_devices") or []) or r.device),
-        row("ms/step median", lambda r: _ms(r.step_median_s)),
-        row("ms/step mean", lambda r: _ms(r.step_mean_s)),
+        row("ms/step median", lambda r: ms_figure(r.step_median_s)),
+        row("ms/step mean", lambda r: ms_figure(r.step_mean_s)),
         row("s/epoch", lambda r: fmt(r.epoch_mean_s, ".2f")),
         row("samples/s (global)", lambda r: fmt(r.samples_per_s, ",.0f")),
         row("host CPU", lambda r: fmt(r.cpu_util_mean, ".0f", "%")),

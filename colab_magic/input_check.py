@@ -15,11 +15,13 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Sequence
 
 from . import intervals
 from .keras_loop import CapturedFit
 from .parts import InputWait
 from .recorder import FitOptions
+from .report import FitReport
 from .trials import TARGET_TIMED_S, WARMUP_STEPS, WindowStop, fit_clone, least_steps
 
 INPUT_CHECK_STEPS = 20  # the fewest steps the held-batch copy times
@@ -29,7 +31,7 @@ MAX_CHECK_S = 10 * TARGET_TIMED_S
 FIT_BLOCKS = 10  # the user's steps in this many blocks: how steady the fit itself ran
 
 
-def input_wait(captured: CapturedFit, user_report, interval: float, steps: int = INPUT_CHECK_STEPS) -> InputWait | None:
+def input_wait(captured: CapturedFit, user_report: FitReport | None, interval: float, steps: int = INPUT_CHECK_STEPS) -> InputWait | None:
     import keras
 
     x = captured.arguments.get("x")
@@ -40,7 +42,7 @@ def input_wait(captured: CapturedFit, user_report, interval: float, steps: int =
     start = time.perf_counter()
     clone = keras.models.clone_model(model)
     clone.compile_from_config(config)
-    held = x.take(1).cache().repeat()
+    held = x.take(1).cache().repeat()  # type: ignore[union-attr]  # x has element_spec: a tf.data.Dataset
     step = user_report.step.mean
     spe = getattr(clone, "steps_per_execution", 1) or 1
     least = least_steps(steps, spe)
@@ -63,7 +65,8 @@ def input_wait(captured: CapturedFit, user_report, interval: float, steps: int =
     )
 
 
-def share_interval(fit_steps, step: float, check_steps, compute: float) -> tuple[float, float] | None:
+def share_interval(fit_steps: Sequence[float] | None, step: float, check_steps: Sequence[float] | None,
+                   compute: float) -> tuple[float, float] | None:
     """A 95% interval for the share of a step that waits, ``1 - compute / step``: the held-batch
     timing projected onto the fit (its scatter and the drift of the fit's own windows), against the
     fit's mean as steady as its steps ran. None when either has too few steps."""

@@ -20,8 +20,9 @@ from __future__ import annotations
 
 import math
 import statistics
+from collections.abc import Sequence
 
-from .stats import quantile
+from .stats import quantile_of
 
 BLOCKS = 5  # blocks a timing is split into
 MIN_DRIFT_WINDOWS = 8  # fewer windows of the fit than this say too little about its tails
@@ -42,7 +43,7 @@ def t975(df: int) -> float:
     return T975[max(k for k in T975 if k <= df)]
 
 
-def block_means(values, blocks: int = BLOCKS) -> list[float]:
+def block_means(values: Sequence[float], blocks: int = BLOCKS) -> list[float]:
     """Means of ``blocks`` consecutive, near-equal runs of ``values`` (fewer when there are fewer values)."""
     n = len(values)
     blocks = min(blocks, n)
@@ -52,7 +53,7 @@ def block_means(values, blocks: int = BLOCKS) -> list[float]:
     return [math.fsum(values[a:b]) / (b - a) for a, b in zip(edges, edges[1:], strict=False)]
 
 
-def drift(fit_steps, window_s: float) -> tuple[float, float] | None:
+def drift(fit_steps: Sequence[float], window_s: float) -> tuple[float, float] | None:
     """The 2.5% and 97.5% quantiles of (mean of a window of ``window_s`` seconds of ``fit_steps``) /
     (mean of all of them): how much slower or faster than the fit a window that long ran. None when
     the fit holds fewer than :data:`MIN_DRIFT_WINDOWS` such windows."""
@@ -68,10 +69,10 @@ def drift(fit_steps, window_s: float) -> tuple[float, float] | None:
         return None
     ratios = sorted(math.fsum(fit_steps[i * per_window:(i + 1) * per_window]) / per_window / mean
                     for i in range(count))
-    return quantile(ratios, DRIFT_Q), quantile(ratios, 1 - DRIFT_Q)
+    return quantile_of(ratios, DRIFT_Q), quantile_of(ratios, 1 - DRIFT_Q)
 
 
-def mean_interval(values, fit_drift: tuple[float, float] | None = None, blocks: int = BLOCKS,
+def mean_interval(values: Sequence[float], fit_drift: tuple[float, float] | None = None, blocks: int = BLOCKS,
                   predict: bool = True) -> tuple[float, float] | None:
     """A 95% interval for the long-run mean step, from ``values`` (one short timing's step seconds,
     in order) and the ``fit_drift`` of :func:`drift` (None: none known). ``predict=False``: only the
@@ -101,7 +102,8 @@ def mean_interval(values, fit_drift: tuple[float, float] | None = None, blocks: 
     return m * math.exp(-low), m * math.exp(high)
 
 
-def ratio_interval(top: float, top_interval, bottom: float, bottom_interval) -> tuple[float, float] | None:
+def ratio_interval(top: float, top_interval: tuple[float, float] | None, bottom: float,
+                   bottom_interval: tuple[float, float] | None) -> tuple[float, float] | None:
     """The interval of ``top / bottom`` (a speed-up: the baseline's mean step over a run's) from the
     two means' intervals, the errors independent (added on a log scale)."""
     if not (top and bottom and top_interval and bottom_interval):
@@ -112,6 +114,6 @@ def ratio_interval(top: float, top_interval, bottom: float, bottom_interval) -> 
     return ratio * math.exp(-math.hypot(t_lo, b_hi)), ratio * math.exp(math.hypot(t_hi, b_lo))
 
 
-def overlaps(a, b) -> bool:
+def overlaps(a: tuple[float, float] | None, b: tuple[float, float] | None) -> bool:
     """Two intervals share a point: a difference between them is within the noise."""
     return a is not None and b is not None and a[0] <= b[1] and b[0] <= a[1]

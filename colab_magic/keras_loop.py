@@ -28,8 +28,9 @@ from typing import Any
 import keras
 
 from . import frameworks
+from .errors import describe
 from .observer import FitFacts, FitObserver, LoopPlan
-from .parts import ModelSignature, describe
+from .parts import ModelSignature
 from .recorder import CellFits, FitRecording
 from .report import FitReport
 
@@ -72,7 +73,7 @@ class ObserverCallback(keras.callbacks.Callback):
 
     async_safe = True
 
-    def __init__(self, observer: FitObserver, model: Any):
+    def __init__(self, observer: FitObserver, model: Any) -> None:
         super().__init__()
         self.observer = observer
         self._model_ref = model  # not self.model: on JAX reading that in a batch hook copies the state
@@ -106,7 +107,7 @@ class ObserverCallback(keras.callbacks.Callback):
 class KerasLoop:
     """For a cell: ``keras.Model.fit`` patched so that every fit is recorded in ``fits``."""
 
-    def __init__(self, fits: CellFits, options: KerasOptions | None = None):
+    def __init__(self, fits: CellFits, options: KerasOptions | None = None) -> None:
         self.fits = fits
         self.options = options or KerasOptions()
         self.captured: list[CapturedFit] = []

@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import html
 from dataclasses import dataclass, field
+from typing import Any
 
 from .parts import THROTTLING_REASONS
-from .tables import fmt_bytes, seconds
+from .units import duration, fmt_bytes, seconds
 from .verdicts import MEMORY_FULL
 
 
@@ -83,7 +84,7 @@ class LiveStatus:
 class LiveLine:
     """A status line as a displayable object: IPython sends its HTML and text to the front end."""
 
-    def __init__(self, status: LiveStatus | None):
+    def __init__(self, status: LiveStatus | None) -> None:
         self.status = status
 
     def _repr_html_(self) -> str:
@@ -93,17 +94,7 @@ class LiveLine:
         return self.status.to_text() if self.status else ""
 
 
-def duration(s: float) -> str:
-    """12 s, 3 min 05 s, 2 h 07 min."""
-    s = max(0, int(round(s)))
-    if s < 60:
-        return f"{s} s"
-    if s < 3600:
-        return f"{s // 60} min {s % 60:02d} s"
-    return f"{s // 3600} h {s % 3600 // 60:02d} min"
-
-
-def status(timer, sampler, model: str) -> LiveStatus:
+def status(timer: Any, sampler: Any, model: str) -> LiveStatus:
     """The fit's state now, from ``timer`` (a StepTimer) and ``sampler`` (a Sampler)."""
     epochs, steps = timer.plan.epochs, timer.plan.steps_per_epoch
     epoch = step = None
@@ -119,13 +110,15 @@ def status(timer, sampler, model: str) -> LiveStatus:
         left = remaining / rate
     gpus = [_gpu_now(track) for track in sampler.gpus]
     cpu = sampler.host["cpu_process"].last
-    warnings = [f"GPU {g.index} memory {100 * g.memory_used / g.memory_total:.0f}% full" for g in gpus if g.memory_full]
+    # memory_full: both figures are there
+    warnings = [f"GPU {g.index} memory {100 * (g.memory_used or 0) / (g.memory_total or 1):.0f}% full"
+                for g in gpus if g.memory_full]
     warnings += [f"GPU {g.index} throttled ({', '.join(g.throttling)})" for g in gpus if g.throttling]
     return LiveStatus(model, epoch, epochs, step, steps, rate, left, gpus,
                       cpu / sampler.logical_cores if cpu is not None else None, warnings)
 
 
-def _gpu_now(track) -> GpuNow:
+def _gpu_now(track: Any) -> GpuNow:
     s = track.series
     return GpuNow(
         track.index, s["util"].last, s["sm_activity_pct"].last, s["memory_used"].last, track.memory_total,

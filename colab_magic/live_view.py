@@ -13,14 +13,16 @@ import shutil
 import sys
 import threading
 import time
+from typing import Any, TextIO
 
 from . import live
+from .observer import RunningFit
 
 EVERY_S = 1.0  # a redraw a second: fast enough to watch, a negligible cost (bench/overhead.py --live)
 
 
 class LiveView:
-    def __init__(self, where: str, stream=None, every: float = EVERY_S):
+    def __init__(self, where: str, stream: TextIO | None = None, every: float = EVERY_S) -> None:
         """``where``: "notebook" (a display handle) or "terminal" (a line on ``stream``, stderr)."""
         self.where = where
         self.stream = stream if stream is not None else sys.stderr
@@ -32,7 +34,7 @@ class LiveView:
         self._stopped = False  # a sampler still ticking after the fits draws nothing more
         self._drawn = 0  # characters of the terminal line now on screen
 
-    def watch(self, fit) -> None:
+    def watch(self, fit: RunningFit) -> None:
         """A fit started (called on its thread, before training): follow its sampler."""
         name = getattr(fit.model, "name", type(fit.model).__name__)
         if self.where == "notebook" and self.handle is None:
@@ -41,7 +43,7 @@ class LiveView:
             self.handle = display(live.LiveLine(None), display_id=True)
         fit.sampler.listeners.append(lambda sampler: self._update(fit.timer, sampler, name))
 
-    def _update(self, timer, sampler, name) -> None:
+    def _update(self, timer: Any, sampler: Any, name: str) -> None:
         now = time.monotonic()
         with self._lock:
             if self._stopped or now - self._last < self.every:
@@ -60,7 +62,7 @@ class LiveView:
                 self.stream.flush()
                 self._drawn = len(text)
 
-    def _terminal_line_allowed(self, timer) -> bool:
+    def _terminal_line_allowed(self, timer: Any) -> bool:
         try:
             tty = self.stream.isatty()
         except (AttributeError, ValueError):
@@ -86,7 +88,7 @@ class LiveView:
             self._stopped = True
             self._clear()
 
-    def finish(self, replacement=None) -> bool:
+    def finish(self, replacement: Any = None) -> bool:
         """The cell is over: put ``replacement`` (the summary) where the live line was, or clear it.
         True when the replacement was shown there."""
         self.stop()

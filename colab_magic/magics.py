@@ -66,12 +66,12 @@ def _help(text: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     return attach
 
 
-def output_flags(magic):
+def output_flags(magic: Callable[..., Any]) -> Callable[..., Any]:
     """--json, -o and -q on a magic: the argument decorators are objects, reused here."""
     return JSON(OUTPUT(QUIET(magic)))
 
 
-def _show(result, args, returned: bool = True, live=None) -> None:
+def _show(result: Any, args: Namespace, returned: bool = True, live: Any = None) -> None:
     """The display half shared by the magics: ``-q`` silent, ``--json`` raw data, else rich output;
     with ``-o`` the returned object shows itself (as Out[n]), so it is not shown twice (as with
     %timeit -o). ``returned``: whether it is returned (not when the cell's exception is re-raised).
@@ -111,11 +111,13 @@ def _parse(magic: Callable[..., Any], line: str) -> Namespace:
         raise
 
 
-def _path(text: str | None, flag: str) -> Path | None:
+def _optional_path(text: str | None, flag: str) -> Path | None:
+    return None if text is None else _path(text, flag)
+
+
+def _path(text: str, flag: str) -> Path:
     """A path from a flag, checked before anything runs: no empty name, NUL byte or unencodable text,
     and ~user expanded (or refused)."""
-    if text is None:
-        return None
     text = _unquote(text)
     if not text.strip():
         raise UsageError(f"{flag} needs a path, not an empty string")
@@ -152,9 +154,23 @@ def _budget(text: str) -> float:
     return value
 
 
+def _timeout(text: str) -> float:
+    value = float(text)
+    if not (math.isfinite(value) and value > 0):
+        raise ArgumentTypeError("--timeout must be a positive number of seconds")
+    return value
+
+
+def _count(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise ArgumentTypeError("-n must be at least 1")
+    return value
+
+
 # argparse names a type in its own message ("invalid float value: 'soon'"): by what it reads
-_interval.__name__ = _budget.__name__ = "float"
-_steps.__name__ = "int"
+_interval.__name__ = _budget.__name__ = _timeout.__name__ = "float"
+_steps.__name__ = _count.__name__ = "int"
 
 
 def _variable_flag(flag: str) -> Callable[[str], str]:
@@ -234,7 +250,8 @@ Examples::
 
 @magics_class
 class ColabMagics(Magics):
-    def __init__(self, shell: Any = None, **kwargs: Any):
+    shell: Any  # IPython's InteractiveShell: always set once the magics are registered
+    def __init__(self, shell: Any = None, **kwargs: Any) -> None:
         super().__init__(shell, **kwargs)
         self._session = Session()  # what this kernel session was told already
 
@@ -242,7 +259,7 @@ class ColabMagics(Magics):
     @argument("--frameworks", action="store_true", help="also import TensorFlow and Keras to ask which devices they see")
     @output_flags
     @line_magic
-    def device_info(self, line=""):
+    def device_info(self, line: str = "") -> Any:
         """Show the GPUs (through NVML), the host, and whether the frameworks see the GPU.
 
         Sections: Runtime (where the kernel runs); Diagnosis (only when something is wrong: e.g. a
@@ -296,7 +313,7 @@ class ColabMagics(Magics):
         options = timed_fit_options(args, self.shell, self._session)
         from .cell import time_cell
 
-        def run():
+        def run() -> Any:
             __tracebackhide__ = True
             return self._run_cell(cell)
 
@@ -313,7 +330,7 @@ class ColabMagics(Magics):
             raise error
         return result if args.output else value
 
-    def _run_cell(self, cell):
+    def _run_cell(self, cell: str) -> Any:
         """Run the cell as %%time does: the user's namespace, and tracebacks that show their lines."""
         __tracebackhide__ = True
         shell = self.shell
@@ -334,14 +351,14 @@ class ColabMagics(Magics):
     @argument("--mountpoint", default=drive.DEFAULT_MOUNTPOINT, metavar="PATH", help=f"Colab: where Drive is mounted (default {drive.DEFAULT_MOUNTPOINT})")
     @argument("--force-remount", action="store_true", help="Colab: mount again even if already mounted")
     @argument("--readonly", action="store_true", help="Colab: mount read-only")
-    @argument("--timeout", type=float, default=DRIVE_TIMEOUT_S, metavar="SECONDS", help=f"Colab: how long to wait for the mount or unmount (default {DRIVE_TIMEOUT_S:g})")
+    @argument("--timeout", type=_timeout, default=DRIVE_TIMEOUT_S, metavar="SECONDS", help=f"Colab: how long to wait for the mount or unmount (default {DRIVE_TIMEOUT_S:g})")
     @argument("--unmount", action="store_true", help="Colab: flush pending writes and unmount")
     @argument("--status", action="store_true", help="show what is mounted, where, and the free space")
     @argument("--local", metavar="PATH", help=f"the folder that stands in for Drive outside Colab (default ${drive.ENV_LOCAL}, else {drive.DEFAULT_LOCAL})")
-    @argument("--var", default=DRIVE_VARIABLE, metavar="NAME", help=f"the variable that gets the MyDrive path (default {DRIVE_VARIABLE})")
+    @argument("--var", type=_variable_flag("--var"), default=DRIVE_VARIABLE, metavar="NAME", help=f"the variable that gets the MyDrive path (default {DRIVE_VARIABLE})")
     @QUIET
     @line_magic
-    def mount_drive(self, line=""):
+    def mount_drive(self, line: str = "") -> Path | None:
         """Mount Google Drive in Colab; elsewhere a local folder with the same MyDrive layout stands in.
 
         Returns the MyDrive folder as a pathlib.Path and sets it in a variable (DRIVE), so that a
@@ -357,12 +374,9 @@ class ColabMagics(Magics):
         args = _parse(self.mount_drive, line)
         if args.unmount and args.status:
             raise UsageError("--unmount and --status don't go together")
-        if not (math.isfinite(args.timeout) and args.timeout > 0):
-            raise UsageError("--timeout must be a positive number of seconds")
-        _variable(args.var, "--var")
         runtime = detect(self.shell)
-        local = _path(args.local, "--local")
-        local = str(local) if local is not None else None
+        local_path = _optional_path(args.local, "--local")
+        local = str(local_path) if local_path is not None else None
         mountpoint = str(_path(args.mountpoint, "--mountpoint"))
         if args.status:
             self._say(drive_view.status(drive.current()), args)
@@ -380,13 +394,13 @@ class ColabMagics(Magics):
         return mounted.mydrive
 
     @magic_arguments()
-    @argument("-n", dest="count", type=int, default=HISTORY_COUNT, metavar="N", help=f"how many of the latest runs to list (default {HISTORY_COUNT})")
+    @argument("-n", dest="count", type=_count, default=HISTORY_COUNT, metavar="N", help=f"how many of the latest runs to list (default {HISTORY_COUNT})")
     @argument("--compare", nargs="*", metavar="ID", help="runs side by side: the ids given, or by default the latest run of the newest model on each device")
     @argument("--history", metavar="PATH", help="the run history file (default as for %%timed_fit)")
     @argument("--cluster", nargs="?", const="", metavar="RUN", help="the processes of one multi-process run side by side (default: the latest), with the one that holds the others back")
     @output_flags
     @line_magic
-    def fit_history(self, line=""):
+    def fit_history(self, line: str = "") -> Any:
         """List the runs %%timed_fit recorded, or show chosen runs side by side.
 
         With %mount_drive, the history lives on Drive, so a run on Colab's CPU runtime and a later
@@ -402,8 +416,6 @@ class ColabMagics(Magics):
             %fit_history --cluster        # the processes of the latest multi-process run
         """
         args = _parse(self.fit_history, line)
-        if args.count < 1:
-            raise UsageError("-n must be at least 1")
         from .history import (
             HistoryError,
             HistoryView,
@@ -439,7 +451,7 @@ class ColabMagics(Magics):
         return view if args.output else None
 
     @staticmethod
-    def _say(text: str, args) -> None:
+    def _say(text: str, args: Namespace) -> None:
         if not args.quiet:
             print(text)
 
@@ -454,7 +466,7 @@ def timed_fit_options(args: Namespace, shell: Any, session: Session) -> Any:
         raise UsageError("--devices goes with --compare")
     if args.history and args.no_history:
         raise UsageError("--history and --no-history don't go together")
-    plot_file = _path(args.plot_file, "--plot-file")
+    plot_file = _optional_path(args.plot_file, "--plot-file")
     if plot_file is not None and not plot_file.parent.is_dir():
         raise UsageError(f"--plot-file: the folder {plot_file.parent} does not exist")
     if args.plot or args.plot_file:
@@ -496,7 +508,7 @@ class _FrontEnd(CellObserver):
     """What the user sees while a ``%%timed_fit`` cell runs: the --live line, lines said at once, and
     the trials' progress bar."""
 
-    def __init__(self, shell: Any, args: Namespace):
+    def __init__(self, shell: Any, args: Namespace) -> None:
         self.shell, self.quiet = shell, args.quiet
         self.where = front_end(shell)
         self.live: Any = None

@@ -3,23 +3,27 @@ utilisation (MFU) against the GPU's datasheet peak for the precision the model c
 
 from __future__ import annotations
 
+from typing import Any
+
 from . import flops, frameworks, peaks
+from .report import FitReport
 
 
-def measure(report, model, arguments: dict) -> None:
-    """Fill in the report's FLOPs fields (after the fit: nothing here runs a step)."""
+def measure(report: FitReport, model: Any, arguments: dict) -> dict[str, Any]:
+    """The report's FLOPs fields, by name (after the fit: nothing here runs a step)."""
     dtype = frameworks.compute_dtype(model)
     counted = flops.per_step(model, report.backend, arguments.get("x"), arguments.get("y"), report.batch_size)
-    report.compute_dtype = dtype
-    report.flops_per_step, report.flops_method, report.flops_note = counted.flops, counted.method, counted.note
+    out: dict[str, Any] = {"compute_dtype": dtype, "flops_per_step": counted.flops, "flops_method": counted.method,
+                           "flops_note": counted.note}
     if counted.flops is None or report.step is None or report.step.mean <= 0:
-        return
-    report.achieved_flops_per_s = counted.flops / report.step.mean
+        return out
+    out["achieved_flops_per_s"] = achieved = counted.flops / report.step.mean
     gpu = report.device_gpu
     if gpu is None:
-        report.peak_basis = "no MFU on the CPU (it is measured against a GPU's datasheet peak)"
-        return
+        out["peak_basis"] = "no MFU on the CPU (it is measured against a GPU's datasheet peak)"
+        return out
     choice = peaks.choose(gpu.name, dtype, frameworks.tf32_enabled(report.backend))
-    report.peak_flops_per_s, report.peak_basis = choice.flops_per_s, choice.basis
+    out["peak_flops_per_s"], out["peak_basis"] = choice.flops_per_s, choice.basis
     if choice.flops_per_s:
-        report.mfu = report.achieved_flops_per_s / choice.flops_per_s
+        out["mfu"] = achieved / choice.flops_per_s
+    return out

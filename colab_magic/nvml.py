@@ -11,9 +11,12 @@ cell, say) and the library is shut down when the last user stops.
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
-from .parts import THROTTLING_REASONS, describe  # noqa: F401 - THROTTLING_REASONS: part of this module's interface
+from .errors import describe
+from .parts import THROTTLING_REASONS  # noqa: F401 - THROTTLING_REASONS: part of this module's interface
 
 _lock = threading.RLock()
 _users = 0
@@ -80,7 +83,8 @@ def stop() -> None:
         pynvml, _pynvml = _pynvml, None
         _handles.clear()
         try:
-            pynvml.nvmlShutdown()
+            if pynvml is not None:
+                pynvml.nvmlShutdown()
         except Exception:  # noqa: BLE001 - shutting down must never raise (it runs on the sampler's thread)
             pass
 
@@ -95,7 +99,7 @@ def stop_all() -> None:
 
 
 @contextmanager
-def session():
+def session() -> Iterator[bool]:
     """``with nvml.session() as ok:`` start NVML for the block; ``ok`` says whether it works."""
     ok = start()
     try:
@@ -114,14 +118,14 @@ def reason() -> str | None:
     return _reason
 
 
-def _init_failure(pynvml, exc) -> str:
+def _init_failure(pynvml: Any, exc: BaseException) -> str:
     code = getattr(exc, "value", None)
     if code in (pynvml.NVML_ERROR_LIBRARY_NOT_FOUND, pynvml.NVML_ERROR_DRIVER_NOT_LOADED):
         return "no NVIDIA driver found (the NVML library did not load)"
     return f"NVML failed to initialise: {exc}"
 
 
-def _call(name: str, *args, default=None):
+def _call(name: str, *args: Any, default: Any = None) -> Any:
     pynvml = _pynvml
     if pynvml is None:
         return default
@@ -134,13 +138,13 @@ def _call(name: str, *args, default=None):
         return default
 
 
-def _text(value) -> str | None:
+def _text(value: Any) -> str | None:
     if isinstance(value, bytes):
         return value.decode(errors="replace")
     return value if isinstance(value, str) else None
 
 
-def _handle(index: int):
+def _handle(index: int) -> Any:
     handle = _handles.get(index)
     if handle is None:
         handle = _call("nvmlDeviceGetHandleByIndex", index)
@@ -201,7 +205,7 @@ def reading(index: int, full: bool = True) -> dict | None:
     power_mw = _call("nvmlDeviceGetPowerUsage", handle)
     if _number(getattr(memory, "used", None)) is None:
         return None
-    out = {
+    out: dict[str, Any] = {
         "memory_used": _number(memory.used),
         "memory_total": _number(getattr(memory, "total", None)),
         "util_gpu": _number(getattr(util, "gpu", None)),
@@ -225,14 +229,14 @@ def reading(index: int, full: bool = True) -> dict | None:
     return out
 
 
-def _number(value, divide: float = 1):
+def _number(value: Any, divide: float = 1) -> float | None:
     """A reading as a number, or None for anything else a misbehaving binding may return."""
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return None
     return value / divide if divide != 1 else value
 
 
-def _capability(value) -> str | None:
+def _capability(value: Any) -> str | None:
     if isinstance(value, (list, tuple)) and len(value) >= 2:
         return f"{value[0]}.{value[1]}"
     return None
@@ -330,7 +334,7 @@ def gpm_unavailable(index: int) -> str | None:
     return None
 
 
-def gpm_sample(index: int):
+def gpm_sample(index: int) -> Any:
     """A GPM sample of the GPU's counters now, or None (then nothing is left to free)."""
     pynvml, handle = _pynvml, _handle(index)
     if pynvml is None or handle is None:
@@ -347,7 +351,7 @@ def gpm_sample(index: int):
     return sample
 
 
-def gpm_metrics(first, second) -> dict[str, float | None] | None:
+def gpm_metrics(first: Any, second: Any) -> dict[str, float | None] | None:
     """GPM_METRICS between two samples (percent), a metric the GPU refuses as None; None when the
     call itself fails."""
     pynvml = _pynvml
@@ -372,7 +376,7 @@ def gpm_metrics(first, second) -> dict[str, float | None] | None:
     return out
 
 
-def gpm_free(sample) -> None:
+def gpm_free(sample: Any) -> None:
     pynvml = _pynvml
     if pynvml is None or sample is None:
         return

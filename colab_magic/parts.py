@@ -11,27 +11,15 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import asdict, dataclass, field
+from typing import Any
 
 # Clock-event ("throttle") reasons that mean a GPU runs slower than it could while it has work to do.
 THROTTLING_REASONS = frozenset({"sw_power_cap", "hw_slowdown", "sw_thermal", "hw_thermal", "hw_power_brake"})
 
 
-def describe(exc: BaseException, first_line: bool = False) -> str:
-    """"ValueError: text" for an exception (the text of a report's ``error``), also when its own
-    __str__ raises: the user's exception must come through whatever it does. ``first_line``: only the
-    first line of the text."""
-    try:
-        text = str(exc).strip()
-    except Exception:  # noqa: BLE001
-        text = "(its message could not be read)"
-    if first_line:
-        text = text.splitlines()[0] if text else ""
-    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
-
-
 class Part:
     def to_dict(self) -> dict:
-        return asdict(self)
+        return asdict(self)  # type: ignore[call-overload]  # every Part is a dataclass
 
 
 @dataclass
@@ -147,7 +135,7 @@ class ModelSignature(Part):
         return hashlib.sha1(text.encode()).hexdigest()[:12]
 
     @classmethod
-    def from_dict(cls, data) -> ModelSignature:
+    def from_dict(cls, data: Any) -> ModelSignature:
         """From a history record's ``signature`` (anything else gives the empty signature)."""
         if not isinstance(data, dict):
             return cls()

@@ -8,6 +8,9 @@ from __future__ import annotations
 
 import importlib.util
 import io
+from typing import Any
+
+from .units import GiB
 
 INSTALL_HINT = "plots need matplotlib: pip install matplotlib (or colab-magic[plot])"
 
@@ -19,7 +22,7 @@ def available() -> bool:
         return False
 
 
-def figure(report):
+def figure(report: Any) -> Any:  # a FitReport (report.py imports this module)
     """Panels only for what was measured: GPU activity and GPU memory when there were GPU readings,
     host CPU always. Percent axes run 0-100; memory from 0 to the GPU's total."""
     try:
@@ -40,9 +43,9 @@ def figure(report):
             _line(util, series.get("util"), f"{label}: a kernel running")
             _line(util, series.get("sm_activity_pct"), f"{label}: SMs busy (GPM)")
             _line(util, series.get("tensor_activity_pct"), f"{label}: tensor cores busy (GPM)")
-            _line(mem, series.get("memory_used"), label, scale=1 / 2**30)
+            _line(mem, series.get("memory_used"), label, scale=1 / GiB)
             if n < len(report.gpus) and report.gpus[n].memory_total:
-                totals.append(report.gpus[n].memory_total / 2**30)
+                totals.append(report.gpus[n].memory_total / GiB)
         util.set_ylabel("GPU, % of time")
         util.set_ylim(0, 105)
         mem.set_ylabel("GPU memory, GiB")
@@ -71,12 +74,12 @@ def figure(report):
     return fig
 
 
-def _line(ax, points, label, scale=1.0):
+def _line(ax: Any, points: list | None, label: str, scale: float = 1.0) -> None:
     if points:
         ax.plot([p[0] for p in points], [p[1] * scale for p in points], label=label, lw=1.2)
 
 
-def png(fig) -> bytes:
+def png(fig: Any) -> bytes:
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=100)
     return buf.getvalue()

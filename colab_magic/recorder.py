@@ -18,11 +18,11 @@ from typing import Any
 
 from . import cluster
 from .defaults import DEFAULT_INTERVAL
+from .errors import describe
+from .fit_report import build_report
 from .observer import CellObserver, FitFacts, FitObserver, LoopPlan
-from .parts import describe
 from .report import FitReport
 from .sampler import Sampler
-from .summarise import build_report
 from .timing import StepTimer
 
 
@@ -37,7 +37,7 @@ class FitOptions:
 class FitRecording(FitObserver):
     """One fit being timed and sampled: what a loop source drives."""
 
-    def __init__(self, cell: CellFits, index: int, model: object, facts: Callable[[], FitFacts]):
+    def __init__(self, cell: CellFits, index: int, model: object, facts: Callable[[], FitFacts]) -> None:
         """``facts()``: the source's facts about the model, read when the fit ends."""
         self.cell = cell
         self.index = index
@@ -133,7 +133,7 @@ class CellFits:
     """The fits of one cell (or of one trial), numbered as they start. As a context manager: the
     cell's, found by :func:`active` while it runs, and closed when it ends."""
 
-    def __init__(self, options: FitOptions | None = None, observer: CellObserver | None = None):
+    def __init__(self, options: FitOptions | None = None, observer: CellObserver | None = None) -> None:
         self.options = options or FitOptions()
         self.observer = observer or CellObserver()
         self.reports: list[FitReport] = []

@@ -1,11 +1,12 @@
 """What a timed cell measured, as plain data: a :class:`FitReport` per fit, a :class:`TimedFitResult`
 per cell. Shaped like IPython's ``TimeitResult``: typed fields (see :mod:`colab_magic.parts`),
 ``to_dict()`` (JSON-serialisable, the stable public format), and rich reprs drawn by
-:mod:`colab_magic.fit_view`. :mod:`colab_magic.summarise` builds the reports; nothing here prints.
+:mod:`colab_magic.fit_view`. :mod:`colab_magic.fit_report` builds the reports; nothing here prints.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field, fields
 from typing import Any
 
@@ -25,8 +26,10 @@ from .run_summary import Comparison, WhatIf
 from .tables import Rendered, Table
 
 
-@dataclass
+@dataclass(frozen=True)
 class FitReport:
+    """One fit, measured: assembled once (colab_magic.fit_report, then colab_magic.cell), not changed after."""
+
     index: int  # 1 for the cell's first fit
     model: str
     backend: str
@@ -76,7 +79,7 @@ class FitReport:
     timeline_png: bytes | None = field(default=None, repr=False)
     # the steady-state seconds per step in the order they ran (while the fit had fewer steps than the
     # timer keeps): how much short windows of this machine stray from the mean (colab_magic.intervals)
-    step_times: object | None = field(default=None, repr=False)  # an array("d")
+    step_times: Sequence[float] | None = field(default=None, repr=False)  # an array("d")
     loop: str = "keras"  # the loop source that drove the fit (colab_magic.observer)
 
     @property
@@ -97,7 +100,7 @@ class FitReport:
     def epoch_mean_s(self) -> float | None:
         """The mean of the fit's finished epochs (the headline, the table and the history record)."""
         closed = self.closed_epochs
-        return sum(e.time_s for e in closed) / len(closed) if closed else None
+        return sum(e.time_s or 0.0 for e in closed) / len(closed) if closed else None
 
     def to_dict(self) -> dict:
         out = {}
@@ -117,7 +120,7 @@ class FitReport:
         return plot.figure(self)
 
 
-@dataclass
+@dataclass(frozen=True)
 class TimedFitResult(Rendered):
     """What one ``%%timed_fit`` cell measured: a report per fit, and what ran after the cell."""
 
@@ -142,10 +145,10 @@ class TimedFitResult(Rendered):
     def __len__(self) -> int:
         return len(self.reports)
 
-    def __getitem__(self, i) -> FitReport:
+    def __getitem__(self, i: int) -> FitReport:
         return self.reports[i]
 
-    def plot(self, fit: int = 1):
+    def plot(self, fit: int = 1) -> Any:
         """A matplotlib Figure of the timeline of the cell's fit number ``fit`` (1 = the first)."""
         return self.reports[fit - 1].plot()
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import datetime
 import uuid
 from dataclasses import dataclass, field, fields
+from typing import Any
 
 from . import intervals
 from .parts import ModelSignature
@@ -59,7 +60,7 @@ class RunSummary:
     time: str | None = None  # ISO time of a recorded run
     id: str | None = None  # a recorded run's id
     recorded_signature_id: str | None = None  # the id a record was written with
-    report: object | None = None  # the timed clone's FitReport (a comparison's runs)
+    report: Any = None  # the timed clone's FitReport (a comparison's runs)
     input_wait_share: float | None = None  # 0-1: the share of a step that waited for data (the input check)
     cluster: dict | None = None  # a process of a multi-process run (colab_magic.cluster)
     # A trial (--compare, --whatif): the change it made (None: the model as it is), what it timed,
@@ -111,6 +112,8 @@ class RunSummary:
 
     def step_speedup_interval(self, base: RunSummary) -> tuple | None:
         """The interval of ``base``'s mean step over this run's, where both have one."""
+        if base.step_mean_s is None or self.step_mean_s is None:
+            return None
         return intervals.ratio_interval(base.step_mean_s, base.step_mean_interval_s, self.step_mean_s,
                                         self.step_mean_interval_s)
 
@@ -138,7 +141,7 @@ class RunSummary:
         return "no clear gain"
 
     @classmethod
-    def from_report(cls, report, kind: str = "fit", device: str | None = None) -> RunSummary:
+    def from_report(cls, report: Any, kind: str = "fit", device: str | None = None) -> RunSummary:
         """From a :class:`~colab_magic.report.FitReport`; ``device`` where it ran, if not where its
         first weight lives."""
         step = report.step
@@ -176,14 +179,15 @@ class RunSummary:
         """A run read back from the history; fields it lacks (older records) stay None."""
         known = {f.name for f in fields(cls)} - {"signature", "report", "name", "source", "device", "kind",
                                                  "recorded_signature_id"}
-        env = record.get("env") if isinstance(record.get("env"), dict) else {}
+        env: dict = record["env"] if isinstance(record.get("env"), dict) else {}
+        given: dict[str, Any] = {k: record.get(k) for k in known if k in record}
         run = cls(
             device=str(record.get("device") or "?"),
             kind=str(record.get("kind") or "?"),
             name=record.get("device_name"),
             source=f"history: {env.get('runtime', '?')} on {env.get('host', '?')}, {record.get('time', '?')}",
             signature=ModelSignature.from_dict(record.get("signature")),
-            **{k: record.get(k) for k in known if k in record},
+            **given,
         )
         run.env = env
         if not isinstance(run.cluster, dict):
@@ -199,7 +203,8 @@ class RunSummary:
     def signature_id(self) -> str:
         if self.recorded_signature_id:
             return self.recorded_signature_id
-        return (self.signature or ModelSignature(None, None, None)).id
+        # a run with no signature: the id of all-None parts, as version 0.1 wrote it (layers None, not [])
+        return (self.signature or ModelSignature(None, None, None)).id  # type: ignore[arg-type]
 
     def to_record(self, env: dict) -> dict:
         """The history line for this run: a new id and the time now."""
@@ -293,6 +298,6 @@ class WhatIf:
         }
 
 
-def _is_pair(value) -> bool:
+def _is_pair(value: Any) -> bool:
     return (isinstance(value, (list, tuple)) and len(value) == 2
             and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value))

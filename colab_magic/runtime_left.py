@@ -13,7 +13,8 @@ import time
 
 import psutil
 
-from .live import duration
+from .timing import StepTimer
+from .units import duration
 
 COLAB_MAX_S = 12 * 3600.0
 
@@ -25,12 +26,12 @@ def uptime_s() -> float | None:
         return None
 
 
-def fit_left_s(timer) -> float | None:
+def fit_left_s(timer: StepTimer) -> float | None:
     """The fit's remaining epochs at the pace of the epoch that just ended."""
     planned = timer.plan.epochs
-    if not timer.epochs or timer.epochs[-1].end is None or not planned:
+    last = timer.epochs[-1] if timer.epochs else None
+    if last is None or last.end is None or not planned:
         return None
-    last = timer.epochs[-1]
     return max(0, planned - (last.epoch + 1)) * (last.end - last.start)
 
 

@@ -45,7 +45,7 @@ class GpuTrack:
     last_clock_events: tuple = ()  # the reasons of the latest full reading (the live view's mark)
     readings: int = 0
     full_readings: int = 0  # readings that included the slow metrics (clock events among them)
-    gaps: list[list[float]] = field(default_factory=list)  # [start, end] in wall time
+    gaps: list[list[float | None]] = field(default_factory=list)  # [start, end] in wall time; end None: open
     last_sample_us: int = 0
     # GPM: why it is not read (None when it is); the fit's first and the latest sample; the metrics
     # between the first and the last sample (the whole window, exact); readings and failed readings
@@ -56,13 +56,13 @@ class GpuTrack:
     gpm_readings: int = 0
     gpm_failures: int = 0
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         names = ("util", "memory_used", "process_memory", "power_w", "temperature_c", "sm_clock_mhz") + GPM_SERIES
         self.series = {name: Series(self.capacity) for name in names}
 
 
 class Sampler:
-    def __init__(self, interval: float = DEFAULT_INTERVAL, capacity: int = 2048):
+    def __init__(self, interval: float = DEFAULT_INTERVAL, capacity: int = 2048) -> None:
         if not interval > 0:
             raise ValueError("interval must be > 0")
         self.interval = interval
@@ -77,7 +77,8 @@ class Sampler:
         self.errors: list[str] = []
         self.cpu_seconds = 0.0  # the sampler thread's own CPU time: its cost
         self.stop_wait_s = 0.0
-        self.started = self.stopped = None
+        self.started: float | None = None  # wall-clock time.time() of the first and last readings
+        self.stopped: float | None = None
         self._nvml = False
         self._thread: threading.Thread | None = None
         self._wake = threading.Event()
@@ -111,10 +112,10 @@ class Sampler:
         self._thread = None
         self.stop_wait_s = time.perf_counter() - waited  # what stopping cost the caller
 
-    def __enter__(self):
+    def __enter__(self) -> Sampler:
         return self.start()
 
-    def __exit__(self, *exc):
+    def __exit__(self, *exc: object) -> None:
         self.stop()
 
     def _run(self) -> None:
@@ -158,7 +159,7 @@ class Sampler:
         else:
             self.gpu_note = nvml.reason()
         for track in self.gpus:
-            track.last_sample_us = int(self.started * 1e6)
+            track.last_sample_us = int((self.started or time.time()) * 1e6)
             track.gpm_note = nvml.gpm_unavailable(track.index)
             if track.gpm_note is None:
                 track.gpm_first = track.gpm_last = nvml.gpm_sample(track.index)

@@ -9,22 +9,26 @@ from __future__ import annotations
 import math
 import random
 from array import array
+from collections.abc import Sequence
 
 from .parts import StepStats
 
 
-def quantile(sorted_values, q: float) -> float | None:
-    """Linear-interpolated quantile (numpy's default) of already sorted values."""
+def quantile(sorted_values: Sequence[float], q: float) -> float | None:
+    """Linear-interpolated quantile (numpy's default) of already sorted values; None for none."""
+    return quantile_of(sorted_values, q) if sorted_values else None
+
+
+def quantile_of(sorted_values: Sequence[float], q: float) -> float:
+    """:func:`quantile` of values known to be there."""
     n = len(sorted_values)
-    if n == 0:
-        return None
     pos = (n - 1) * q
     lo = math.floor(pos)
     hi = min(lo + 1, n - 1)
     return sorted_values[lo] + (sorted_values[hi] - sorted_values[lo]) * (pos - lo)
 
 
-def summary(values, total: float | None = None, count: int | None = None,
+def step_stats(values: Sequence[float], total: float | None = None, count: int | None = None,
             extremes: tuple[float, float] | None = None) -> StepStats | None:
     """median, p10, p90, p95, mean, min, max and n. ``total``/``count`` give an exact mean, and
     ``extremes`` the exact (min, max), when ``values`` is only a sample of the data."""
@@ -36,10 +40,10 @@ def summary(values, total: float | None = None, count: int | None = None,
     return StepStats(
         n=n,
         mean=mean,
-        median=quantile(ordered, 0.5),
-        p10=quantile(ordered, 0.1),
-        p90=quantile(ordered, 0.9),
-        p95=quantile(ordered, 0.95),
+        median=quantile_of(ordered, 0.5),
+        p10=quantile_of(ordered, 0.1),
+        p90=quantile_of(ordered, 0.9),
+        p95=quantile_of(ordered, 0.95),
         min=extremes[0] if extremes else ordered[0],
         max=extremes[1] if extremes else ordered[-1],
     )
@@ -51,7 +55,7 @@ class Reservoir:
     Count, sum and extremes stay exact whatever the length of the run.
     """
 
-    def __init__(self, capacity: int = 1 << 18, seed: int = 0):
+    def __init__(self, capacity: int = 1 << 18, seed: int = 0) -> None:
         self.capacity = capacity
         self.values = array("d")
         self.count = 0
@@ -72,8 +76,8 @@ class Reservoir:
             if slot < self.capacity:
                 self.values[slot] = value
 
-    def summary(self) -> StepStats | None:
-        return summary(self.values, self.total, self.count, (self.min, self.max)) if self.count else None
+    def step_stats(self) -> StepStats | None:
+        return step_stats(self.values, self.total, self.count, (self.min, self.max)) if self.count else None
 
 
 class Series:
@@ -83,7 +87,7 @@ class Series:
     mean and maximum are tracked exactly over every reading.
     """
 
-    def __init__(self, capacity: int = 2048):
+    def __init__(self, capacity: int = 2048) -> None:
         self.capacity = capacity
         self.times = array("d")
         self.values = array("d")

@@ -14,7 +14,8 @@ import textwrap
 from dataclasses import dataclass, field
 from typing import Any
 
-NA = "n/a"
+from .units import NA
+
 MAX_WIDTH = 100  # text wider than this is hard to read even in a wide terminal
 # A cell that is a number, with at most a short unit: right-aligned, so that digits line up.
 _NUMBER = re.compile(r"^(?:[-+]?[\d,]*\.?\d+(?:e[-+]?\d+)?\s?(?:%|x|[A-Za-z/°]{1,6})?|n/a|-)$")
@@ -84,16 +85,17 @@ def _too_wide(cols: list[int], width: int) -> bool:
 def _expanded(table: Table, width: int) -> list[str]:
     """One block per row, "column: value" pairs wrapped under it (as psql's expanded display), for a
     table too wide for the terminal."""
-    lines = []
-    if not table.header[0]:  # a column per item (runs, devices), rows named in the first column: by column
-        for j, name in enumerate(table.header[1:], 1):
+    lines: list[str] = []
+    header = table.header or []
+    if not header[0]:  # a column per item (runs, devices), rows named in the first column: by column
+        for j, name in enumerate(header[1:], 1):
             pairs = [f"{row[0]}: {row[j]}" for row in table.rows if j < len(row) and row[j]]
             lines.extend(_wrap(f"  {name}", width, 4))
             lines.extend(_wrap("    " + "; ".join(pairs), width, 4))
         return lines
     for row in table.rows:
-        pairs = [f"{h}: {c}" for h, c in zip(table.header[1:], row[1:], strict=False) if c]
-        lines.extend(_wrap(f"  {table.header[0]}: {row[0]}", width, 4))
+        pairs = [f"{h}: {c}" for h, c in zip(header[1:], row[1:], strict=False) if c]
+        lines.extend(_wrap(f"  {header[0]}: {row[0]}", width, 4))
         lines.extend(_wrap("    " + "; ".join(pairs), width, 4))
     return lines
 
@@ -193,7 +195,7 @@ class Rendered:
     in a notebook asks for text and HTML at once: both come from one ``tables()`` call.
     """
 
-    def __init_subclass__(cls, **kwargs: Any):
+    def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
         # IPython's pretty printer takes the first class in the MRO that defines __repr__ (a dataclass
         # does), unless that class also has _repr_pretty_: put it on each subclass itself.
@@ -214,49 +216,3 @@ class Rendered:
     def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, str]:
         drawn = self.tables()
         return {"text/plain": to_text(drawn), "text/html": to_html(drawn)}
-
-
-def fmt_bytes(n: float | None) -> str:
-    if n is None:
-        return NA
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if abs(n) < 1024 or unit == "TiB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024
-    return NA  # unreachable; keeps type checkers quiet
-
-
-def fmt(value, spec: str = "", unit: str = "") -> str:
-    """``value`` formatted with ``spec`` and a unit, or n/a when the metric is missing."""
-    if value is None:
-        return NA
-    return f"{value:{spec}}{unit}"
-
-
-def fmt_used(used: float | None, total: float | None) -> str:
-    if used is None and total is None:
-        return NA
-    text = f"{fmt_bytes(used)} / {fmt_bytes(total)}"
-    if used is not None and total:
-        text += f" ({100 * used / total:.0f}%)"
-    return text
-
-
-def seconds(value: float) -> str:
-    """A figure to three significant figures or so (no unit: the column or label names it)."""
-    return f"{value:.0f}" if value >= 100 else f"{value:.1f}" if value >= 10 else f"{value:.2f}"
-
-
-def ms_per_step(seconds_per_step: float) -> str:
-    return seconds(seconds_per_step * 1000)
-
-
-def fmt_interval(value, interval, spec: str = ".1f", unit: str = "", scale: float = 1.0) -> str:
-    """A figure with its 95% interval, as "8.3x (7.9-8.8)"; the figure alone when it has none.
-    ``scale``: both shown in other units (1000: seconds as ms, 100: a share as a percentage)."""
-    if value is None:
-        return NA
-    if not interval:
-        return fmt(scale * value, spec, unit)
-    low, high = (scale * v for v in interval)
-    return f"{scale * value:{spec}}{unit} ({low:{spec}}-{high:{spec}})"

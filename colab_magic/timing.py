@@ -48,7 +48,7 @@ class EpochTiming:
 class StepTimer(FitObserver):
     def __init__(self, on_epoch_end: Callable[[], None] | None = None,
                  clock: Callable[[], float] = time.perf_counter, steps_per_execution: int = 1,
-                 warmup_steps: int = 0):
+                 warmup_steps: int = 0) -> None:
         # Steps after the first execution that stay out of the steady-state figures: a fresh model's
         # first few steps after compiling run slower (allocator, kernel caches), which a short timing
         # such as --compare's would otherwise count as steady state.
@@ -157,7 +157,7 @@ class StepTimer(FitObserver):
             while self._early:  # a fit stopped early (or an odd step count): time what did arrive
                 self._record(*heapq.heappop(self._early))
             if self.epochs and self.epochs[-1].step_median is None:
-                stats = self._epoch_steps.summary()
+                stats = self._epoch_steps.step_stats()
                 self.epochs[-1].step_median = stats.median if stats else None
 
     def close(self) -> None:

@@ -23,9 +23,11 @@ windows of the same length showed in the user's fit.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import inspect
 import math
 import time
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -33,9 +35,9 @@ import numpy as np
 
 from . import frameworks, intervals
 from .defaults import MIN_TIMED_STEPS
-from .keras_loop import KerasCall, KerasOptions, time_fit_call
+from .errors import describe
+from .keras_loop import CapturedFit, KerasCall, KerasOptions, time_fit_call
 from .observer import CellObserver, RunningFit
-from .parts import describe
 from .recorder import CellFits, FitOptions
 from .report import FitReport
 from .run_summary import RunSummary
@@ -55,7 +57,7 @@ class TrialError(Exception):
 class Plan:
     """What every trial of one model shares: the model, its start, its data, the user's fit."""
 
-    model: object
+    model: Any
     config: dict
     weights: list | None
     arguments: dict
@@ -63,7 +65,7 @@ class Plan:
     steps_per_epoch: int | None
     fixed_s: float | None  # the mean time an epoch of the user's fit spent outside its steps
     fixed_range: tuple[float, float] | None  # the least and most of it
-    fit_steps: object | None  # the user's fit's step seconds in order (the drift of short windows)
+    fit_steps: Sequence[float] | None  # the user's fit's step seconds in order (the drift of short windows)
     epoch_s: float | None  # the user's epoch, for the budget
     min_steps: int = MIN_TIMED_STEPS
     target_s: float = TARGET_TIMED_S
@@ -73,7 +75,7 @@ class Plan:
         return getattr(self.model, "name", type(self.model).__name__)
 
     @classmethod
-    def for_fit(cls, captured, user_report, min_steps: int = MIN_TIMED_STEPS) -> Plan:
+    def for_fit(cls, captured: CapturedFit, user_report: FitReport | None, min_steps: int = MIN_TIMED_STEPS) -> Plan:
         """Raises :class:`TrialError` when the model cannot be trained again elsewhere."""
         model = captured.model
         config = model.get_compile_config() if hasattr(model, "get_compile_config") else None
@@ -102,15 +104,15 @@ class Plan:
         return share * self.epoch_s if self.epoch_s else None
 
 
-def fixed_costs(report) -> list[float]:
+def fixed_costs(report: FitReport | None) -> list[float]:
     """The time each epoch of ``report`` spent outside its steps and validation: the epochs after the
     first when there are some (Keras sets up the first epoch's iterator before the epoch starts, and
     each later epoch also waits for the previous iterator to shut down)."""
     closed = [e for e in (report.closed_epochs if report else []) if e.steps]
-    return [e.outside_steps_s for e in (closed[1:] or closed)]
+    return [e.outside_steps_s or 0.0 for e in (closed[1:] or closed)]  # a closed epoch always has one
 
 
-def _epoch_s(report) -> float | None:
+def _epoch_s(report: FitReport | None) -> float | None:
     if report is None:
         return None
     if report.epoch_mean_s:
@@ -120,7 +122,7 @@ def _epoch_s(report) -> float | None:
     return None
 
 
-def device_scope(name: str):
+def device_scope(name: str) -> contextlib.AbstractContextManager:
     """``keras.device(name)``, except on torch for the device Keras uses anyway: there, a model built
     under keras.device() trains with no gradients (seen with Keras 3.15.1, torch 2.13 on the CPU)."""
     import keras
@@ -135,7 +137,7 @@ def device_scope(name: str):
 
 
 @contextlib.contextmanager
-def global_policy(name: str | None):
+def global_policy(name: str | None) -> Iterator[None]:
     """Keras' global dtype policy set to ``name`` while a mixed-precision copy is built and compiled
     (the model's own policy decides loss scaling), and put back afterwards whatever happens."""
     if name is None:
@@ -151,14 +153,14 @@ def global_policy(name: str | None):
         keras.config.set_dtype_policy(before)
 
 
-def build(plan: Plan, device_name: str, variant: Variant):
+def build(plan: Plan, device_name: str, variant: Variant) -> Any:
     """The variant's copy of the model, built, weighted and compiled under ``device_name``'s scope."""
     import keras
 
     dtype = policy(variant, frameworks.normalise_device(device_name))
     last = plan.model.layers[-1] if getattr(plan.model, "layers", None) else None
 
-    def clone_layer(layer):
+    def clone_layer(layer: Any) -> Any:
         config = layer.get_config()
         if layer is not last:  # the output stays in float32, as Keras' mixed-precision guide says
             config["dtype"] = dtype
@@ -193,7 +195,7 @@ def inputs(plan: Plan, variant: Variant, steps: int) -> dict:
     return kwargs
 
 
-def head(data, n: int):
+def head(data: Any, n: int) -> Any:
     """The first ``n`` samples of an array (or a list/tuple/dict of arrays), going round it again when
     it holds fewer; anything else as is."""
     if hasattr(data, "shape") and hasattr(data, "__getitem__") and len(data.shape):
@@ -236,7 +238,7 @@ class WindowStop(CellObserver):
     """A window's stop: requested once its timed steps hold ``target_s`` seconds and ``least`` steps.
     The timer records one time per step of each execution of ``spe``."""
 
-    def __init__(self, target_s: float, least: int, spe: int = 1):
+    def __init__(self, target_s: float, least: int, spe: int = 1) -> None:
         self.target_s, self.least, self.spe = target_s, least, spe
 
     def stop_requested(self, fit: RunningFit) -> bool:
@@ -295,17 +297,19 @@ def run(plan: Plan, device_name: str, variant: Variant = AS_IS, interval: float 
             # one execution more than the window: the first of a fit call is kept apart (a new iterator)
             report = fit_clone(clone, FitOptions(interval), stop, **inputs(plan, variant, window.steps + spe))
             if report is not None and getattr(clone, "layers", None):
-                report.compute_dtype = clone.layers[0].dtype_policy.compute_dtype  # what the copy computed in
+                # what the copy computed in
+                report = dataclasses.replace(report, compute_dtype=clone.layers[0].dtype_policy.compute_dtype)
     except Exception as exc:  # noqa: BLE001 - one line per trial; the user's own fit already ran
         return RunSummary(device, kind=kind, model=plan.name, variant=_label(variant), error=error_line(exc),
                           trial_s=time.perf_counter() - start)
-    run_ = summarise(plan, device, variant, report, warm, kind)
+    run_ = as_run(plan, device, variant, report, warm, kind)
     run_.trial_s = time.perf_counter() - start
     run_.budget_note = window.note
     return run_
 
 
-def run_shown(progress, text: str, plan: Plan, device_name: str, variant: Variant = AS_IS, **kwargs) -> RunSummary:
+def run_shown(progress: Any, text: str, plan: Plan, device_name: str, variant: Variant = AS_IS,
+              **kwargs: Any) -> RunSummary:
     """:func:`run`, named on the progress bar while it runs and counted on it after (``progress``: a bar
     with ``set_description`` and ``update``, or None)."""
     if progress is not None:
@@ -323,9 +327,11 @@ def error_line(exc: BaseException) -> str:
     """A failed trial in one line: the first cause (Keras wraps a layer's own error in a message that
     quotes its whole config), cut to :data:`MAX_ERROR` characters."""
     root, seen = exc, {id(exc)}
-    while (root.__cause__ or root.__context__) is not None and id(root.__cause__ or root.__context__) not in seen:
-        root = root.__cause__ or root.__context__
+    cause = root.__cause__ or root.__context__
+    while cause is not None and id(cause) not in seen:
+        root = cause
         seen.add(id(root))
+        cause = root.__cause__ or root.__context__
     text = describe(root, first_line=True)
     return text if len(text) <= MAX_ERROR else text[:MAX_ERROR - 3] + "..."
 
@@ -334,7 +340,8 @@ def _label(variant: Variant) -> str | None:
     return None if variant is AS_IS else variant.label
 
 
-def summarise(plan: Plan, device: str, variant: Variant, report, warm, kind: str) -> RunSummary:
+def as_run(plan: Plan, device: str, variant: Variant, report: FitReport | None, warm: FitReport | None,
+           kind: str) -> RunSummary:
     """The timed window as a run: mean step and its interval, samples/s, and the projected epoch."""
     if report is None or report.step is None:  # the window left no steady-state step (the table shows n/a)
         return RunSummary(device, kind=kind, model=plan.name, variant=_label(variant))
@@ -347,7 +354,7 @@ def summarise(plan: Plan, device: str, variant: Variant, report, warm, kind: str
     run_.step_mean_interval_s = intervals.mean_interval(
         report.step_times or [], intervals.drift(plan.fit_steps or [], run_.timed_s))
     batch = report.batch_size
-    run_.samples_per_s = batch / run_.step_mean_s if batch else None
+    run_.samples_per_s = batch / run_.step_mean_s if batch and run_.step_mean_s else None
     fixed, fixed_range = plan.fixed_s, plan.fixed_range
     if fixed is None:  # no finished epoch of the user's to measure it on: the trial's own
         own = fixed_costs(warm)
@@ -356,15 +363,15 @@ def summarise(plan: Plan, device: str, variant: Variant, report, warm, kind: str
     # the user's epoch, in the variant's steps: the same samples in fewer, larger batches
     steps = math.ceil(plan.steps_per_epoch / variant.batch_factor) if plan.steps_per_epoch else None
     run_.steps_per_epoch = steps
-    if steps:
+    if steps and run_.step_mean_s is not None:
         run_.projected_epoch_s = steps * run_.step_mean_s + fixed
-        if run_.step_mean_interval_s:
+        if run_.step_mean_interval_s and fixed_range is not None:
             lo, hi = run_.step_mean_interval_s
             run_.projected_epoch_interval_s = (steps * lo + fixed_range[0], steps * hi + fixed_range[1])
     return run_
 
 
-def over_budget(wall_s: float | None, budget_s: float | None, share: float, runs) -> str | None:
+def over_budget(wall_s: float | None, budget_s: float | None, share: float, runs: list[RunSummary]) -> str | None:
     """The note for trials that cost more than their budget, with what they did instead; None if within."""
     if budget_s is None or wall_s is None or wall_s <= budget_s:
         return None

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 SPE = 32  # steps per call: Keras' docs suggest a few dozen for small models; gains flatten after that
 
@@ -86,7 +87,7 @@ def cpu_has_bf16(cpuinfo: str | None = None) -> bool:
     return bool(flags & {"avx512_bf16", "amx_bf16"})
 
 
-def cannot_run(variant: Variant, backend: str, device: str, model, x=None, batch_size: int | None = None,
+def cannot_run(variant: Variant, backend: str, device: str, model: Any, x: Any = None, batch_size: int | None = None,
                cpuinfo: str | None = None) -> str | None:
     """Why ``variant`` cannot be timed for this model, backend and device (its error line), or None."""
     if variant.key == "steps_per_execution" and backend == "torch":
@@ -105,7 +106,7 @@ def cannot_run(variant: Variant, backend: str, device: str, model, x=None, batch
     return None
 
 
-def already_on(variant: Variant, model) -> str | None:
+def already_on(variant: Variant, model: Any) -> str | None:
     """Why the variant is what the model already does, or None."""
     if variant.key == "steps_per_execution" and (getattr(model, "steps_per_execution", 1) or 1) >= SPE:
         return f"the model already runs {model.steps_per_execution} steps per call"
@@ -118,6 +119,6 @@ def already_on(variant: Variant, model) -> str | None:
     return None
 
 
-def _is_array(x) -> bool:
+def _is_array(x: Any) -> bool:
     return hasattr(x, "shape") and hasattr(x, "__getitem__") or (
         isinstance(x, (list, tuple, dict)) and all(hasattr(v, "shape") for v in (x.values() if isinstance(x, dict) else x)))

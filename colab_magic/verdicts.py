@@ -7,9 +7,13 @@ tested on synthetic reports as well as on real fits.
 
 from __future__ import annotations
 
+import dataclasses
+
 from . import peaks, variants
 from .parts import Finding
-from .tables import fmt_interval
+from .report import FitReport
+from .run_summary import RunSummary, WhatIf
+from .units import fmt, fmt_interval, gib, ms
 
 IDLE_PCT = 5.0  # mean GPU utilisation below this: the GPU did nothing to speak of
 MAX_FINDINGS = 3
@@ -36,7 +40,7 @@ INPUT_FIX = (
 )
 
 
-def gpu_unused(r) -> Finding | None:
+def gpu_unused(r: FitReport) -> Finding | None:
     """The framework trained on the CPU while a GPU was there."""
     if not r.gpus or not (r.device or "").startswith("CPU"):
         return None
@@ -50,9 +54,9 @@ def gpu_unused(r) -> Finding | None:
     )
 
 
-def idle_gpus(r) -> Finding | None:
+def idle_gpus(r: FitReport) -> Finding | None:
     """Several GPUs, and some of them sat idle while the fit ran on another."""
-    if len(r.gpus) < 2 or not (r.device or "").startswith("GPU"):
+    if len(r.gpus) < 2 or r.device is None or not r.device.startswith("GPU"):
         return None
     used = int(r.device.split(":")[1])
     idle = [g for g in r.gpus if g.index != used and g.util_mean is not None and g.util_mean < IDLE_PCT]
@@ -70,7 +74,7 @@ def idle_gpus(r) -> Finding | None:
     )
 
 
-def input_bound(r) -> Finding | None:
+def input_bound(r: FitReport) -> Finding | None:
     """Steps that wait for data: measured by the input check, or seen as an idle GPU beside a busy host.
     A measured wait is judged by the low end of its interval: what the noise could explain is not
     called input-bound."""
@@ -84,7 +88,7 @@ def input_bound(r) -> Finding | None:
             "input_bound",
             f"{level} input-bound: {fmt_interval(check.wait_share, check.wait_share_interval, '.0f', '%', 100)} "
             "of each step waits for data",
-            f"mean step {check.step_s * 1000:.1f} ms with your pipeline, {check.compute_step_s * 1000:.1f} ms "
+            f"mean step {ms(check.step_s)} with your pipeline, {ms(check.compute_step_s)} "
             f"with one batch held in memory ({check.steps} steps of a copy of the model)",
             INPUT_FIX,
         )
@@ -97,13 +101,13 @@ def input_bound(r) -> Finding | None:
             "input_bound",
             "Likely input-bound: the GPU idles while the host is busy",
             f"{gpu.label} busy {gpu.util_mean:.0f}% of the time; this process used {cpu:.0f}% of a core; "
-            f"median step {r.step.median * 1000:.1f} ms",
+            f"median step {ms(r.step.median)}",
             INPUT_FIX + " (for a tf.data input, %%timed_fit --input-check on measures the wait)",
         )
     return None
 
 
-def throttled(r) -> Finding | None:
+def throttled(r: FitReport) -> Finding | None:
     """Clock-event reasons that slow a busy GPU: power cap, thermal, hardware slowdown."""
     hit = [g for g in r.gpus if g.throttled_fraction >= THROTTLED_SHARE]
     if not hit:
@@ -121,7 +125,7 @@ def throttled(r) -> Finding | None:
     )
 
 
-def memory(r) -> Finding | None:
+def memory(r: FitReport) -> Finding | None:
     """GPU memory near full: either a real out-of-memory risk or a framework's up-front reservation."""
     for g in r.gpus:
         peak, total = g.memory_peak, g.memory_total
@@ -137,19 +141,19 @@ def memory(r) -> Finding | None:
             return Finding(
                 "memory_reserved",
                 f"{r.backend} reserved nearly all of {g.label}'s memory; the model needed far less",
-                f"NVML: {peak / 2**30:.1f} of {total / 2**30:.1f} GiB in use; the framework's own peak {own / 2**30:.2f} GiB",
+                f"NVML: {gib(peak)} of {gib(total)} GiB in use; the framework's own peak {gib(own, '.2f')} GiB",
                 f"only if other work needs the GPU: {fix}",
             )
         return Finding(
             "memory_full",
             f"{g.label}'s memory is nearly full: out-of-memory risk",
-            f"peak {peak / 2**30:.1f} of {total / 2**30:.1f} GiB ({100 * peak / total:.0f}%)",
+            f"peak {gib(peak)} of {gib(total)} GiB ({100 * peak / total:.0f}%)",
             "a smaller batch, mixed precision (keras.mixed_precision.set_global_policy('mixed_float16')), or a smaller model",
         )
     return None
 
 
-def dispatch_bound(r) -> Finding | None:
+def dispatch_bound(r: FitReport) -> Finding | None:
     """Steps so short that launching them costs as much as running them."""
     if not r.step or r.step.median >= TINY_STEP_S or r.steps_per_execution > 1:
         return None
@@ -160,12 +164,12 @@ def dispatch_bound(r) -> Finding | None:
     return Finding(
         "dispatch_bound",
         "Dispatch-bound: tiny steps, mostly overhead",
-        f"median step {r.step.median * 1000:.2f} ms at batch {r.batch_size or '?'}, one step per call{busy}",
+        f"median step {ms(r.step.median, '.2f')} at batch {r.batch_size or '?'}, one step per call{busy}",
         "a larger batch; model.compile(..., steps_per_execution=32) to run many steps per call; or jit_compile=True",
     )
 
 
-def sms_idle(r) -> Finding | None:
+def sms_idle(r: FitReport) -> Finding | None:
     """Kernels run most of the time, yet most SMs sit idle: each kernel is too small for the GPU."""
     gpu = r.device_gpu
     if gpu is None or gpu.util_mean is None or gpu.sm_activity_pct is None:
@@ -182,11 +186,11 @@ def sms_idle(r) -> Finding | None:
     )
 
 
-def tensor_cores_idle(r) -> Finding | None:
+def tensor_cores_idle(r: FitReport) -> Finding | None:
     """A float32 model on a GPU whose tensor cores it does not use."""
     gpu = r.device_gpu
     peak = peaks.find(gpu.name) if gpu is not None else None
-    if peak is None or peak.fp16 is None or r.compute_dtype != "float32":
+    if gpu is None or peak is None or peak.fp16 is None or r.compute_dtype != "float32":
         return None
     if gpu.util_mean is None or gpu.util_mean < BUSY_PCT:
         return None  # an idle GPU has other problems first
@@ -202,7 +206,7 @@ def tensor_cores_idle(r) -> Finding | None:
     return Finding("tensor_cores_idle", "Tensor cores idle: the model computes in float32", evidence, MIXED_PRECISION_FIX)
 
 
-def compile_dominates(r) -> Finding | None:
+def compile_dominates(r: FitReport) -> Finding | None:
     if not r.first_step_s or not r.wall_s or r.wall_s > SHORT_FIT_S or r.first_step_s < COMPILE_SHARE * r.wall_s:
         return None
     return Finding(
@@ -234,7 +238,7 @@ ACTIONS = {
 }
 
 
-def findings(report) -> list[Finding]:
+def findings(report: FitReport) -> list[Finding]:
     found = []
     for rule in RULES:
         finding = rule(report)
@@ -253,9 +257,10 @@ HOW = {
 }
 
 
-def measured(run) -> str:
+def measured(run: RunSummary) -> str:
     """A --whatif run in words: "steps_per_execution=32: measured 3.4x faster (3.1-3.7)"."""
     where = f" ({run.speedup_interval[0]:.2f}-{run.speedup_interval[1]:.2f})" if run.speedup_interval else ""
+    assert run.speedup is not None  # asked only of runs with a speed-up
     if run.gain == "faster":
         return f"{run.variant}: measured {run.speedup:.1f}x faster{where}"
     if run.gain == "slower":  # "2.0x slower" gets the interval of its slowdown, as the headline gives it
@@ -266,23 +271,24 @@ def measured(run) -> str:
     return f"{run.variant}: no clear gain on {place} ({run.speedup:.2f}x{where})"
 
 
-def quote_measured(report, whatif) -> None:
-    """Put what --whatif measured beside the fixes the findings name, and make a clear win that no
-    finding names a finding of its own."""
+def quote_measured(given: list[Finding], whatif: WhatIf | None) -> list[Finding]:
+    """The findings with what --whatif measured beside the fixes they name, and a clear win that no
+    finding names as a finding of its own (new findings: the given ones are left as they were)."""
     if whatif is None:
-        return
+        return list(given)
     done = {run.variant: run for run in whatif.runs if run.error is None and run.speedup is not None}
     label = {key: variants.CATALOGUE[key].label for key in variants.CATALOGUE}
-    quoted = set()
-    for finding in report.findings:
+    quoted: set[str | None] = set()
+    out = []
+    for finding in given:
         tried = [done[label[key]] for key in variants.FIXES_OF_RULE.get(finding.rule, ()) if label[key] in done]
-        if not tried:
-            continue
-        quoted.update(run.variant for run in tried)
-        finding.fix += "; " + "; ".join(measured(run) for run in tried)
-        best = max(tried, key=lambda run: run.speedup)
-        if best.gain == "faster":
-            finding.action = f"{best.variant}, measured {best.speedup:.1f}x faster"
+        if tried:
+            quoted.update(run.variant for run in tried)
+            best = max(tried, key=lambda run: run.speedup or 0.0)
+            action = f"{best.variant}, measured {best.speedup:.1f}x faster" if best.gain == "faster" else finding.action
+            finding = dataclasses.replace(finding, fix=finding.fix + "; " + "; ".join(measured(run) for run in tried),
+                                          action=action)
+        out.append(finding)
     wins = []
     for key, name in label.items():
         run = done.get(name)
@@ -291,10 +297,10 @@ def quote_measured(report, whatif) -> None:
         wins.append(Finding(
             "measured_gain",
             f"Measured: {name} makes this fit {run.speedup:.1f}x faster",
-            f"{measured(run)}: {run.samples_per_s:,.0f} against {whatif.baseline.samples_per_s:,.0f} samples/s on "
+            f"{measured(run)}: {fmt(run.samples_per_s, ',.0f')} against "
+            f"{fmt(whatif.baseline.samples_per_s if whatif.baseline else None, ',.0f')} samples/s on "
             f"{whatif.device}, each timed from the same start",
             HOW[key],
             f"{name}, measured {run.speedup:.1f}x faster",
         ))
-    if wins:
-        report.findings = (report.findings[:1] + wins + report.findings[1:])[:MAX_FINDINGS]
+    return (out[:1] + wins + out[1:])[:MAX_FINDINGS] if wins else out

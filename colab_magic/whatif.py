@@ -88,7 +88,7 @@ def _close(result: WhatIf, chosen: list[Variant] | None, left_out: list[Variant]
             f"one trial costs about {each:.2f} s, mostly compiling): {', '.join(v.label for v in left_out)}. "
             f"--whatif {keys} times them anyway, or raise --budget.")
     order = [v.label for v in (chosen or variants.CATALOGUE.values())]  # the order asked, else the catalogue's
-    result.runs.sort(key=lambda r: order.index(r.variant))
+    result.runs.sort(key=lambda r: order.index(r.variant or ""))  # every run here has its variant
     result.add_speedups()
     timed = [r.variant for r in result.runs if r.error is None]
     if variants.CATALOGUE["batch_x4"].label in timed:
@@ -99,6 +99,6 @@ def _close(result: WhatIf, chosen: list[Variant] | None, left_out: list[Variant]
                             "with the last layer kept in float32.")
 
 
-def planned(chosen) -> int:
+def planned(chosen: list | None) -> int:
     """How many trials whatif_fit will run at most for this model (the progress bar's total)."""
     return 1 + len(chosen if chosen is not None else variants.CATALOGUE)

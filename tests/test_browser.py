@@ -1,6 +1,7 @@
 """The executed quickstart, rendered to HTML by nbconvert, opened in headless Chromium: the summary
 must be laid out as tables (no escaped HTML, no raw tags), and a screenshot is taken to look at."""
 
+import dataclasses
 import os
 import shutil
 import subprocess
@@ -81,7 +82,7 @@ def test_the_summary_stays_readable_in_a_dark_theme(tmp_path):
     from tests import builders
 
     report = builders.report(device="CPU:0", gpus=[builders.gpu(util=2.0)], step=0.0125, model="net")
-    report.findings = findings(report)
+    report = dataclasses.replace(report, findings=findings(report))
     result = builders.result([report])
     output = new_output("display_data", data={"text/html": result._repr_html_(), "text/plain": str(result)})
     nb = new_notebook(cells=[new_code_cell("%%timed_fit\nmodel.fit(x, y)", outputs=[output])])

@@ -2,6 +2,8 @@
 the epoch's fixed cost, the projection and its interval, the slice of the data a clone trains on.
 (tests/test_compare.py and tests/test_whatif.py train.)"""
 
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -9,7 +11,7 @@ from colab_magic import comparison, trials
 from colab_magic.comparison import _is_clone_problem
 from colab_magic.parts import Epoch
 from colab_magic.run_summary import RunSummary
-from colab_magic.trials import Plan, fixed_costs, head, plan_window, summarise
+from colab_magic.trials import Plan, as_run, fixed_costs, head, plan_window
 from colab_magic.variants import AS_IS, CATALOGUE
 from tests import builders
 
@@ -87,16 +89,14 @@ def test_fixed_cost_from_the_epochs_after_the_first():
 def timed(steps_s, batch=64, spe=1):
     report = builders.report(device="GPU:0", gpus=[builders.gpu()], batch_size=batch, step=None,
                              epochs=[epoch(1, 0.5, 0.3), epoch(2, 0.5, 0.4)])
-    report.step = builders.steps(sum(steps_s) / len(steps_s), n=len(steps_s))
-    report.step.mean = sum(steps_s) / len(steps_s)
-    report.step_times = list(steps_s)
-    report.steps_per_execution = spe
-    return report
+    step = builders.steps(sum(steps_s) / len(steps_s), n=len(steps_s))
+    step.mean = sum(steps_s) / len(steps_s)
+    return dataclasses.replace(report, step=step, step_times=list(steps_s), steps_per_execution=spe)
 
 
 def test_a_trial_projected_to_the_users_epoch_with_its_interval():
     window = [0.01] * 10 + [0.012] * 10  # two halves: the blocks scatter
-    run = summarise(plan(fixed_s=0.25, fixed_range=(0.2, 0.3)), "GPU:0", AS_IS, timed(window), None, "compare")
+    run = as_run(plan(fixed_s=0.25, fixed_range=(0.2, 0.3)), "GPU:0", AS_IS, timed(window), None, "compare")
     assert (run.kind, run.device, run.steps_per_epoch, run.variant) == ("compare", "GPU:0", 1000, None)
     mean = 0.011
     assert run.step_mean_s == pytest.approx(mean) and run.samples_per_s == pytest.approx(64 / mean)
@@ -107,7 +107,7 @@ def test_a_trial_projected_to_the_users_epoch_with_its_interval():
     # the epoch's interval: the steps' interval, and the fixed cost's least and most
     assert run.projected_epoch_interval_s == pytest.approx((1000 * lo + 0.2, 1000 * hi + 0.3))
     # a batch four times larger: the same samples in a quarter of the steps
-    big = summarise(plan(fixed_s=0.25, fixed_range=(0.25, 0.25)), "GPU:0", CATALOGUE["batch_x4"],
+    big = as_run(plan(fixed_s=0.25, fixed_range=(0.25, 0.25)), "GPU:0", CATALOGUE["batch_x4"],
                     timed(window, batch=256), None, "whatif")
     assert big.steps_per_epoch == 250 and big.variant == "batch x4"
     assert big.projected_epoch_s == pytest.approx(250 * mean + 0.25)
@@ -116,20 +116,20 @@ def test_a_trial_projected_to_the_users_epoch_with_its_interval():
 def test_a_trial_with_nothing_to_project_or_measure():
     own = timed([0.01] * 20)
     warm = builders.report(epochs=[epoch(1, 0.5, 0.4, steps=6)])
-    run = summarise(plan(), "GPU:0", AS_IS, own, warm, "compare")  # no fixed cost from the user's fit: the warm-up's
+    run = as_run(plan(), "GPU:0", AS_IS, own, warm, "compare")  # no fixed cost from the user's fit: the warm-up's
     assert run.projected_epoch_s == pytest.approx(1000 * 0.01 + 0.1)
-    unknown = summarise(plan(steps_per_epoch=None), "GPU:0", AS_IS, own, None, "compare")
+    unknown = as_run(plan(steps_per_epoch=None), "GPU:0", AS_IS, own, None, "compare")
     assert unknown.projected_epoch_s is None and unknown.steps_per_epoch is None
-    own.batch_size = None
-    assert summarise(plan(), "GPU:0", AS_IS, own, None, "compare").samples_per_s is None
-    own.step = None
-    assert summarise(plan(), "GPU:0", AS_IS, own, None, "compare").projected_epoch_s is None
-    nothing = summarise(plan(), "CPU:0", AS_IS, None, None, "compare")
+    own = dataclasses.replace(own, batch_size=None)
+    assert as_run(plan(), "GPU:0", AS_IS, own, None, "compare").samples_per_s is None
+    own = dataclasses.replace(own, step=None)
+    assert as_run(plan(), "GPU:0", AS_IS, own, None, "compare").projected_epoch_s is None
+    nothing = as_run(plan(), "CPU:0", AS_IS, None, None, "compare")
     assert (nothing.device, nothing.kind, nothing.step_mean_s) == ("CPU:0", "compare", None)
 
 
 def test_steps_per_execution_counts_every_step_of_a_timed_execution():
-    run = summarise(plan(), "CPU:0", CATALOGUE["steps_per_execution"], timed([0.001] * 5, spe=32), None, "whatif")
+    run = as_run(plan(), "CPU:0", CATALOGUE["steps_per_execution"], timed([0.001] * 5, spe=32), None, "whatif")
     assert run.timed_steps == 160 and run.timed_s == pytest.approx(0.16)
 
 
@@ -183,5 +183,5 @@ def test_one_cpu_and_whatever_it_is_called(monkeypatch):
 def test_a_clone_is_summarised_as_the_device_it_ran_on():
     clone = builders.report(device="CPU:0", gpus=[], batch_size=32, step=0.01, epochs=[])
     # no epoch anywhere to measure the fixed cost on: none
-    run = summarise(plan(steps_per_epoch=100), "GPU:1", AS_IS, clone, None, "compare")
+    run = as_run(plan(steps_per_epoch=100), "GPU:1", AS_IS, clone, None, "compare")
     assert run.device == "GPU:1" and run.projected_epoch_s == pytest.approx(1.0)

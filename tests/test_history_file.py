@@ -1,6 +1,7 @@
 """The history file itself, without Keras training: the exact line written, the file's mode, what the
 reader accepts and refuses (with its exact words), and which runs stand for a model on each device."""
 
+import dataclasses
 import json
 import os
 import stat
@@ -208,14 +209,13 @@ def test_to_dict_of_a_result_with_a_comparison():
 
     report = builders.report(device="GPU:0", gpus=[builders.gpu()], step=0.01, epochs=[],
                              input_wait=builders.input_wait(0.1), notes=["a note"])
-    report.timeline_png = b"\x89PNG..."
+    report = dataclasses.replace(report, timeline_png=b"\x89PNG...")
     comparison = Comparison(model="m", steps=10, steps_per_epoch=100, batch_size=32,
                             runs=[RunSummary("CPU:0", step_mean_s=0.02), RunSummary("GPU:0", step_mean_s=0.01)],
                             notes=["n"])
     comparison.add_speedups()
-    result = builders.result([report])
-    result.comparisons = [comparison]
-    result.runtime, result.history_path, result.notes = "colab", "/h", ["cell note"]
+    result = dataclasses.replace(builders.result([report]), comparisons=[comparison], runtime="colab",
+                                 history_path="/h", notes=["cell note"])
     d = json.loads(json.dumps(result.to_dict()))
     assert set(d) == {"headline", "runtime", "cell_s", "complete", "error", "notes", "reports", "comparisons",
                       "whatifs", "history_path"}

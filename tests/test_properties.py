@@ -10,7 +10,7 @@ import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from colab_magic.stats import Reservoir, Series, quantile, summary
+from colab_magic.stats import Reservoir, Series, quantile, step_stats
 
 finite = st.floats(min_value=-1e6, max_value=1e6, allow_nan=False, allow_infinity=False)
 QS = (0.1, 0.5, 0.9, 0.95)
@@ -18,7 +18,7 @@ QS = (0.1, 0.5, 0.9, 0.95)
 
 @given(st.lists(finite, min_size=1, max_size=200))
 def test_summary_matches_numpy(values):
-    s = summary(values)
+    s = step_stats(values)
     assert s.n == len(values) and s.min == min(values) and s.max == max(values)
     assert s.mean == pytest.approx(math.fsum(values) / len(values), rel=1e-12, abs=1e-9)
     for q, got in zip(QS, (s.p10, s.median, s.p90, s.p95)):
@@ -32,7 +32,7 @@ def test_reservoir_counts_sums_and_extremes_are_exact(stream, capacity):
         r.add(v)
     assert r.count == len(stream) and len(r.values) == min(len(stream), capacity)
     assert not Counter(r.values) - Counter(stream)  # every kept value was in the stream
-    s = r.summary()
+    s = r.step_stats()
     if not stream:
         assert s is None
         return
@@ -74,7 +74,7 @@ def test_reservoir_quantiles_are_within_the_sampling_bound(shape, seed):
         r.add(v)
     eps = math.sqrt(math.log(2 / 1e-9) / (2 * capacity)) + 1 / capacity
     ordered = np.sort(data)
-    s = r.summary()
+    s = r.step_stats()
     for q, value in zip(QS, (s.p10, s.median, s.p90, s.p95)):
         below = np.searchsorted(ordered, value, side="left") / n
         at_most = np.searchsorted(ordered, value, side="right") / n

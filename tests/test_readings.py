@@ -8,11 +8,11 @@ import numpy as np
 import pytest
 
 from colab_magic import environment, history
+from colab_magic.fit_report import build_report
 from colab_magic.intervals import mean_interval
 from colab_magic.observer import FitFacts, LoopPlan
 from colab_magic.run_summary import RunSummary
 from colab_magic.sampler import Sampler
-from colab_magic.summarise import build_report
 from colab_magic.timing import StepTimer
 from tests.fake_pynvml import ManualClock, h100
 
@@ -273,7 +273,7 @@ def test_polled_utilisation_and_a_gpu_lost_for_a_while(fake_nvml):
 
 
 def test_notes_say_what_went_wrong_in_exact_words():
-    from colab_magic.summarise import _notes
+    from colab_magic.fit_report import _notes
     from tests import builders
 
     sampler = Sampler(interval=1.0)  # never started: only its error list is read
@@ -301,8 +301,8 @@ def test_throttling_estimated_energy_process_memory_and_failing_gpm(fake_nvml):
     run, this process holding 1 GiB of it, and GPM that stops answering halfway."""
     import os
 
+    from colab_magic.fit_report import _gpu
     from colab_magic.sampler import SLOW_EVERY
-    from colab_magic.summarise import _gpu
 
     clock = ManualClock()
     gpu = h100(power_mw=200_000, processes=[(os.getpid(), GiB), (1, 5 * GiB)],
@@ -342,7 +342,7 @@ def test_throttling_estimated_energy_process_memory_and_failing_gpm(fake_nvml):
 
 
 def test_a_gap_is_placed_in_fit_time(fake_nvml):
-    from colab_magic.summarise import _gpu
+    from colab_magic.fit_report import _gpu
 
     clock = ManualClock()
     fake = fake_nvml([h100()], clock=clock)
@@ -383,7 +383,7 @@ def test_energy_between_marks_and_where_it_cannot_be_had():
 
 
 def test_idle_clock_events_are_not_throttling_and_no_energy_without_readings(fake_nvml):
-    from colab_magic.summarise import _gpu
+    from colab_magic.fit_report import _gpu
 
     clock = ManualClock()
     fake_nvml([h100(clock_events=0x001, unsupported={"nvmlDeviceGetTotalEnergyConsumption"})], clock=clock)

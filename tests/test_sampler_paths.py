@@ -12,9 +12,9 @@ from collections import namedtuple
 import pytest
 
 from colab_magic import sampler as sampler_module
+from colab_magic.fit_report import build_report
 from colab_magic.observer import FitFacts, LoopPlan
 from colab_magic.sampler import SLOW_EVERY, Sampler
-from colab_magic.summarise import build_report
 from colab_magic.timing import StepTimer
 from tests.fake_pynvml import ManualClock, a100, h100
 

@@ -113,7 +113,7 @@ VIEWS = ("fit_view", "history_view", "device_view", "drive_view", "plot")
 def test_views_import_only_types_and_tables():
     graph = package_imports()
     for view in VIEWS:
-        assert graph[view] <= {"parts", "tables"}, (view, graph[view])
+        assert graph[view] <= {"parts", "tables", "units"}, (view, graph[view])
 
 
 def test_imports_inside_functions_are_heavy_dependencies_or_the_lazy_entry_points():
@@ -230,3 +230,40 @@ def test_each_default_lives_in_one_place_and_the_help_shows_it():
     assert cell.TimedFitOptions().trials.steps == defaults.MIN_TIMED_STEPS == trials.Plan.__dataclass_fields__["min_steps"].default
     assert magics.DEFAULT_BUDGET_PCT == 100 * defaults.DEFAULT_BUDGET
     assert drive.DEFAULT_MOUNTPOINT in magics.ColabMagics.mount_drive.parser.format_help()
+
+
+def test_reports_and_results_are_not_changed_once_assembled():
+    """A report is assembled once (colab_magic.fit_report, then the cell's extras in one place) and
+    frozen after: a view, a verdict or the history cannot change what another one shows."""
+    import dataclasses
+
+    from tests import builders
+
+    report = builders.report()
+    result = builders.result([report])
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        report.findings = []
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        result.notes = ["changed"]
+
+
+def test_units_are_formatted_in_one_module():
+    """Views and verdicts format times, bytes and FLOPs through colab_magic.units: no milliseconds,
+    GiB or FLOP units made by hand elsewhere."""
+    import re
+
+    by_hand = re.compile(r"\* 1000\b|/ 2\s?\*\*\s?30|/ 1024|1e(?:6|9|12|15)\b")
+    for name in ("fit_view", "history_view", "device_view", "drive_view", "verdicts", "headline", "live", "plot"):
+        text = (PACKAGE / f"{name}.py").read_text()
+        assert not by_hand.search(text), (name, by_hand.search(text).group(0))
+
+
+def test_the_readme_module_map_lists_exactly_the_package_modules():
+    import re
+
+    readme = (PACKAGE.parent / "README.md").read_text()
+    section = readme[readme.index("## Development"):]
+    section = section[:section.index("- A new loop source")]
+    listed = set(re.findall(r"`(\w+)\.py`", section))
+    modules = {path.stem for path in PACKAGE.glob("*.py")}
+    assert listed == modules, (sorted(listed - modules), sorted(modules - listed))

@@ -7,7 +7,7 @@ import pytest
 
 from colab_magic import nvml
 from colab_magic.sampler import Sampler
-from colab_magic.stats import Reservoir, Series, quantile, summary
+from colab_magic.stats import Reservoir, Series, quantile, step_stats
 from tests.fake_pynvml import a100, t4
 
 
@@ -18,7 +18,7 @@ def test_quantile_matches_numpy(q):
 
 
 def test_summary_of_nothing_is_none():
-    assert summary([]) is None and quantile([], 0.5) is None
+    assert step_stats([]) is None and quantile([], 0.5) is None
 
 
 def test_reservoir_is_bounded_and_keeps_exact_mean():
@@ -27,7 +27,7 @@ def test_reservoir_is_bounded_and_keeps_exact_mean():
     for v in data:
         r.add(float(v))
     assert len(r.values) == 1000 and r.count == 50_000
-    s = r.summary()
+    s = r.step_stats()
     assert s.mean == pytest.approx(data.mean(), rel=1e-9)
     assert s.median == pytest.approx(np.median(data), rel=0.1)  # a uniform sample of the data
 

@@ -6,13 +6,13 @@ import math
 
 import pytest
 
-from colab_magic.stats import Reservoir, Series, quantile, summary
+from colab_magic.stats import Reservoir, Series, quantile, step_stats
 from colab_magic.verdicts import findings
 from tests import builders
 
 
 def test_percentiles_interpolate_between_values():
-    s = summary([4.0, 1.0, 3.0, 2.0])
+    s = step_stats([4.0, 1.0, 3.0, 2.0])
     assert (s.n, s.mean, s.median, s.min, s.max) == (4, 2.5, 2.5, 1.0, 4.0)
     assert s.p10 == pytest.approx(1.3) and s.p90 == pytest.approx(3.7) and s.p95 == pytest.approx(3.85)
     assert quantile([10.0, 20.0], 0.25) == pytest.approx(12.5)

@@ -38,7 +38,7 @@ def test_in_order_steps_first_kept_apart():
     clock.now = 5.0
     t.epoch_ended(0)
     assert t.first_step == pytest.approx(2.0)
-    assert t.steps.summary().n == 3 and t.steps.summary().median == pytest.approx(0.5)
+    assert t.steps.step_stats().n == 3 and t.steps.step_stats().median == pytest.approx(0.5)
     e = t.epochs[0]
     assert e.steps == 4 and e.steps_s == pytest.approx(3.6) and e.end == 5.0 and e.train_end == 4.6
     assert e.step_median == pytest.approx(0.5)
@@ -55,7 +55,7 @@ def test_warmup_steps_are_timed_but_kept_out_of_the_steady_state():
         step(t, clock, i, i, at)
     t.epoch_ended(0)
     assert t.first_step == pytest.approx(1.0)
-    assert t.steps.summary().n == 3 and t.steps.summary().mean == pytest.approx(0.1)
+    assert t.steps.step_stats().n == 3 and t.steps.step_stats().mean == pytest.approx(0.1)
     assert t.epochs[0].steps == 6 and t.epochs[0].steps_s == pytest.approx(1.9)  # the epoch still holds them
     assert t.epochs[0].step_median == pytest.approx(0.1)
 

@@ -1,6 +1,8 @@
 """--whatif's changes (colab_magic.variants) and how the verdicts quote what was measured
 (colab_magic.verdicts.quote_measured), without training."""
 
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -103,7 +105,7 @@ def test_no_clear_gain_names_the_gpu():
 
 def dispatch_bound_report():
     report = builders.report(device="CPU:0", step=0.001)
-    report.findings = findings(report)
+    report = dataclasses.replace(report, findings=findings(report))
     assert [f.rule for f in report.findings] == ["dispatch_bound"]
     return report
 
@@ -114,8 +116,8 @@ def test_a_finding_quotes_what_was_measured_for_its_fixes():
     whatif = WhatIf("m", "CPU:0", baseline=RunSummary("CPU:0", samples_per_s=1000.0), runs=[
         run("steps_per_execution=32", 3.4, (3.1, 3.7)), run("jit_compile=True", 1.0, (0.9, 1.1)),
         RunSummary("CPU:0", kind="whatif", variant="batch x4", error="out of memory")])
-    quote_measured(report, whatif)
-    (finding,) = report.findings  # a win the finding names is quoted there, not repeated
+    (finding,) = quote_measured(report.findings, whatif)  # a win the finding names is quoted there, not repeated
+    assert report.findings[0].fix == fix  # the given findings are left as they were
     assert finding.fix == (fix + "; steps_per_execution=32: measured 3.4x faster (3.10-3.70); "
                                  "jit_compile=True: no clear gain on this CPU (1.00x (0.90-1.10))")
     assert finding.action == "steps_per_execution=32, measured 3.4x faster"
@@ -124,20 +126,19 @@ def test_a_finding_quotes_what_was_measured_for_its_fixes():
 def test_no_clear_winner_keeps_the_action():
     report = dispatch_bound_report()
     action = report.findings[0].action
-    quote_measured(report, WhatIf("m", "CPU:0", baseline=RunSummary("CPU:0"), runs=[run("jit_compile=True", 1.2, (1.1, 1.3))]))
-    assert report.findings[0].action == action
+    quoted = quote_measured(report.findings, WhatIf("m", "CPU:0", baseline=RunSummary("CPU:0"),
+                                                    runs=[run("jit_compile=True", 1.2, (1.1, 1.3))]))
+    assert quoted[0].action == action and "jit_compile=True: no clear gain" in quoted[0].fix
 
 
 def test_a_clear_win_no_finding_names_becomes_a_finding_second():
-    report = builders.report(device="CPU:0", step=0.05)
-    report.findings = [Finding("compile_dominates", "Compilation dominates", "e", "f", "a"),
-                       Finding("x", "X", "e", "f", "a")]
+    given = [Finding("compile_dominates", "Compilation dominates", "e", "f", "a"), Finding("x", "X", "e", "f", "a")]
     whatif = WhatIf("m", "CPU:0", baseline=RunSummary("CPU:0", samples_per_s=1000.0), runs=[
         run("mixed precision", 1.6, (1.3, 1.9), sps=1600.0), run("batch x4", 1.1, (0.9, 1.3))])
-    quote_measured(report, whatif)
-    rules = [f.rule for f in report.findings]
+    quoted = quote_measured(given, whatif)
+    rules = [f.rule for f in quoted]
     assert rules == ["compile_dominates", "measured_gain", "x"]
-    gain = report.findings[1]
+    gain = quoted[1]
     assert gain.title == "Measured: mixed precision makes this fit 1.6x faster"
     assert gain.evidence == ("mixed precision: measured 1.6x faster (1.30-1.90): 1,600 against 1,000 samples/s on "
                              "CPU:0, each timed from the same start")
@@ -148,9 +149,8 @@ def test_a_clear_win_no_finding_names_becomes_a_finding_second():
 def test_nothing_measured_changes_nothing():
     report = dispatch_bound_report()
     before = [(f.fix, f.action) for f in report.findings]
-    quote_measured(report, None)
-    quote_measured(report, WhatIf("m", "CPU:0", skipped="no"))
-    assert [(f.fix, f.action) for f in report.findings] == before
+    for whatif in (None, WhatIf("m", "CPU:0", skipped="no")):
+        assert [(f.fix, f.action) for f in quote_measured(report.findings, whatif)] == before
 
 
 class Dataset:

@@ -1,6 +1,8 @@
 """The verdicts' edges that tests/test_thresholds.py does not reach: the other side of each
 condition, missing readings, and odd device layouts."""
 
+import dataclasses
+
 from colab_magic import verdicts
 from colab_magic.run_summary import Comparison
 from tests import builders as b
@@ -97,8 +99,8 @@ def test_every_rule_has_a_short_fix_for_the_headline():
 
 def test_a_comparison_belongs_to_its_models_first_fit():
     first, again, other = b.report(model="m", index=1), b.report(model="m", index=2), b.report(model="o", index=3)
-    result = b.result([first, again, other])
     comparison = Comparison(model="m", steps=10, steps_per_epoch=None, batch_size=None)
-    result.comparisons = [Comparison(model="x", steps=1, steps_per_epoch=None, batch_size=None), comparison]
+    result = dataclasses.replace(b.result([first, again, other]), comparisons=[
+        Comparison(model="x", steps=1, steps_per_epoch=None, batch_size=None), comparison])
     assert result.comparison_for(first) is comparison
     assert result.comparison_for(again) is None and result.comparison_for(other) is None

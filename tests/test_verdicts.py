@@ -1,5 +1,7 @@
 """The verdict rules on synthetic reports, and end to end on a real fit with a fake two-GPU NVML."""
 
+import dataclasses
+
 import pytest
 
 from colab_magic.verdicts import findings
@@ -49,9 +51,9 @@ def test_idle_gpu_named_from_a_sampled_fake_two_gpu_machine(fake_nvml):
     import time
 
     pytest.importorskip("keras")
+    from colab_magic.fit_report import build_report
     from colab_magic.observer import FitFacts
     from colab_magic.sampler import Sampler
-    from colab_magic.summarise import build_report
     from colab_magic.timing import StepTimer
 
     fake_nvml([a100(util_gpu=90), t4(util_gpu=0)])
@@ -121,17 +123,15 @@ def test_at_most_three_in_order_of_importance():
 
 
 def test_input_bound_from_the_input_check_and_from_an_idle_gpu_beside_a_busy_host():
-    r = timed()
-    r.input_wait = input_wait(0.37)
+    r = dataclasses.replace(timed(), input_wait=input_wait(0.37))
     (f,) = findings(r)
     assert f.title == "Highly input-bound: 37% of each step waits for data" and "19.0 ms with one batch" in f.evidence
     r.input_wait.wait_share = 0.08
     assert findings(r)[0].title.startswith("Moderately input-bound")
     r.input_wait.wait_share = 0.01
     assert findings(r) == []
-    r = timed(gpus=[full_gpu(util=20.0)], step=0.040)
-    r.host = host(cpu_process_mean=98.0)
+    r = dataclasses.replace(timed(gpus=[full_gpu(util=20.0)], step=0.040), host=host(cpu_process_mean=98.0))
     (f,) = findings(r)
     assert f.title == "Likely input-bound: the GPU idles while the host is busy" and "busy 20%" in f.evidence
-    r.host = host(cpu_process_mean=30.0)  # a quiet host: not the input pipeline
+    r = dataclasses.replace(r, host=host(cpu_process_mean=30.0))  # a quiet host: not the input pipeline
     assert findings(r) == []

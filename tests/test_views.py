@@ -2,6 +2,7 @@
 order, a missing GPU is explained once in the user's terms, text follows the terminal's width, and
 -o shows the summary once."""
 
+import dataclasses
 import io
 import re
 
@@ -44,7 +45,7 @@ def test_headline_says_where_how_fast_and_the_first_finding_with_its_fix():
     report = builders.report(device="CPU:0", gpus=[gpu], step=0.0125, epochs=epochs(1.5, 2.5), model="net")
     from colab_magic.verdicts import findings
 
-    report.findings = findings(report)
+    report = dataclasses.replace(report, findings=findings(report))
     assert report.findings[0].rule == "gpu_unused"
     assert report.headline == ("net on the CPU: 12.5 ms/step, 2.00 s/epoch. GPU present but unused: the model "
                                "trained on the CPU (fix: %device_info says why).")
@@ -165,7 +166,7 @@ def test_numbers_right_aligned_with_one_unit_per_column():
 
 
 def test_a_figure_with_its_interval_in_other_units():
-    from colab_magic.tables import fmt_interval
+    from colab_magic.units import fmt_interval
 
     assert fmt_interval(8.31, (7.94, 8.76), ".1f", "x") == "8.3x (7.9-8.8)"
     assert fmt_interval(0.12, (0.049, 0.191), ".1f", "%", 100) == "12.0% (4.9-19.1)"
@@ -223,7 +224,7 @@ def test_an_input_check_that_passes_says_so():
     def text(share, interval=None):
         report = builders.report(device="GPU:0", gpus=[builders.gpu()], step=0.030,
                                  input_wait=builders.input_wait(share, interval=interval))
-        report.findings = findings(report)
+        report = dataclasses.replace(report, findings=findings(report))
         return flat(to_text(_fit_tables(report, 1, None)))
 
     assert "Input check passed: 4.7% of each step waits for data: not input-bound" in text(0.047)

@@ -3,10 +3,12 @@ seconds, bytes, watts, joules and percent in typed parts, then the verdicts."""
 
 from __future__ import annotations
 
+import dataclasses
+
 from .observer import FitFacts
 from .parts import THROTTLING_REASONS, Epoch, GpuSummary, HostSummary, SamplerFigures
 from .report import FitReport
-from .sampler import GPM_SERIES, Sampler
+from .sampler import GPM_SERIES, GpuTrack, Sampler
 from .stats import Series
 from .timing import StepTimer
 from .verdicts import findings
@@ -16,7 +18,7 @@ def build_report(index: int, timer: StepTimer, sampler: Sampler, facts: FitFacts
                  cluster: dict | None = None) -> FitReport:
     """The report of fit number ``index``: ``facts`` from its loop source, ``error`` what stopped it
     (None: it finished), ``cluster`` its process's place in a multi-process run."""
-    step = timer.steps.summary()
+    step = timer.steps.step_stats()
     batch = facts.batch_size
     report = FitReport(
         index=index,
@@ -51,9 +53,8 @@ def build_report(index: int, timer: StepTimer, sampler: Sampler, facts: FitFacts
         # in order only until the reservoir starts sampling
         step_times=timer.steps.values[:] if timer.steps.count == len(timer.steps.values) else None,
     )
-    report.notes = _notes(report, sampler) + list(facts.notes)
-    report.findings = findings(report)
-    return report
+    report = dataclasses.replace(report, notes=_notes(report, sampler) + list(facts.notes))
+    return dataclasses.replace(report, findings=findings(report))
 
 
 def _epochs(timer: StepTimer, sampler: Sampler) -> list[Epoch]:
@@ -63,7 +64,7 @@ def _epochs(timer: StepTimer, sampler: Sampler) -> list[Epoch]:
         epochs.append(
             Epoch(
                 epoch=ep.epoch + 1,
-                time_s=(ep.end - ep.start) if closed else None,
+                time_s=(ep.end - ep.start) if ep.end is not None else None,
                 train_s=(ep.train_end - ep.start) if ep.train_end is not None else None,
                 val_s=ep.val_s,
                 steps=ep.steps,
@@ -77,7 +78,7 @@ def _epochs(timer: StepTimer, sampler: Sampler) -> list[Epoch]:
     return epochs
 
 
-def _host(sampler) -> HostSummary:
+def _host(sampler: Sampler) -> HostSummary:
     h = sampler.host
     return HostSummary(
         cpu_system_mean=h["cpu_system"].mean,
@@ -91,15 +92,15 @@ def _host(sampler) -> HostSummary:
     )
 
 
-def _gpu(sampler, pos: int, track) -> GpuSummary:
+def _gpu(sampler: Sampler, pos: int, track: GpuTrack) -> GpuSummary:
     s: dict[str, Series] = track.series
     energy = sampler.energy_j_between(pos)
     energy_source = "counter"
     if energy is None and s["power_w"].count >= 2 and sampler.stopped and sampler.started:
         # GPUs before Volta have no energy counter: mean power times duration is the best estimate.
-        energy, energy_source = s["power_w"].mean * (sampler.stopped - sampler.started), "estimated from power"
-    end = sampler.stopped or 0.0
-    gaps = [[g[0] - sampler.started, (g[1] if g[1] is not None else end) - sampler.started] for g in track.gaps]
+        energy, energy_source = (s["power_w"].mean or 0.0) * (sampler.stopped - sampler.started), "estimated from power"
+    start, end = sampler.started or 0.0, sampler.stopped or 0.0
+    gaps = [[(g[0] or start) - start, (g[1] if g[1] is not None else end) - start] for g in track.gaps]
     readings = max(track.full_readings, 1)
     return GpuSummary(
         index=track.index,
@@ -131,7 +132,7 @@ def _gpu(sampler, pos: int, track) -> GpuSummary:
     )
 
 
-def _gpm_figures(track) -> dict:
+def _gpm_figures(track: GpuTrack) -> dict:
     """The whole fit's GPM figures: between its first and last samples where both were read (exact),
     else the mean of the readings taken."""
     if track.gpm_note is not None:
@@ -140,7 +141,7 @@ def _gpm_figures(track) -> dict:
     return {key: window.get(key) if window.get(key) is not None else track.series[key].mean for key in GPM_SERIES}
 
 
-def _sampler_figures(sampler) -> SamplerFigures:
+def _sampler_figures(sampler: Sampler) -> SamplerFigures:
     duration = (sampler.stopped or 0.0) - (sampler.started or 0.0)
     return SamplerFigures(
         started=sampler.started,
@@ -154,8 +155,8 @@ def _sampler_figures(sampler) -> SamplerFigures:
     )
 
 
-def _timeline(sampler, start: float) -> dict:
-    def rel(series: Series):
+def _timeline(sampler: Sampler, start: float) -> dict:
+    def rel(series: Series) -> list[list[float]]:
         return [[round(t - start, 4), v] for t, v in series.points()]
 
     return {
@@ -165,7 +166,7 @@ def _timeline(sampler, start: float) -> dict:
     }
 
 
-def _notes(report: FitReport, sampler) -> list[str]:
+def _notes(report: FitReport, sampler: Sampler) -> list[str]:
     notes = []
     # A missing GPU is explained once per cell, in the user's terms (TimedFitResult.no_gpu); NVML's own
     # reason stays in gpu_note.
