@@ -5,6 +5,7 @@ and the user's own exception; the magic shows the one and re-raises the other.""
 from __future__ import annotations
 
 import dataclasses
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -185,13 +186,24 @@ def _timelines(work: _Assembly, options: TimedFitOptions) -> None:
 
 
 def _save(fig: Any, path: Path, n: int, count: int, work: _Assembly) -> None:
-    target = path.with_name(f"{path.stem}_{n}{path.suffix}") if count > 1 else path
+    target = free_name(path, n) if count > 1 else path
     try:
         fig.savefig(target)
     except (OSError, ValueError) as exc:
         work.problems.append(f"Could not save the timeline to {target}: {exc}")
     else:
         work.said.append(fit_view.plot_saved(n, target))
+
+
+def free_name(path: Path, n: int) -> Path:
+    """Fit ``n``'s file when several fits share one --plot-file: ``out_2.png``, or, where a file of that
+    name is there already (one the user did not name), the first free ``out_2-2.png``, ``out_2-3.png``..."""
+    target = path.with_name(f"{path.stem}_{n}{path.suffix}")
+    extra = 1
+    while os.path.lexists(target):
+        extra += 1
+        target = path.with_name(f"{path.stem}_{n}-{extra}{path.suffix}")
+    return target
 
 
 # Keras 3's fit under tf.distribute.MultiWorkerMirroredStrategy with two or more workers fails before its

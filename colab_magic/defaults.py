@@ -4,6 +4,7 @@ show these in their help without loading the core."""
 DEFAULT_INTERVAL = 0.5  # seconds between the sampler's readings
 MIN_INTERVAL, MAX_INTERVAL = 0.05, 3600.0  # below 50 ms the sampler costs a sizeable share of a core
 MIN_TIMED_STEPS = 20  # the fewest steps a trial times: a mean and a scatter of five blocks
+MAX_TRIAL_STEPS = 10_000  # the most --steps may ask: 100 blocks of 100; a trial stops at an epoch anyway
 DEFAULT_BUDGET = 0.10  # of the user's epoch, for all of --compare's trials, and again for --whatif's
 HISTORY_COUNT = 20  # %fit_history lists this many of the latest runs
 DRIVE_TIMEOUT_S = 120.0  # Colab's own default for mounting Drive

@@ -44,6 +44,9 @@ def append(record: dict, path: Path) -> None:
     try:
         if not stat.S_ISREG(os.fstat(fd).st_mode):
             raise HistoryError(f"The run history {path} is not a regular file (a pipe or a device?).")
+        if path.is_symlink() and not _holds_records(fd):
+            raise HistoryError(f"The run history {path} is a link to {os.path.realpath(path)}, which holds something "
+                               "other than run records: nothing was written to it. Give the history its own file.")
         if fcntl is not None:
             fcntl.flock(fd, fcntl.LOCK_EX)
         size = os.fstat(fd).st_size
@@ -53,6 +56,17 @@ def append(record: dict, path: Path) -> None:
         os.fsync(fd)  # on Drive, this is what survives a runtime disconnect
     finally:
         os.close(fd)  # closing releases the lock
+
+
+def _holds_records(fd: int) -> bool:
+    """Whether an open file is empty or starts with a run record (its first line a JSON object)."""
+    first = os.pread(fd, 65536, 0).split(b"\n", 1)[0]
+    if not first:
+        return True
+    try:
+        return isinstance(json.loads(first), dict)
+    except ValueError:  # not JSON, or not text at all (UnicodeDecodeError is a ValueError)
+        return False
 
 
 def _write_all(fd: int, data: bytes) -> None:
@@ -82,7 +96,53 @@ def is_record(value: Any) -> bool:
         v = value.get(key)
         if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float))):
             return False
-    return all(value.get(key) is None or isinstance(value[key], dict) for key in ("env", "signature", "cluster"))
+    if value.get("complete") is not None and not isinstance(value["complete"], bool):
+        return False
+    if value.get("timed_steps") is not None and not _is_int(value["timed_steps"]):
+        return False
+    if not all(value.get(key) is None or _is_pair(value[key]) for key in _PAIR_FIELDS):
+        return False
+    return all(value.get(key) is None or (isinstance(value[key], dict) and check(value[key]))
+               for key, check in (("env", _env_ok), ("signature", _signature_ok), ("cluster", _cluster_ok)))
+
+
+# Nested fields, as far as a reader uses them: a record that fails is skipped and counted like a bad line.
+_PAIR_FIELDS = ("step_mean_interval_s", "projected_epoch_interval_s", "speedup_interval")
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _is_pair(value: Any) -> bool:
+    return isinstance(value, list) and len(value) == 2 and all(_is_number(v) for v in value)
+
+
+def _texts(value: Any, allow_none: bool = False) -> bool:
+    return isinstance(value, list) and all(isinstance(v, str) or (allow_none and v is None) for v in value)
+
+
+def _env_ok(env: dict) -> bool:
+    if not all(env.get(key) is None or isinstance(env[key], str) for key in ("runtime", "host", "python", "keras")):
+        return False
+    return env.get("gpus") is None or _texts(env["gpus"], allow_none=True)
+
+
+def _signature_ok(signature: dict) -> bool:
+    shape = signature.get("input_shape")
+    return ((signature.get("layers") is None or _texts(signature["layers"]))
+            and (signature.get("params") is None or _is_int(signature["params"]))
+            and (shape is None or (isinstance(shape, list) and all(d is None or _is_int(d) for d in shape))))
+
+
+def _cluster_ok(cluster: dict) -> bool:
+    return (all(cluster.get(key) is None or _is_int(cluster[key]) for key in ("task_index", "workers"))
+            and all(cluster.get(key) is None or isinstance(cluster[key], str) for key in ("run", "coordinator"))
+            and (cluster.get("local_devices") is None or _texts(cluster["local_devices"])))
 
 
 def read(path: Path) -> tuple[list[dict], list[str]]:
@@ -140,7 +200,7 @@ def _skipped_warning(path: Path, skipped: list[int], line_count: int) -> list[st
         return []
     if len(skipped) == 1:
         number = skipped[0]
-        what = "a torn last line" if number == line_count else f"line {number} (torn by an interrupted write)"
+        what = "a torn last line" if number == line_count else f"line {number} (not a run record: a torn write or an edit)"
         return [f"skipped {what} in {path}"]
     shown = ", ".join(map(str, skipped[:5])) + (", ..." if len(skipped) > 5 else "")
     return [f"skipped {len(skipped)} lines in {path} that are not run records (torn writes or edits): lines {shown}"]

@@ -41,6 +41,7 @@ from .defaults import (
     HISTORY_COUNT,
     INPUT_CHECK,
     MAX_INTERVAL,
+    MAX_TRIAL_STEPS,
     MIN_INTERVAL,
 )
 from .defaults import MIN_TIMED_STEPS as DEFAULT_TRIAL_STEPS
@@ -88,12 +89,27 @@ def _show(result: Any, args: Namespace, returned: bool = True, live: Any = None)
         return
     try:
         if getattr(args, "json", False):
-            print(json.dumps(result.to_dict(), indent=2, default=str))
+            print(json_text(result.to_dict()))
         else:
             display(result)
     except Exception as exc:  # noqa: BLE001 - never a traceback from inside the package
         print(f"colab_magic could not show the result ({type(exc).__name__}); it is kept in the result object.",
               file=sys.stderr)
+
+
+def json_text(data: Any) -> str:
+    """--json's text: strict JSON (NaN and infinities, which a history record may hold, as null)."""
+    return json.dumps(_finite(data), indent=2, default=str, allow_nan=False)
+
+
+def _finite(value: Any) -> Any:
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {key: _finite(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(item) for item in value]
+    return value
 
 
 def _parse(magic: Callable[..., Any], line: str) -> Namespace:
@@ -144,6 +160,8 @@ def _steps(text: str) -> int:
     value = int(text)
     if value < 2:
         raise ArgumentTypeError("--steps must be at least 2 (a mean and its scatter need two steps)")
+    if value > MAX_TRIAL_STEPS:
+        raise ArgumentTypeError(f"--steps must be at most {MAX_TRIAL_STEPS} (a trial times an epoch at most)")
     return value
 
 
@@ -184,9 +202,19 @@ def _variable_flag(flag: str) -> Callable[[str], str]:
     return check
 
 
+# Names IPython keeps in the user's namespace for itself: the cell history (In, _i, _ii, _i3...), the
+# output history (Out, _, __, ___, _3...), the directory history, the shell and the exit helpers.
+_IPYTHON_NAMES = frozenset({"In", "Out", "get_ipython", "exit", "quit", "_", "__", "___", "_i", "_ii", "_iii",
+                            "_ih", "_oh", "_dh", "_sh"})
+_NUMBERED_HISTORY = re.compile(r"_i?\d+")
+
+
 def _variable(name: str, flag: str) -> str:
     if not name.isidentifier() or keyword.iskeyword(name):
         raise UsageError(f"{flag} needs a Python variable name, not {name!r}")
+    if (name.startswith("__") and name.endswith("__")) or name in _IPYTHON_NAMES or _NUMBERED_HISTORY.fullmatch(name):
+        # __builtins__ replaced breaks every later cell (len() looked up in our result)
+        raise UsageError(f"{flag} {name} is a name Python or IPython keeps for itself: choose another name")
     if hasattr(builtins, name):
         raise UsageError(f"{flag} {name} would hide Python's built-in {name!r}: choose another name")
     return name
@@ -469,6 +497,9 @@ def timed_fit_options(args: Namespace, shell: Any, session: Session) -> Any:
     plot_file = _optional_path(args.plot_file, "--plot-file")
     if plot_file is not None and not plot_file.parent.is_dir():
         raise UsageError(f"--plot-file: the folder {plot_file.parent} does not exist")
+    if plot_file is not None and os.path.lexists(plot_file) and not plot_file.is_file():
+        # a pipe would block the cell in savefig until Ctrl-C; a folder or a device is no place for a PNG
+        raise UsageError(f"--plot-file: {plot_file} is there and is not a regular file; give a new path or a file")
     if args.plot or args.plot_file:
         from .plot import INSTALL_HINT, available
 

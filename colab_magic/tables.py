@@ -100,10 +100,34 @@ def _expanded(table: Table, width: int) -> list[str]:
     return lines
 
 
+# The longest a cell (and a title or note) is shown: a history record may hold a 10 MB model name,
+# and wrapping one long word costs time in the square of its length.
+MAX_CELL, MAX_LINE = 500, 4000
+
+
+def _shown(text: str, limit: int) -> str:
+    """``text`` as it can be shown: cut at ``limit`` characters, and lone surrogates (text read from a
+    file that was not UTF-8) escaped, since no front end can encode them."""
+    if len(text) > limit:
+        text = text[:limit - 3] + "..."
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def _safe(table: Table) -> Table:
+    return Table(
+        _shown(table.title, MAX_LINE),
+        [[_shown(cell, MAX_CELL) for cell in row] for row in table.rows],
+        [_shown(cell, MAX_CELL) for cell in table.header] if table.header is not None else None,
+        [_shown(note, MAX_LINE) for note in table.notes],
+        table.kind,
+        table.image,
+    )
+
+
 def to_text(tables: list[Table], width: int | None = None) -> str:
     width = width or text_width()
     blocks = []
-    for table in tables:
+    for table in map(_safe, tables):
         if table.image is not None:
             continue
         if table.kind == "answer":
@@ -167,7 +191,7 @@ def to_html(tables: list[Table]) -> str:
     esc = html.escape
     parts = [_STYLE, '<div class="cm-report">']
     open_details = False
-    for table in tables:
+    for table in map(_safe, tables):
         if table.kind == "details" and not open_details:
             parts.append("<details><summary>Details: per epoch, hardware, sampler</summary>")
             open_details = True

@@ -253,6 +253,13 @@ def plan_window(plan: Plan, step_s: float, spent_s: float, budget_s: float | Non
     ``step_s``: the warm-up's mean step, for the budget; ``fastest_s``: its fastest (default the mean),
     for the steps that ``target_s`` needs."""
     least = least_steps(plan.min_steps, spe)
+    # --steps above the default is bounded by the epoch (a trial never times more than an epoch) and by
+    # the budget: --steps 100000000 once ran for minutes on tf.data, and on arrays needed 1.86 TiB
+    floor = least_steps(MIN_TIMED_STEPS, spe)
+    if least > floor and plan.steps_per_epoch:
+        least = max(floor, min(least, plan.steps_per_epoch))
+    if least > floor and budget_s is not None and step_s > 0:
+        least = max(floor, min(least, int(max(0.0, budget_s - spent_s) / step_s)))
     # planned twice over, from the fastest warm-up step: the steady steps can run faster than the
     # warm-up's mean (a tiny model's once by 2.7x: its window ended at 37 ms of a 50 ms target), and
     # the window's stop ends it once it holds target_s, so a plan too long costs nothing

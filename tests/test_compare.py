@@ -150,6 +150,8 @@ def test_gpu_run_from_the_history_stands_beside_the_cpu(kip, tmp_path):
         ("--steps 10", "--steps and --budget go with --compare or --whatif"),
         ("--devices cpu:0", "--devices goes with --compare"),
         ("--compare --steps 1", "--steps must be at least 2"),
+        ("--compare --steps 10001", "--steps must be at most 10000"),
+        ("--compare --steps 100000000", "--steps must be at most 10000"),
         ("--history a.jsonl --no-history", "don't go together"),
     ],
 )

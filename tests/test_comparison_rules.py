@@ -185,3 +185,19 @@ def test_a_clone_is_summarised_as_the_device_it_ran_on():
     # no epoch anywhere to measure the fixed cost on: none
     run = as_run(plan(steps_per_epoch=100), "GPU:1", AS_IS, clone, None, "compare")
     assert run.device == "GPU:1" and run.projected_epoch_s == pytest.approx(1.0)
+
+
+def test_an_explicit_steps_is_bounded_by_the_epoch_and_the_budget():
+    """--steps 100000000 once ran for minutes (tf.data) or needed 1.86 TiB (arrays): a trial never
+    times more than an epoch, nor more than the budget leaves, beyond the default fewest steps."""
+    assert plan_window(plan(min_steps=100_000, steps_per_epoch=300), 0.001, 0.0, None).steps == 300
+    # no epoch known: the budget bounds it (0.5 s left of 1 ms steps: 500)
+    assert plan_window(plan(min_steps=100_000, steps_per_epoch=None), 0.001, 0.0, 0.5).steps == 500
+    # both: the smaller (0.1 s left of 1 ms steps: 100, less a float's rounding)
+    assert plan_window(plan(min_steps=100_000, steps_per_epoch=300), 0.001, 0.4, 0.5).steps in (99, 100)
+    # the default fewest steps still hold when the budget is spent, as before, with the note
+    spent = plan_window(plan(min_steps=100_000, steps_per_epoch=300), 0.001, 0.6, 0.5)
+    assert spent.steps == 20 and spent.note
+    # under the bounds, --steps is kept as asked; with several steps per execution, whole executions
+    assert plan_window(plan(min_steps=50, steps_per_epoch=300), 1.0, 0.0, None).steps == 50
+    assert plan_window(plan(min_steps=100_000, steps_per_epoch=300), 0.001, 0.0, None, spe=32).steps == 320

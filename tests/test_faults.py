@@ -225,6 +225,25 @@ def test_bad_values_are_refused(kip, line, message):
         kip.run_cell_magic("timed_fit", line, "pass")
 
 
+@pytest.mark.parametrize("name", ["__builtins__", "__name__", "__doc__", "get_ipython", "In", "Out", "exit", "quit",
+                                  "_", "__", "___", "_i", "_ii", "_iii", "_i3", "_7", "_oh", "_ih", "_dh"])
+def test_names_python_or_ipython_keep_are_refused(kip, ip, name, tmp_path):
+    """-v __builtins__ used to be accepted, and every later cell broke (len() looked up in our result)."""
+    keep = {n: kip.user_ns[n] for n in ("__builtins__", "In", "Out", "get_ipython") if n in kip.user_ns}
+    expected = f"-v {name} is a name Python or IPython keeps for itself: choose another name"
+    with pytest.raises(UsageError) as err:
+        kip.run_cell_magic("timed_fit", f"-q --no-history -v {name}", "pass")
+    assert str(err.value) == expected
+    with pytest.raises(UsageError, match=f"^--var {name} is a name Python or IPython keeps"):
+        ip.run_line_magic("mount_drive", f"--local {tmp_path} --var {name}")
+    assert all(kip.user_ns[n] is value for n, value in keep.items())
+    kip.run_cell("assert len([1]) == 1").raise_error()  # later cells still work
+    for allowed in ("_x", "_1a", "my__name__x"):  # private names of the user's own are fine
+        kip.run_cell(f"%%timed_fit -q --no-history -v {allowed}\npass").raise_error()
+        assert allowed in kip.user_ns
+        del kip.user_ns[allowed]
+
+
 def test_interval_bounds_are_accepted(kip):
     for value in ("0.05", "3600"):
         kip.run_cell(f"%%timed_fit --no-history -q --interval {value}\npass").raise_error()

@@ -111,7 +111,7 @@ def test_process_killed_mid_write_damages_no_earlier_record(tmp_path):
     history.append(rec(3), path)
     records, warnings = history.read(path)
     assert [r["id"] for r in records] == ["r00000", "r00001", "r00002", "r00003"]
-    assert warnings == [f"skipped line 4 (torn by an interrupted write) in {path}"]
+    assert warnings == [f"skipped line 4 (not a run record: a torn write or an edit) in {path}"]
 
 
 def test_default_path_follows_the_drive(ip, tmp_path, private_home):
@@ -220,3 +220,99 @@ def test_fit_history_errors_and_warnings(ip, tmp_path, capsys):
         ip.run_line_magic("fit_history", "-n 0")
     ip.run_line_magic("fit_history", f"--history {path} --json")
     assert len(json.loads(capsys.readouterr().out)["records"]) == 3
+
+
+def test_json_output_is_strict_json_when_a_record_holds_nan_or_infinity(ip, tmp_path, capsys):
+    """Python's json writes NaN and Infinity, which no other JSON reader accepts: --json writes null."""
+    path = tmp_path / "runs.jsonl"
+    path.write_text('{"id": "a1", "time": "2026-12-01T00:00:00+00:00", "kind": "fit", "device": "CPU:0", '
+                    '"step_median_s": NaN, "samples_per_s": Infinity, "speedup_interval": [1.0, -Infinity], '
+                    '"env": {"x": NaN}}\n')
+    capsys.readouterr()
+    ip.run_line_magic("fit_history", f"--history {path} --json")
+    out = capsys.readouterr().out
+
+    def refuse(token):
+        raise ValueError(f"not JSON: {token}")
+
+    data = json.loads(out, parse_constant=refuse)
+    (record,) = data["records"]
+    assert record["step_median_s"] is None and record["samples_per_s"] is None
+    assert record["speedup_interval"] == [1.0, None] and record["env"] == {"x": None}
+    assert record["id"] == "a1"
+
+
+def test_a_history_path_linked_to_another_kind_of_file_is_left_alone(tmp_path):
+    """A symlink to the user's own file (here a script) used to get run records appended to it."""
+    script = tmp_path / "train.py"
+    script.write_text("print('the user's script')\n")
+    link = tmp_path / "runs.jsonl"
+    link.symlink_to(script)
+    with pytest.raises(history.HistoryError, match="is a link to .*train.py, which holds something other than run"):
+        history.append(rec(1), link)
+    assert script.read_text() == "print('the user's script')\n"
+    # a link to a history, or to an empty file, is written through as before
+    real = tmp_path / "real.jsonl"
+    history.append(rec(2), real)
+    other = tmp_path / "other.jsonl"
+    other.symlink_to(real)
+    history.append(rec(3), other)
+    empty = tmp_path / "empty.jsonl"
+    empty.touch()
+    (tmp_path / "to_empty.jsonl").symlink_to(empty)
+    history.append(rec(4), tmp_path / "to_empty.jsonl")
+    assert [r["id"] for r in history.read(real)[0]] == ["r00002", "r00003"]
+    assert [r["id"] for r in history.read(empty)[0]] == ["r00004"]
+
+
+def test_a_huge_or_unencodable_model_name_is_listed_short_and_safe(ip, tmp_path, capsys):
+    """A 10 MB model name took 37 s to list (wrapping one long word is quadratic); a lone surrogate
+    replaced the whole listing with 'could not show the result (UnicodeEncodeError)'."""
+    path = tmp_path / "runs.jsonl"
+    base = {"time": "2026-12-01T00:00:00+00:00", "kind": "fit", "device": "CPU:0", "step_median_s": 0.01}
+    with open(path, "w") as fh:
+        fh.write(json.dumps({**base, "id": "big1", "model": "m" * 10_000_000}) + "\n")
+        fh.write(json.dumps({**base, "id": "sur1", "model": "net\udc80x"}) + "\n")
+    capsys.readouterr()
+    ip.run_line_magic("fit_history", f"--history {path}")
+    captured = capsys.readouterr()
+    assert "could not show" not in captured.err
+    assert "big1" in captured.out and "sur1" in captured.out and "net\\udc80x" in captured.out
+    joined = "".join(captured.out.split())  # the long name is wrapped over lines
+    assert "m" * 450 in joined and "m" * 600 not in joined
+    assert len(captured.out) < 20_000
+    view = ip.run_line_magic("fit_history", f"--history {path} -q -o")
+    view._repr_html_().encode("utf-8")  # the notebook's rendering is encodable too
+    assert view.records[0]["model"] == "m" * 10_000_000  # the data itself is kept whole
+
+
+GOOD = {"time": "2026-12-01T00:00:00+00:00", "kind": "fit", "device": "CPU:0", "model": "net", "step_median_s": 0.01,
+        "step_mean_s": 0.01, "signature": {"layers": ["Dense"], "params": 10, "input_shape": [None, 4]},
+        "signature_id": "s1", "env": {"runtime": "jupyter", "host": "vm", "gpus": []},
+        "cluster": {"task_index": 0, "workers": 2, "run": "r", "local_devices": ["CPU:0"], "coordinator": None}}
+
+
+@pytest.mark.parametrize("name, bad, flags", [
+    ("host as a list", {"env": {"host": ["a"]}}, "--compare"),
+    ("task index as a list", {"cluster": {"task_index": [0], "run": "r"}}, "--cluster"),
+    ("local devices as a number", {"cluster": {"task_index": 1, "workers": 2, "run": "r", "local_devices": 5}},
+     "--cluster"),
+    ("params as text", {"signature": {"params": "many"}}, ""),
+    ("an interval of three", {"speedup_interval": [1, 2, 3]}, "--compare"),
+    ("complete as text", {"complete": "yes"}, ""),
+])
+def test_a_record_bad_deep_inside_is_skipped_and_counted(ip, tmp_path, capsys, name, bad, flags):
+    """Each of these single records once gave a traceback from inside the package."""
+    path = tmp_path / "runs.jsonl"
+    good = {**GOOD, "id": "good1"}
+    other = {**GOOD, "id": "good2", "cluster": {**GOOD["cluster"], "task_index": 1}}
+    lines = [json.dumps(good), json.dumps({**GOOD, "id": "bad1", **bad}), json.dumps(other)]
+    path.write_text("\n".join(lines) + "\n")
+    records, warnings = history.read(path)
+    assert [r["id"] for r in records] == ["good1", "good2"], name
+    assert warnings == [f"skipped line 2 (not a run record: a torn write or an edit) in {path}"]
+    capsys.readouterr()
+    ip.run_line_magic("fit_history", f"--history {path} {flags}".strip())
+    captured = capsys.readouterr()
+    assert "Traceback" not in captured.out + captured.err and "could not show" not in captured.err
+    assert "skipped line 2" in captured.out

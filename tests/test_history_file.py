@@ -36,7 +36,7 @@ def test_a_torn_last_line_is_ended_before_the_next_record(tmp_path):
     assert path.read_bytes().splitlines()[1:] == [b'{"id":"tor', json.dumps(rec(2), separators=(",", ":")).encode()]
     records, warnings = history.read(path)
     assert [r["id"] for r in records] == ["r1", "r2"]
-    assert warnings == [f"skipped line 2 (torn by an interrupted write) in {path}"]
+    assert warnings == [f"skipped line 2 (not a run record: a torn write or an edit) in {path}"]
 
 
 @pytest.mark.parametrize("line, kept", [

@@ -89,3 +89,31 @@ def test_missing_matplotlib_gives_the_install_hint(kip, monkeypatch):
         kip.run_cell_magic("timed_fit", "--plot", "pass")
     with pytest.raises(ImportError, match="pip install matplotlib"):
         kip.user_ns["R"].plot()
+
+
+def test_several_fits_never_replace_a_file_the_user_did_not_name(kip, tmp_path, capsys):
+    """--plot-file out.png with two fits used to write out_1.png over the user's own file."""
+    target = tmp_path / "timeline.png"
+    mine = tmp_path / "timeline_1.png"
+    mine.write_bytes(b"the user's own file")
+    kip.run_cell(f"%%timed_fit --no-history --plot-file {target}\n{CELL}\n{CELL}").raise_error()
+    assert mine.read_bytes() == b"the user's own file"
+    first, second = tmp_path / "timeline_1-2.png", tmp_path / "timeline_2.png"
+    assert first.read_bytes().startswith(b"\x89PNG") and second.read_bytes().startswith(b"\x89PNG")
+    out = capsys.readouterr().out
+    assert f"Timeline of fit 1 saved to {first}" in out and f"Timeline of fit 2 saved to {second}" in out
+
+
+@pytest.mark.skipif(not hasattr(__import__("os"), "mkfifo"), reason="no named pipes on this system")
+def test_a_plot_file_that_is_not_a_regular_file_is_refused_before_the_cell_runs(kip, tmp_path):
+    """A FIFO used to block the cell inside savefig until Ctrl-C."""
+    import os
+
+    fifo = tmp_path / "pipe.png"
+    os.mkfifo(fifo)
+    for path in (fifo, tmp_path):  # a pipe, a folder
+        kip.user_ns.pop("ran", None)
+        with pytest.raises(UsageError) as err:
+            kip.run_cell_magic("timed_fit", f"--no-history --plot-file {path}", "ran = True")
+        assert str(err.value) == f"--plot-file: {path} is there and is not a regular file; give a new path or a file"
+        assert "ran" not in kip.user_ns
