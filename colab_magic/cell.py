@@ -304,12 +304,16 @@ def _trials(work: _Assembly, options: TimedFitOptions, observer: CellObserver) -
                 if not any(n.startswith(("gpu", "cuda")) for n in names):
                     _no_gpu(comparison, cap.report, options.history_path)
                 work.comparisons.append(comparison)
+                if comparison.interrupted:
+                    raise KeyboardInterrupt  # after keeping what finished (noted by _run_trials)
             if whatif is not None:
                 found = whatif_fit(cap, cap.report, whatif.variants, options.trials,
                                    _as_is(comparison, cap.report), bar)
                 work.whatifs.append(found)
                 if cap.report is not None:
                     work.update(cap.report, findings=quote_measured(cap.report.findings, found))
+                if found.interrupted:
+                    raise KeyboardInterrupt
     finally:
         if bar is not None:
             bar.close()

@@ -74,6 +74,20 @@ def compare_fit(captured: CapturedFit, user_report: FitReport | None, device_nam
     if captured.weights is None:
         result.notes.append("The model had no weights before its fit: each device starts from its own random weights.")
     share = result.budget_s / len(device_names) if result.budget_s is not None else None
+    with trials.stopped_by_ctrl_c(result):  # what finished is kept; the caller raises Ctrl-C again
+        _run_devices(result, plan, device_names, share, options, progress)
+    if result.skipped:
+        return result
+    result.add_speedups()
+    result.wall_s = time.perf_counter() - start
+    note = trials.over_budget(result.wall_s, result.budget_s, options.budget, result.runs)
+    if note:
+        result.notes.append(note)
+    return result
+
+
+def _run_devices(result: Comparison, plan: trials.Plan, device_names: list[str], share: float | None,
+                 options: TrialOptions, progress: Any) -> None:
     for name in device_names:
         run = trials.run_shown(progress, f"--compare: {result.model} on {name.upper()}", plan, name,
                                interval=options.interval, budget_s=share, kind="compare")
@@ -81,14 +95,8 @@ def compare_fit(captured: CapturedFit, user_report: FitReport | None, device_nam
             _explain(run)
             if name == device_names[0] and _is_clone_problem(run.error):
                 result.skipped = f"the model cannot be cloned ({run.error}); the comparison is skipped"
-                return result
+                return
         result.runs.append(run)
-    result.add_speedups()
-    result.wall_s = time.perf_counter() - start
-    note = trials.over_budget(result.wall_s, result.budget_s, options.budget, result.runs)
-    if note:
-        result.notes.append(note)
-    return result
 
 
 def _explain(run: RunSummary) -> None:

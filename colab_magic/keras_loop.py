@@ -19,6 +19,7 @@ import functools
 import hashlib
 import inspect
 import json
+import shutil
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -26,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 import keras
+import numpy as np
 
 from . import frameworks
 from .errors import describe
@@ -33,6 +35,7 @@ from .observer import FitFacts, FitObserver, LoopPlan
 from .parts import ModelSignature
 from .recorder import CellFits, FitRecording
 from .report import FitReport
+from .units import fmt_bytes
 
 LOOP = "keras"
 
@@ -237,11 +240,19 @@ def model_signature(model: Any, x: Any = None) -> ModelSignature:
 
 
 def backup_key(model: Any, x: Any = None) -> str:
-    """The folder name of a model's backup: its signature id, and a hash of its layers' settings
-    (units, filters...; names left out, since Keras numbers them anew in each model), so that a
-    model of the same layer types and shape never resumes from another one's weights."""
+    """The folder name of a model's backup: its signature id, and a hash of everything that makes a
+    training run the same: its layers' settings (units, filters...; names left out, since Keras
+    numbers them anew in each model) and how it was compiled (the optimizer and its settings, the
+    loss, the metrics). A model of the same layers compiled otherwise (SGD and MSE, then Adam and MAE)
+    once resumed from the other one's weights."""
     signature = model_signature(model, x)
-    configs = []
+    try:
+        compiled = model.get_compile_config() or {}
+    except Exception:  # noqa: BLE001 - a model compiled in a way Keras cannot write out: its layers alone
+        compiled = {}
+    # how it runs (jit, steps per call, eager) does not change what it learns: a run resumes across them
+    compiled = {k: v for k, v in compiled.items() if k not in ("jit_compile", "steps_per_execution", "run_eagerly")}
+    configs: list[Any] = [_unnamed(compiled)]
     for layer in getattr(model, "layers", []):
         try:
             config = layer.get_config()
@@ -251,6 +262,16 @@ def backup_key(model: Any, x: Any = None) -> str:
     # an object in a config is named by its type: its repr may hold an address that changes each run
     text = json.dumps(configs, sort_keys=True, default=lambda value: type(value).__name__)
     return f"{signature.id}-{hashlib.sha1(text.encode()).hexdigest()[:8]}"
+
+
+def _unnamed(compiled: dict) -> dict:
+    """A compile config without the optimizer's name: Keras numbers it anew in each model ("adam",
+    "adam_1"). Other names stay: a dtype policy's name, for one, is what it is."""
+    optimizer = compiled.get("optimizer")
+    if isinstance(optimizer, dict) and isinstance(optimizer.get("config"), dict):
+        config = {k: v for k, v in optimizer["config"].items() if k != "name"}
+        compiled = {**compiled, "optimizer": {**optimizer, "config": config}}
+    return compiled
 
 
 def backup_for(model: Any, arguments: dict, root: Path) -> tuple[Any, str | None]:
@@ -265,8 +286,20 @@ def backup_for(model: Any, arguments: dict, root: Path) -> tuple[Any, str | None
     if not getattr(model, "built", False):
         return None, ("--backup needs a model that is built before fit (start it with keras.Input, or call "
                       "it on a batch first); this fit ran without a backup.")
+    need, free = checkpoint_bytes(model), shutil.disk_usage(root).free
+    if free < need:  # else the user's fit would fail mid-training with h5py's "No space left on device"
+        return None, (f"--backup: a checkpoint of this model needs about {fmt_bytes(need)}, and {root} has "
+                      f"{fmt_bytes(free)} free; this fit ran without a backup.")
     folder = Path(root) / backup_key(model, arguments.get("x"))
     return keras.callbacks.BackupAndRestore(str(folder)), None
+
+
+def checkpoint_bytes(model: Any) -> int:
+    """Room a backup of ``model`` needs: its weights, and as much again twice over for the optimizer's
+    state (Adam keeps two slots a weight), and a MiB for the file's own structure and the metadata."""
+    weights = sum(int(np.prod(v.shape)) * np.dtype(str(getattr(v.dtype, "name", v.dtype))).itemsize
+                  for v in model.weights)
+    return 3 * weights + 2**20
 
 
 def _capture(model: Any, arguments: dict, weights: bool) -> CapturedFit:

@@ -242,6 +242,7 @@ class Comparison:
     wall_s: float | None = None  # what the comparison cost, clones and compiling included
     fixed_s: float | None = None  # an epoch's time outside its steps, from the user's fit
     budget_s: float | None = None  # what the trials were meant to cost at most
+    interrupted: bool = False  # Ctrl-C stopped the trials: the runs are those that finished
 
     @property
     def cpu(self) -> RunSummary | None:
@@ -276,6 +277,7 @@ class WhatIf:
     skipped: str | None = None  # why no variant could run for this model
     wall_s: float | None = None  # what the what-if cost (its baseline included, unless --compare's was used)
     budget_s: float | None = None
+    interrupted: bool = False  # Ctrl-C stopped the trials: the runs are those that finished
 
     def add_speedups(self) -> None:
         base = self.baseline
@@ -295,6 +297,7 @@ class WhatIf:
             "skipped": self.skipped,
             "wall_s": self.wall_s,
             "budget_s": self.budget_s,
+            "interrupted": self.interrupted,
         }
 
 

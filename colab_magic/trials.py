@@ -122,6 +122,16 @@ def _epoch_s(report: FitReport | None) -> float | None:
     return None
 
 
+@contextlib.contextmanager
+def stopped_by_ctrl_c(result: Any) -> Iterator[None]:
+    """Ctrl-C in a trial ends the trials there: ``result.interrupted`` is set and what finished stays
+    in ``result`` (the caller shows it, records it, then raises Ctrl-C again)."""
+    try:
+        yield
+    except KeyboardInterrupt:
+        result.interrupted = True
+
+
 def device_scope(name: str) -> contextlib.AbstractContextManager:
     """``keras.device(name)``, except on torch for the device Keras uses anyway: there, a model built
     under keras.device() trains with no gradients (seen with Keras 3.15.1, torch 2.13 on the CPU)."""

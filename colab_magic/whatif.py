@@ -48,34 +48,40 @@ def whatif_fit(captured: CapturedFit, user_report: FitReport | None, chosen: lis
         result.skipped = "none of the changes applies to this model here"
         return result
     result.budget_s = plan.budget_s(options.budget)
-    if todo and baseline is None:
-        baseline = trials.run_shown(progress, f"--whatif: {name} as it is", plan, device.lower(), interval=options.interval,
-                                    kind="whatif")
-    result.baseline = baseline
-    # The default list keeps within the budget: the fixes the verdicts name first, then the others while
-    # one more trial (about what the model as it is cost: compiling is most of it) still fits.
-    if chosen is None:
-        named = [key for f in (user_report.findings if user_report else []) for key in variants.FIXES_OF_RULE.get(f.rule, ())]
-        todo.sort(key=lambda v: named.index(v.key) if v.key in named else len(named))
-    each = baseline.trial_s if baseline is not None and baseline.trial_s else None
-    left_out = []
-    for variant, why in asked:
-        if why is not None:
-            result.runs.append(RunSummary(device, kind="whatif", model=name, variant=variant.label, error=why))
-    for n, variant in enumerate(todo):
-        spent = time.perf_counter() - start
-        if chosen is None and n and result.budget_s is not None and each and spent + each > result.budget_s:
-            left_out.append(variant)
-            continue
-        share = max(0.0, result.budget_s - spent) / (len(todo) - n) if result.budget_s is not None else None
-        result.runs.append(trials.run_shown(progress, f"--whatif: {name} with {variant.label}", plan, device.lower(),
-                                            variant, interval=options.interval, budget_s=share, kind="whatif"))
+    left_out: list[Variant] = []
+    each = None
+    with trials.stopped_by_ctrl_c(result):  # what finished is kept; the caller raises Ctrl-C again
+        if todo and baseline is None:
+            baseline = trials.run_shown(progress, f"--whatif: {name} as it is", plan, device.lower(), interval=options.interval,
+                                        kind="whatif")
+        result.baseline = baseline
+        each = baseline.trial_s if baseline is not None and baseline.trial_s else None
+        if chosen is None:
+            _named_first(todo, user_report)
+        for variant, why in asked:
+            if why is not None:
+                result.runs.append(RunSummary(device, kind="whatif", model=name, variant=variant.label, error=why))
+        for n, variant in enumerate(todo):
+            spent = time.perf_counter() - start
+            if chosen is None and n and result.budget_s is not None and each and spent + each > result.budget_s:
+                left_out.append(variant)
+                continue
+            share = max(0.0, result.budget_s - spent) / (len(todo) - n) if result.budget_s is not None else None
+            result.runs.append(trials.run_shown(progress, f"--whatif: {name} with {variant.label}", plan, device.lower(),
+                                                variant, interval=options.interval, budget_s=share, kind="whatif"))
     _close(result, chosen, left_out, each, options.budget, device)
     result.wall_s = time.perf_counter() - start
     note = trials.over_budget(result.wall_s, result.budget_s, options.budget, result.runs)
     if note:
         result.notes.append(note)
     return result
+
+
+def _named_first(todo: list[Variant], user_report: FitReport | None) -> None:
+    """The default list keeps within the budget: the fixes the verdicts name first, then the others while
+    one more trial (about what the model as it is cost: compiling is most of it) still fits."""
+    named = [key for f in (user_report.findings if user_report else []) for key in variants.FIXES_OF_RULE.get(f.rule, ())]
+    todo.sort(key=lambda v: named.index(v.key) if v.key in named else len(named))
 
 
 def _close(result: WhatIf, chosen: list[Variant] | None, left_out: list[Variant], each: float | None,

@@ -66,6 +66,33 @@ def test_another_model_never_resumes_from_a_backup(kip, tmp_path):
     assert len(list(root.iterdir())) == 1  # the cut model's backup is still there for it
 
 
+def test_a_model_compiled_otherwise_never_resumes_from_a_backup(kip, tmp_path):
+    """Same layers, another optimizer and loss: it used to say "resumed from the backup after epoch 3"
+    and train 3 of its 6 epochs from the first model's weights."""
+    root = tmp_path / "backup"
+    stop_at_4 = ("class StopAt4(keras.callbacks.Callback):\n    def on_epoch_begin(self, epoch, logs=None):\n"
+                 "        if epoch == 3:\n            raise ConnectionError('runtime disconnected')\n")
+    body = ("model = keras.Sequential([keras.Input((8,)), keras.layers.Dense(16, activation='relu'), "
+            "keras.layers.Dense(1)])\nmodel.compile(optimizer={opt}, loss={loss!r})\n"
+            "model.fit(x, y, batch_size=16, epochs=6, verbose=0{cb})")
+    res, _ = cell(kip, f"--backup {root}", stop_at_4 + body.format(opt="keras.optimizers.SGD(0.01)", loss="mse",
+                                                                   cb=", callbacks=[StopAt4()]"))
+    assert isinstance(res.error_in_exec, ConnectionError)
+    res, r = cell(kip, f"--backup {root}", body.format(opt="'adam'", loss="mae", cb=""))
+    res.raise_error()
+    assert r[0].resumed_from_epoch is None and len(r[0].epochs) == 6
+    # the same layers compiled the same way do resume
+    res, r = cell(kip, f"--backup {root}", body.format(opt="keras.optimizers.SGD(0.01)", loss="mse", cb=""))
+    res.raise_error()
+    assert r[0].resumed_from_epoch == 3 and len(r[0].epochs) == 3
+    # and a learning rate of its own makes another run
+    cell(kip, f"--backup {root}", stop_at_4 + body.format(opt="keras.optimizers.SGD(0.01)", loss="mse",
+                                                            cb=", callbacks=[StopAt4()]"))
+    res, r = cell(kip, f"--backup {root}", body.format(opt="keras.optimizers.SGD(0.05)", loss="mse", cb=""))
+    res.raise_error()
+    assert r[0].resumed_from_epoch is None
+
+
 def test_the_users_own_backup_and_an_unbuilt_model_are_left_alone(kip, tmp_path):
     own = tmp_path / "own"
     res, r = cell(kip, f"--backup {tmp_path / 'ours'}",
@@ -122,3 +149,40 @@ def test_colab_warns_after_the_first_epoch_unless_backed_up(kip, tmp_path, monke
     assert notes[0] in capsys.readouterr().err
     cell(kip, f"--backup {tmp_path / 'b'}", body)
     assert not any(n.startswith("This fit needs") for n in kip.user_ns["R"].notes)
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A 2 MiB file system (tmpfs, as root): what a full Drive or disk looks like to --backup."""
+    import os
+    import subprocess
+
+    mount = tmp_path / "small"
+    mount.mkdir()
+    if os.geteuid() != 0:
+        pytest.skip("mounting a small tmpfs needs root (CI runs as root)")
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(mount)], check=True, timeout=30)
+    try:
+        yield mount
+    finally:
+        subprocess.run(["umount", "-l", str(mount)], check=False, timeout=30)
+
+
+def test_a_backup_that_cannot_fit_on_the_disk_is_refused_before_the_fit(kip, small_disk):
+    """The check used to pass (an empty temporary file fits), then h5py raised 'No space left on device'
+    in the middle of the user's training."""
+    from colab_magic.keras_loop import checkpoint_bytes
+
+    root = small_disk / "backup"
+    big = "model = make_model(20000)\nmodel.fit(x, y, batch_size=16, epochs=2, verbose=0)"
+    res, r = cell(kip, f"--backup {root}", big)
+    res.raise_error()  # the user's fit ran to its end
+    need = checkpoint_bytes(kip.user_ns["model"])
+    assert need > 2 * 2**20 and r[0].backup_dir is None and len(r[0].epochs) == 2
+    (note,) = [n for n in r[0].notes if n.startswith("--backup:")]
+    assert f"a checkpoint of this model needs about {need / 2**20:.1f} MiB, and {root} has" in note
+    assert note.endswith("free; this fit ran without a backup.")
+    # a model whose checkpoint fits is backed up on the same disk
+    res, r = cell(kip, f"--backup {root}", FULL.format(width=16))
+    res.raise_error()
+    assert r[0].backup_dir is not None and not any(n.startswith("--backup:") for n in r[0].notes)

@@ -35,6 +35,22 @@ class Interrupted(keras.layers.Dense):
             raise KeyboardInterrupt
         return super().call(inputs)
 
+TRACES, STOP_AFTER, STOP_BATCH = 0, None, None
+
+@keras.saving.register_keras_serializable("whatif_tests")
+class CountedStop(keras.layers.Dense):
+    """Ctrl-C at a chosen point of the trials: after STOP_AFTER traces of copies, or in the copy whose
+    batch is STOP_BATCH (batch x4's)."""
+    def call(self, inputs):
+        global TRACES
+        if STOP_AFTER is not None:
+            TRACES += 1
+            if TRACES > STOP_AFTER:
+                raise KeyboardInterrupt
+        if STOP_BATCH is not None and inputs.shape[0] == STOP_BATCH:
+            raise KeyboardInterrupt
+        return super().call(inputs)
+
 def make_model(first=keras.layers.Dense):
     model = keras.Sequential([keras.Input((8,)), first(16, activation="relu"), keras.layers.Dense(1)], name="net")
     model.compile(optimizer="sgd", loss="mse")
@@ -204,3 +220,42 @@ def test_a_window_stops_once_it_holds_its_time(kip):
     report = trials.fit_clone(clone, FitOptions(0.5), trials.WindowStop(0.0, 3),
                               **trials.inputs(plan, AS_IS, 200))
     assert report.total_steps == 4 and report.step.n == 3  # the first (compiling) one kept apart
+
+
+def test_ctrl_c_in_a_later_trial_keeps_the_trials_that_finished(kip, tmp_path):
+    """Ctrl-C in --compare's second trial, or --whatif's third, used to drop every trial that had
+    finished (comparisons == [], whatifs == [], no records) though the note said they were shown."""
+    path = tmp_path / "runs.jsonl"
+    reset = "TRACES, STOP_AFTER, STOP_BATCH = 0, None, None"
+    kip.run_cell(reset).raise_error()
+    # how many traces one trial of this model takes here: the second trial stops at its first
+    kip.run_cell(f"%%timed_fit --compare --devices cpu:0 -q --no-history\nmodel = make_model(CountedStop)\n{FIT}\n"
+                 "STOP_AFTER = 10**9").raise_error()
+    per_trial = kip.user_ns["TRACES"]
+    assert per_trial >= 1
+    kip.run_cell(reset).raise_error()
+    res = kip.run_cell(f"%%timed_fit --compare --devices cpu:0,cpu:0 -q -v R --history {path}\n"
+                       f"model = make_model(CountedStop)\n{FIT}\nSTOP_AFTER = {per_trial}")
+    assert res.error_in_exec is None
+    r = kip.user_ns["R"]
+    (comparison,) = r.comparisons
+    assert comparison.interrupted and [run.device for run in comparison.runs] == ["CPU:0"]
+    assert comparison.runs[0].error is None and comparison.runs[0].step_mean_s > 0
+    assert "Ctrl-C stopped --compare; the trials that had finished are shown." in r.notes
+    assert r.to_dict()["comparisons"][0]["interrupted"] is True
+    kinds = [record["kind"] for record in history.read(path)[0]]
+    assert kinds == ["fit", "compare"]  # the finished trial is recorded too
+    # --whatif spe,batch,jit: Ctrl-C in its third trial (batch x4) keeps the baseline and spe
+    kip.run_cell(reset).raise_error()
+    res = kip.run_cell(f"%%timed_fit --whatif spe,batch,jit -q -v W --history {path}\n"
+                       f"model = make_model(CountedStop)\n{FIT}\nSTOP_BATCH = 128")
+    assert res.error_in_exec is None
+    w = kip.user_ns["W"]
+    (whatif,) = w.whatifs
+    assert whatif.interrupted and whatif.baseline is not None and whatif.baseline.error is None
+    assert [run.variant for run in whatif.runs] == ["steps_per_execution=32"]
+    assert whatif.runs[0].error is None and whatif.runs[0].speedup is not None
+    assert "Ctrl-C stopped --whatif; the trials that had finished are shown." in w.notes
+    kinds = [record["kind"] for record in history.read(path)[0]]
+    assert kinds[2:] == ["fit", "whatif", "whatif"]
+    kip.run_cell(reset).raise_error()
