@@ -16,10 +16,7 @@ every backend. Nothing here reads ``self.model`` in a batch hook: on JAX that co
 from __future__ import annotations
 
 import functools
-import hashlib
 import inspect
-import json
-import shutil
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -27,15 +24,14 @@ from pathlib import Path
 from typing import Any
 
 import keras
-import numpy as np
 
 from . import frameworks
+from .backup import Backup, backup_for
 from .errors import describe
 from .observer import FitFacts, FitObserver, LoopPlan
 from .parts import ModelSignature
 from .recorder import CellFits, FitRecording
 from .report import FitReport
-from .units import fmt_bytes
 
 LOOP = "keras"
 
@@ -171,13 +167,14 @@ def time_fit_call(call: KerasCall, options: KerasOptions, fits: CellFits,
     ``captured``: numbered with the fit and kept (the trials and the input check retrain from it)."""
     __tracebackhide__ = True
     model, arguments = call.model, call.bound.arguments
-    backup, backup_note = None, None
+    kept = Backup(None)
     if options.backup_root is not None:
         try:
-            backup, backup_note = backup_for(model, arguments, options.backup_root)
+            kept = backup_for(model, arguments, options.backup_root, model_signature(model, arguments.get("x")))
         except Exception as exc:  # noqa: BLE001 - the fit runs, without a backup, and the note says why
-            backup_note = f"--backup could not be set up for this fit: {describe(exc)}"
-    fit = fits.begin(model, lambda: keras_facts(model, arguments, fit, backup_note))
+            kept = Backup(None, f"--backup could not be set up for this fit: {describe(exc)}")
+    backup = kept.callback
+    fit = fits.begin(model, lambda: keras_facts(model, arguments, fit, kept.note))
     fit.backup = backup
     if captured is not None:
         captured.index = fit.index
@@ -192,6 +189,7 @@ def time_fit_call(call: KerasCall, options: KerasOptions, fits: CellFits,
     finally:
         detach()
         fit.fit_ended(error)
+        kept.release()  # the folder's lock: another run of this model may use it now
 
 
 def keras_facts(model: Any, arguments: dict, fit: FitRecording, backup_note: str | None) -> FitFacts:
@@ -237,69 +235,6 @@ def model_signature(model: Any, x: Any = None) -> ModelSignature:
     elif getattr(model, "inputs", None):
         shape = [None if d is None else int(d) for d in model.inputs[0].shape]
     return ModelSignature(layers, params, shape)
-
-
-def backup_key(model: Any, x: Any = None) -> str:
-    """The folder name of a model's backup: its signature id, and a hash of everything that makes a
-    training run the same: its layers' settings (units, filters...; names left out, since Keras
-    numbers them anew in each model) and how it was compiled (the optimizer and its settings, the
-    loss, the metrics). A model of the same layers compiled otherwise (SGD and MSE, then Adam and MAE)
-    once resumed from the other one's weights."""
-    signature = model_signature(model, x)
-    try:
-        compiled = model.get_compile_config() or {}
-    except Exception:  # noqa: BLE001 - a model compiled in a way Keras cannot write out: its layers alone
-        compiled = {}
-    # how it runs (jit, steps per call, eager) does not change what it learns: a run resumes across them
-    compiled = {k: v for k, v in compiled.items() if k not in ("jit_compile", "steps_per_execution", "run_eagerly")}
-    configs: list[Any] = [_unnamed(compiled)]
-    for layer in getattr(model, "layers", []):
-        try:
-            config = layer.get_config()
-        except Exception:  # noqa: BLE001 - a custom layer without get_config: its type stands in
-            config = {}
-        configs.append({k: v for k, v in config.items() if k != "name"})
-    # an object in a config is named by its type: its repr may hold an address that changes each run
-    text = json.dumps(configs, sort_keys=True, default=lambda value: type(value).__name__)
-    return f"{signature.id}-{hashlib.sha1(text.encode()).hexdigest()[:8]}"
-
-
-def _unnamed(compiled: dict) -> dict:
-    """A compile config without the optimizer's name: Keras numbers it anew in each model ("adam",
-    "adam_1"). Other names stay: a dtype policy's name, for one, is what it is."""
-    optimizer = compiled.get("optimizer")
-    if isinstance(optimizer, dict) and isinstance(optimizer.get("config"), dict):
-        config = {k: v for k, v in optimizer["config"].items() if k != "name"}
-        compiled = {**compiled, "optimizer": {**optimizer, "config": config}}
-    return compiled
-
-
-def backup_for(model: Any, arguments: dict, root: Path) -> tuple[Any, str | None]:
-    """Keras' BackupAndRestore in ``root/<backup_key>``, or (None, why not): the user's own comes first,
-    and Keras refuses a model that is not built before fit."""
-    import keras
-
-    given = arguments.get("callbacks")
-    given = getattr(given, "callbacks", given) or []
-    if any(isinstance(c, keras.callbacks.BackupAndRestore) for c in given):
-        return None, "--backup: your own BackupAndRestore callback is used instead."
-    if not getattr(model, "built", False):
-        return None, ("--backup needs a model that is built before fit (start it with keras.Input, or call "
-                      "it on a batch first); this fit ran without a backup.")
-    need, free = checkpoint_bytes(model), shutil.disk_usage(root).free
-    if free < need:  # else the user's fit would fail mid-training with h5py's "No space left on device"
-        return None, (f"--backup: a checkpoint of this model needs about {fmt_bytes(need)}, and {root} has "
-                      f"{fmt_bytes(free)} free; this fit ran without a backup.")
-    folder = Path(root) / backup_key(model, arguments.get("x"))
-    return keras.callbacks.BackupAndRestore(str(folder)), None
-
-
-def checkpoint_bytes(model: Any) -> int:
-    """Room a backup of ``model`` needs: its weights, and as much again twice over for the optimizer's
-    state (Adam keeps two slots a weight), and a MiB for the file's own structure and the metadata."""
-    weights = sum(int(np.prod(v.shape)) * np.dtype(str(getattr(v.dtype, "name", v.dtype))).itemsize
-                  for v in model.weights)
-    return 3 * weights + 2**20
 
 
 def _capture(model: Any, arguments: dict, weights: bool) -> CapturedFit:

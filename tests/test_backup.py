@@ -40,7 +40,7 @@ def test_a_cut_fit_resumes_from_its_last_finished_epoch(kip, tmp_path):
     root = tmp_path / "backup"
     res, r = cell(kip, f"--backup {root}", CUT)
     assert isinstance(res.error_in_exec, ConnectionError)  # the user's exception, as usual
-    folders = [p for p in root.iterdir()]
+    folders = [p for p in root.iterdir() if p.name != ".locks"]  # the runs' locks are kept beside
     assert len(folders) == 1
     assert json.loads((folders[0] / "training_metadata.json").read_text())["epoch"] == 2
     assert r[0].backup_dir == str(folders[0]) and r[0].resumed_from_epoch is None
@@ -63,7 +63,7 @@ def test_another_model_never_resumes_from_a_backup(kip, tmp_path):
     res, r = cell(kip, f"--backup {root}", FULL.format(width=32))  # the same layer types, other widths
     res.raise_error()
     assert r[0].resumed_from_epoch is None and len(r[0].epochs) == 5
-    assert len(list(root.iterdir())) == 1  # the cut model's backup is still there for it
+    assert len([p for p in root.iterdir() if p.name != ".locks"]) == 1  # the cut model's backup is still there
 
 
 def test_a_model_compiled_otherwise_never_resumes_from_a_backup(kip, tmp_path):
@@ -171,18 +171,159 @@ def small_disk(tmp_path):
 def test_a_backup_that_cannot_fit_on_the_disk_is_refused_before_the_fit(kip, small_disk):
     """The check used to pass (an empty temporary file fits), then h5py raised 'No space left on device'
     in the middle of the user's training."""
-    from colab_magic.keras_loop import checkpoint_bytes
+    from colab_magic.backup import backup_bytes
 
     root = small_disk / "backup"
     big = "model = make_model(20000)\nmodel.fit(x, y, batch_size=16, epochs=2, verbose=0)"
     res, r = cell(kip, f"--backup {root}", big)
     res.raise_error()  # the user's fit ran to its end
-    need = checkpoint_bytes(kip.user_ns["model"])
+    need = backup_bytes(kip.user_ns["model"])
     assert need > 2 * 2**20 and r[0].backup_dir is None and len(r[0].epochs) == 2
     (note,) = [n for n in r[0].notes if n.startswith("--backup:")]
-    assert f"a checkpoint of this model needs about {need / 2**20:.1f} MiB, and {root} has" in note
+    assert f"a backup of this model needs about {need / 2**20:.1f} MiB, and {root} has" in note
     assert note.endswith("free; this fit ran without a backup.")
     # a model whose checkpoint fits is backed up on the same disk
     res, r = cell(kip, f"--backup {root}", FULL.format(width=16))
     res.raise_error()
     assert r[0].backup_dir is not None and not any(n.startswith("--backup:") for n in r[0].notes)
+
+
+def _weights_and_metadata(folder):
+    return folder / "latest.weights.h5", folder / "training_metadata.json"
+
+
+def _cut_backup(kip, root):
+    res, _ = cell(kip, f"--backup {root}", CUT)
+    assert isinstance(res.error_in_exec, ConnectionError)
+    (folder,) = [p for p in root.iterdir() if p.name != ".locks"]
+    return folder
+
+
+def test_a_torn_checkpoint_resumes_from_the_one_before_it(kip, tmp_path):
+    """A checkpoint torn in mid-write (SIGKILL during a save) used to make every rerun raise h5py's
+    'bad object header version number' until the folder was deleted by hand."""
+    root = tmp_path / "backup"
+    folder = _cut_backup(kip, root)  # saved after epochs 1 and 2: the latest says 2, the one before 1
+    weights, metadata = _weights_and_metadata(folder)
+    data = weights.read_bytes()
+    weights.write_bytes(data[: len(data) // 2])  # what a kill in mid-write leaves
+    res, r = cell(kip, f"--backup {root}", FULL.format(width=16))
+    res.raise_error()
+    assert r[0].resumed_from_epoch == 1 and [e.epoch for e in r[0].epochs] == [2, 3, 4, 5]
+    assert (f"--backup: the last checkpoint in {folder} was torn (the runtime stopped while it was written); "
+            "this fit resumed from the one before it.") in r[0].notes
+
+
+def test_torn_metadata_and_no_whole_checkpoint_set_the_folder_aside(kip, tmp_path):
+    """A truncated training_metadata.json used to raise JSONDecodeError on every rerun."""
+    root = tmp_path / "backup"
+    folder = _cut_backup(kip, root)
+    weights, metadata = _weights_and_metadata(folder)
+    metadata.write_text('{"epoch": ')  # torn JSON
+    before = folder / "latest.weights.h5.bkp"
+    before.write_bytes(before.read_bytes()[:100])  # and the checkpoint before it torn too
+    res, r = cell(kip, f"--backup {root}", FULL.format(width=16))
+    res.raise_error()
+    assert r[0].resumed_from_epoch is None and len(r[0].epochs) == 5
+    (aside,) = [p for p in root.iterdir() if ".torn-" in p.name]
+    (note,) = [n for n in r[0].notes if "set aside" in n]
+    assert note == (f"--backup: the checkpoint in {folder} was torn and none before it was whole; it was set aside "
+                    f"as {aside}, and this fit started afresh.")
+    assert (aside / "training_metadata.json").read_text() == '{"epoch": '  # nothing of the user's deleted
+
+
+CHILD = r'''
+import sys, time
+from IPython.core.interactiveshell import InteractiveShell
+ip = InteractiveShell.instance()
+ip.run_line_magic("load_ext", "colab_magic")
+ip.run_cell(sys.argv[2]).raise_error()
+ip.run_cell("""
+class Said(keras.callbacks.Callback):
+    def on_epoch_end(self, epoch, logs=None):
+        time.sleep(float(%r))
+        print("saved", epoch + 1, flush=True)
+import time
+""" % sys.argv[3]).raise_error()
+print("ready", flush=True)
+ip.run_cell(f"%%timed_fit -q --no-history --backup {sys.argv[1]}\nmodel = make_model(64)\n"
+            "model.fit(x, y, batch_size=4, epochs=400, verbose=0, callbacks=[Said()])").raise_error()
+'''
+
+
+def _child(root, pause_s):
+    import subprocess
+    import sys
+
+    return subprocess.Popen([sys.executable, "-c", CHILD, str(root), SETUP, str(pause_s)], stdout=subprocess.PIPE,
+                            stderr=subprocess.DEVNULL, text=True)
+
+
+def _wait_for(proc, text, timeout=120):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        line = proc.stdout.readline()
+        if not line:
+            raise AssertionError(f"the child ended before {text!r}")
+        if line.startswith(text):
+            return
+    raise AssertionError(f"no {text!r} within {timeout} s")
+
+
+def test_a_second_run_of_the_same_model_never_uses_the_first_ones_backup(kip, tmp_path):
+    """A second process used to resume from the first one's in-progress weights (2 of 2 runs)."""
+    root = tmp_path / "backup"
+    proc = _child(root, 0.5)
+    try:
+        _wait_for(proc, "saved 2")  # the first run holds its folder, with two epochs saved
+        res, r = cell(kip, f"--backup {root}", "model = make_model(64)\nmodel.fit(x, y, batch_size=4, epochs=2, verbose=0)")
+        res.raise_error()
+        assert r[0].resumed_from_epoch is None and r[0].backup_dir is None and len(r[0].epochs) == 2
+        (note,) = [n for n in r[0].notes if n.startswith("--backup:")]
+        assert "another run of this model (in this kernel or another process) is using its backup" in note
+    finally:
+        proc.kill()
+        proc.wait(30)
+    # once the other run is gone, its lock goes with it: the backup is this model's again (and resumes)
+    res, r = cell(kip, f"--backup {root}", "model = make_model(64)\nmodel.fit(x, y, batch_size=4, epochs=60, verbose=0)")
+    res.raise_error()
+    assert r[0].resumed_from_epoch is not None and r[0].resumed_from_epoch >= 2
+
+
+def test_two_threads_fitting_one_model_share_no_backup(kip, tmp_path):
+    """Two threads in one cell used to make one user fit fail with h5py's 'unable to truncate a file
+    which is already open'."""
+    root = tmp_path / "backup"
+    body = ("import threading\nerrors = []\n"
+            "class Slow(keras.callbacks.Callback):\n    def on_epoch_end(self, epoch, logs=None):\n        time.sleep(0.1)\n"
+            "def train():\n    try:\n        make_model().fit(x, y, batch_size=16, epochs=5, verbose=0, callbacks=[Slow()])\n"
+            "    except Exception as exc:\n        errors.append(exc)\n"
+            "threads = [threading.Thread(target=train) for _ in range(2)]\n"
+            "[t.start() for t in threads]\n[t.join() for t in threads]")
+    kip.run_cell("import time").raise_error()
+    res, r = cell(kip, f"--backup {root}", body)
+    res.raise_error()
+    assert kip.user_ns["errors"] == [] and len(r.reports) == 2 and all(rep.complete for rep in r.reports)
+    with_backup = [rep for rep in r.reports if rep.backup_dir is not None]
+    without = [rep for rep in r.reports if rep.backup_dir is None]
+    assert len(with_backup) == 1 and len(without) == 1
+    assert any("another run of this model" in n for n in without[0].notes)
+
+
+def test_a_run_killed_at_any_moment_leaves_a_backup_the_next_run_can_use(kip, tmp_path):
+    """SIGKILL in the middle of the saves (a checkpoint of every epoch, written all the time): the same
+    cell run again trains to its end, whatever state the kill left."""
+    import random
+
+    root = tmp_path / "backup"
+    proc = _child(root, 0.0)
+    try:
+        _wait_for(proc, "saved 3")
+        time.sleep(random.uniform(0.0, 0.05))  # somewhere in a later epoch's save or steps
+    finally:
+        proc.kill()
+        proc.wait(30)
+    res, r = cell(kip, f"--backup {root}", "model = make_model(64)\nmodel.fit(x, y, batch_size=4, epochs=40, verbose=0)")
+    res.raise_error()
+    assert r[0].complete and r[0].epochs[-1].epoch == 40
+    assert r[0].resumed_from_epoch is None or r[0].resumed_from_epoch >= 2

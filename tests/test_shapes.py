@@ -119,7 +119,7 @@ def test_views_import_only_types_and_tables():
 def test_imports_inside_functions_are_heavy_dependencies_or_the_lazy_entry_points():
     """Inside functions: Keras, TensorFlow, JAX, torch, matplotlib and the like; package modules only
     in magics (loaded with the extension, it imports the core when a magic first runs) and __init__."""
-    heavy = {"keras", "tensorflow", "jax", "torch", "matplotlib", "google", "tqdm", "pynvml", "IPython"}
+    heavy = {"keras", "tensorflow", "jax", "torch", "matplotlib", "google", "tqdm", "pynvml", "IPython", "h5py"}
     for path in PACKAGE.glob("*.py"):
         tree = ast.parse(path.read_text())
         for fn in [n for n in ast.walk(tree) if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))]:
