@@ -330,7 +330,7 @@ class ColabMagics(Magics):
     @argument_group("--compare and --whatif: the same model timed on each device, or with each fix (trains copies of it after the cell; your model is not touched)")
     @argument("--compare", action="store_true", help="also time each trained model on the CPU and on the GPU, with the speed-up and its interval")
     @argument("--whatif", nargs="?", const="", metavar="LIST", help="also time each trained model with the fixes the verdicts name: steps_per_execution (spe), batch_x4 (batch), mixed_precision (mixed), jit_compile (jit); comma-separated (default: each that applies)")
-    @argument("--steps", type=_steps, default=DEFAULT_TRIAL_STEPS, metavar="N", help=f"the fewest steps each trial times (default {DEFAULT_TRIAL_STEPS}); each times about 0.5 s of steps, or an epoch if shorter")
+    @argument("--steps", type=_steps, default=DEFAULT_TRIAL_STEPS, metavar="N", help=f"the fewest steps each trial times (default {DEFAULT_TRIAL_STEPS}, at most {MAX_TRIAL_STEPS}; more than the default only within an epoch and the budget); each times about 0.5 s of steps, or an epoch if shorter")
     @argument("--budget", type=_budget, default=DEFAULT_BUDGET_PCT, metavar="PCT", help=f"what the trials may cost, in %% of your epoch (default {DEFAULT_BUDGET_PCT:g}), for --compare and again for --whatif")
     @argument("--devices", metavar="LIST", help="comma-separated Keras devices (cpu:0,gpu:1), or 'all'")
     @_help(TIMED_FIT_HELP)  # the help is long: kept beside the class, read by magic_arguments as the docstring

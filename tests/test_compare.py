@@ -170,3 +170,13 @@ def test_speedup_falls_back_to_medians_for_a_history_run_without_a_mean():
     c = Comparison("net", 40, 100, 32, runs=[cpu, old_gpu, new_gpu])
     c.add_speedups()
     assert old_gpu.speedup == pytest.approx(5.0) and new_gpu.speedup == pytest.approx(4.0) and cpu.speedup == pytest.approx(1.0)
+
+
+def test_a_large_steps_on_tf_data_times_an_epoch_at_most(kip):
+    """--compare --steps 100000000 on tf.data was still running after 60 s: a trial times an epoch at
+    most (here 20 steps), whatever --steps asks within its limit."""
+    kip.run_cell("import tensorflow as tf\nds = tf.data.Dataset.from_tensor_slices((x, y)).batch(32)").raise_error()
+    kip.run_cell("%%timed_fit --compare --devices cpu:0 --steps 10000 -q -v R --no-history\n"
+                 "model = make_model()\nmodel.fit(ds, epochs=2, verbose=0)").raise_error()
+    (run,) = kip.user_ns["R"].comparisons[0].runs
+    assert run.error is None and 2 <= run.timed_steps <= 20
