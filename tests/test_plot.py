@@ -20,7 +20,11 @@ def kip(ip):
 
 def test_figure_has_gpu_memory_and_cpu_panels_with_epochs_and_compile_marked(kip, fake_nvml):
     fake_nvml([h100(), t4()])
-    kip.run_cell(f"%%timed_fit -q --no-history --interval 0.05 -v R\n{CELL}").raise_error()
+    # the fake driver keeps a utilisation sample every 1/6 s: the fit must span some (a tiny fit on a
+    # fast moment of this machine once ended before the first, and the utilisation line was missing)
+    slow = "\n_h = m.fit(x, y, epochs=3, verbose=0, callbacks=[keras.callbacks.LambdaCallback(" \
+           "on_epoch_end=lambda e, l: time.sleep(0.15))])"
+    kip.run_cell(f"%%timed_fit -q --no-history --interval 0.05 -v R\n{CELL.rsplit(chr(10), 1)[0]}{slow}").raise_error()
     r = kip.user_ns["R"]
     fig = r.plot()
     util, mem, cpu = fig.axes[:3]

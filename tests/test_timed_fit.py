@@ -142,7 +142,10 @@ model.fit(x, y, batch_size=16, epochs=2, verbose=0)
 
 def test_two_gpus_sampled_side_by_side(kip, fake_nvml, capsys):
     fake = fake_nvml([a100(processes=[(os.getpid(), 3 * 2**30)]), t4(clock_events=0x20)])
-    res, r = run(kip, "make_model().fit(x, y, epochs=3, verbose=0)", line="--interval 0.05 -v R")
+    # the fake driver keeps a utilisation sample every 1/6 s: the fit spans several (a tiny fit on a fast
+    # moment of this machine once ended before the first, and the GPUs had no utilisation)
+    res, r = run(kip, "make_model().fit(x, y, epochs=3, verbose=0, callbacks=[keras.callbacks.LambdaCallback("
+                      "on_epoch_end=lambda e, l: __import__('time').sleep(0.15))])", line="--interval 0.05 -v R")
     res.raise_error()
     out = capsys.readouterr().out
     hardware = out[out.index("Hardware: host (CPU) and GPUs"):]  # too wide for 100 columns: one block per column
