@@ -8,6 +8,7 @@ the magics, when one first runs: loading the extension imports no framework.
 from __future__ import annotations
 
 import ast
+import difflib
 import builtins
 import json
 import keyword
@@ -124,7 +125,18 @@ def _parse(magic: Callable[..., Any], line: str) -> Namespace:
         match = re.match(r"argument ([^:]+): (.*)$", text, re.S)
         if match and match.group(2).startswith(tuple(match.group(1).split("/"))):
             raise UsageError(match.group(2)) from None
+        unknown = re.match(r"unrecognized arguments: (.*)$", text)
+        if unknown:
+            raise UsageError(text + _suggestion(magic, unknown.group(1).split())) from None
         raise
+
+
+def _suggestion(magic: Callable[..., Any], unknown: list[str]) -> str:
+    """"; did you mean --compare?" for a flag a letter or two off one the magic has ("--comapre")."""
+    flags = [flag for action in magic.parser._actions for flag in action.option_strings]  # type: ignore[attr-defined]
+    close = [difflib.get_close_matches(word, flags, n=1, cutoff=0.75) for word in unknown if word.startswith("-")]
+    found = [match[0] for match in close if match]
+    return f"; did you mean {' '.join(found)}?" if found else ""
 
 
 def _optional_path(text: str | None, flag: str) -> Path | None:
@@ -166,7 +178,7 @@ def _steps(text: str) -> int:
 
 
 def _budget(text: str) -> float:
-    value = float(text)
+    value = float(text.removesuffix("%"))  # "10%" reads as the help says it: in % of your epoch
     if not (math.isfinite(value) and 0 < value <= 100):
         raise ArgumentTypeError("--budget must be a percentage of an epoch, above 0 and at most 100")
     return value
@@ -484,6 +496,15 @@ class ColabMagics(Magics):
             print(text)
 
 
+def _cell_magic_usage(magic: Any) -> None:
+    """magic_arguments writes every usage as ``%name``: a cell magic is called as ``%%name``."""
+    name = magic.__name__
+    magic.__doc__ = magic.__doc__.replace(f"%{name} [", f"%%{name} [", 1)
+
+
+_cell_magic_usage(ColabMagics.timed_fit)
+
+
 def timed_fit_options(args: Namespace, shell: Any, session: Session) -> Any:
     """``%%timed_fit``'s arguments as one :class:`~colab_magic.cell.TimedFitOptions`, checked before the
     cell runs (the flags' own checks ran as argparse types): each mistake a one-line UsageError."""
@@ -579,6 +600,14 @@ class _FrontEnd(CellObserver):
 
         class Bar(tqdm):
             monitor_interval = 0  # tqdm's monitor thread would outlive the cell
+
+            def close(self) -> None:
+                # Trials left out (the budget) or cut short end the bar below its total, and tqdm's
+                # notebook bar then turns red and stays in the saved notebook: it ends complete instead,
+                # and goes (leave=False)
+                if self.total and self.n < self.total:
+                    self.total = self.n
+                super().close()
 
         return Bar(total=total, desc="trials", unit="trial", leave=False)
 

@@ -16,7 +16,7 @@ def pytest_sessionstart(session):
     whole modules into skip lines and hide that nothing was tested."""
     if not os.environ.get("CI"):
         return
-    required = ["keras", "tensorflow", "jax", "hypothesis", "matplotlib", "nbclient", "nbconvert", "nbformat", "ipykernel", "PIL"]
+    required = ["keras", "tensorflow", "jax", "hypothesis", "matplotlib", "nbclient", "nbconvert", "nbformat", "ipykernel", "PIL", "ipywidgets"]
     if os.environ.get("COLAB_PARITY") != "1":  # Colab's torch is a CUDA build the parity run goes without
         required.append("torch")
     missing = [name for name in required if importlib.util.find_spec(name) is None]

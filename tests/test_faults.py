@@ -385,3 +385,23 @@ fits = [threading.Thread(target=lambda: make_model().fit(x, y, batch_size=16, ep
     kip.run_cell(f"%%timed_fit --no-history -q -v R\n{cell}").raise_error()
     assert sorted(r.index for r in kip.user_ns["R"].reports) == [1, 2]
     assert all(r.complete for r in kip.user_ns["R"].reports)
+
+
+def test_mistakes_get_help_in_the_same_line(kip, ip):
+    """--comapre got "unrecognized arguments" alone; --budget 10% was refused though the help says the
+    budget is in % of your epoch; %%timed_fit? showed its usage as %timed_fit."""
+    with pytest.raises(UsageError) as err:
+        kip.run_cell_magic("timed_fit", "--comapre", "pass")
+    assert str(err.value) == "unrecognized arguments: --comapre; did you mean --compare?"
+    with pytest.raises(UsageError) as err:
+        ip.run_line_magic("fit_history", "--clustr")
+    assert str(err.value) == "unrecognized arguments: --clustr; did you mean --cluster?"
+    with pytest.raises(UsageError) as err:  # nothing close: no guess
+        kip.run_cell_magic("timed_fit", "--xyzzy", "pass")
+    assert str(err.value) == "unrecognized arguments: --xyzzy"
+    kip.run_cell("%%timed_fit -q --no-history --compare --budget 10% -v R\npass").raise_error()
+    with pytest.raises(UsageError, match="^--budget must be a percentage of an epoch"):
+        kip.run_cell_magic("timed_fit", "--compare --budget 0%", "pass")
+    help_text = ip.find_cell_magic("timed_fit").__doc__
+    assert "\n  %%timed_fit [--interval SECONDS]" in help_text and "\n  %timed_fit [" not in help_text
+    assert "\n  %device_info [" in ip.find_line_magic("device_info").__doc__

@@ -211,6 +211,31 @@ def test_no_progress_bar_where_the_front_end_cannot_redraw_one(kip, monkeypatch)
         bar.close()
 
 
+@pytest.mark.parametrize("done", [0, 2, 6])
+def test_the_notebook_progress_bar_is_never_left_behind_red(kip, monkeypatch, done):
+    """A --whatif that leaves trials out (its budget) closed tqdm's widget at n < total: the bar turned
+    red (bar_style 'danger') and stayed in the saved notebook. Now it ends complete and is removed.
+    Checked on the ipywidgets each run installs: 7.7.1 (Colab's, the parity run) and 8.x (Kaggle's)."""
+    from argparse import Namespace
+
+    import ipywidgets
+
+    from colab_magic import magics
+
+    monkeypatch.setattr(magics, "front_end", lambda shell=None: "widgets")
+    shown = []
+    monkeypatch.setattr("IPython.display.display", lambda *objs, **kw: shown.extend(objs))
+    bar = magics._FrontEnd(kip, Namespace(quiet=False, live=False)).progress(6)
+    bar.update(done)
+    bar.close()
+    progress = bar.container.children[1]
+    assert isinstance(progress, ipywidgets.FloatProgress)
+    assert progress.bar_style != "danger", (ipywidgets.__version__, progress.bar_style)
+    assert bar.n == bar.total == done
+    # leave=False: a complete bar is taken away (tqdm hides and closes its widget)
+    assert bar.container.layout.visibility == "hidden" and bar.container.comm is None
+
+
 @pytest.mark.keras
 def test_compare_progress_is_labelled_with_what_is_timed(kip, capsys):
     kip.run_cell(f"%%timed_fit --compare --steps 4 --no-history\n{FIT}").raise_error()
