@@ -8,8 +8,8 @@ the magics, when one first runs: loading the extension imports no framework.
 from __future__ import annotations
 
 import ast
-import difflib
 import builtins
+import difflib
 import json
 import keyword
 import math
@@ -598,7 +598,9 @@ class _FrontEnd(CellObserver):
             # saved output. No bar then (tqdm.auto would warn and draw one anyway).
             return None
 
-        class Bar(tqdm):
+        base: Any = tqdm  # the widget bar or the text bar, chosen above
+
+        class Bar(base):
             monitor_interval = 0  # tqdm's monitor thread would outlive the cell
 
             def close(self) -> None:
