@@ -602,6 +602,8 @@ class _FrontEnd(CellObserver):
 
         class Bar(base):
             monitor_interval = 0  # tqdm's monitor thread would outlive the cell
+            total: Any  # tqdm's own attributes (annotated only: nothing is set here)
+            n: Any
 
             def close(self) -> None:
                 # Trials left out (the budget) or cut short end the bar below its total, and tqdm's
