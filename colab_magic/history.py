@@ -23,7 +23,7 @@ from typing import Any
 
 from . import drive, history_view
 from .environment import Runtime
-from .run_summary import RunSummary
+from .run_summary import RunSummary, is_pair
 from .stats import quantile_of
 from .tables import Rendered, Table
 
@@ -100,7 +100,7 @@ def is_record(value: Any) -> bool:
         return False
     if value.get("timed_steps") is not None and not _is_int(value["timed_steps"]):
         return False
-    if not all(value.get(key) is None or _is_pair(value[key]) for key in _PAIR_FIELDS):
+    if not all(value.get(key) is None or is_pair(value[key]) for key in _PAIR_FIELDS):
         return False
     return all(value.get(key) is None or (isinstance(value[key], dict) and check(value[key]))
                for key, check in (("env", _env_ok), ("signature", _signature_ok), ("cluster", _cluster_ok)))
@@ -112,14 +112,6 @@ _PAIR_FIELDS = ("step_mean_interval_s", "projected_epoch_interval_s", "speedup_i
 
 def _is_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
-
-
-def _is_pair(value: Any) -> bool:
-    return isinstance(value, list) and len(value) == 2 and all(_is_number(v) for v in value)
 
 
 def _texts(value: Any, allow_none: bool = False) -> bool:

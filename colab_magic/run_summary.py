@@ -194,7 +194,7 @@ class RunSummary:
             run.cluster = None
         for name in ("step_mean_interval_s", "projected_epoch_interval_s", "speedup_interval"):
             value = getattr(run, name)
-            setattr(run, name, tuple(value) if _is_pair(value) else None)
+            setattr(run, name, tuple(value) if is_pair(value) else None)
         if isinstance(record.get("signature_id"), str):
             run.recorded_signature_id = record["signature_id"]
         return run
@@ -301,6 +301,7 @@ class WhatIf:
         }
 
 
-def _is_pair(value: Any) -> bool:
+def is_pair(value: Any) -> bool:
+    """Two numbers (an interval), as a record holds them."""
     return (isinstance(value, (list, tuple)) and len(value) == 2
             and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value))
