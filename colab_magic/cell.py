@@ -29,8 +29,6 @@ from .verdicts import findings, quote_measured
 from .whatif import planned as planned_whatifs
 from .whatif import whatif_fit
 
-INPUT_CHECK_MODES = ("auto", "on", "off")
-
 
 @dataclass(frozen=True)
 class WhatIfRequest:
@@ -42,7 +40,7 @@ class TimedFitOptions:
     """Everything ``%%timed_fit`` was asked, checked: made once from the parsed arguments."""
 
     interval: float = DEFAULT_INTERVAL  # seconds between the sampler's readings
-    input_check: str = INPUT_CHECK  # one of INPUT_CHECK_MODES
+    input_check: str = INPUT_CHECK  # one of defaults.INPUT_CHECK_MODES
     history_path: Path | None = None  # where to append the run records (None: don't)
     backup_root: Path | None = None  # Keras' BackupAndRestore for each fit, under this folder
     compare: bool = False

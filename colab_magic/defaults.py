@@ -10,4 +10,5 @@ HISTORY_COUNT = 20  # %fit_history lists this many of the latest runs
 DRIVE_TIMEOUT_S = 120.0  # Colab's own default for mounting Drive
 AUTO_INPUT_CHECK_S = 20.0  # --input-check auto: fits this long pay about a second for it, a few % at most
 INPUT_CHECK = "auto"
+INPUT_CHECK_MODES = ("auto", "on", "off")
 DRIVE_VARIABLE = "DRIVE"  # %mount_drive sets the MyDrive path in this variable

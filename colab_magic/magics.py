@@ -41,6 +41,7 @@ from .defaults import (
     DRIVE_VARIABLE,
     HISTORY_COUNT,
     INPUT_CHECK,
+    INPUT_CHECK_MODES,
     MAX_INTERVAL,
     MAX_TRIAL_STEPS,
     MIN_INTERVAL,
@@ -332,7 +333,7 @@ class ColabMagics(Magics):
     )
     @argument("--history", metavar="PATH", help="the run history file (default: <MyDrive>/colab_magic/runs.jsonl after %%mount_drive, else ~/.colab_magic/runs.jsonl)")
     @argument("--no-history", action="store_true", help="don't record this run")
-    @argument("--input-check", choices=("auto", "on", "off"), default=INPUT_CHECK, metavar="auto|on|off", help=f"for tf.data inputs: measure how much of a step waits for data (default {INPUT_CHECK}: fits of {AUTO_INPUT_CHECK_S:g} s or more)")
+    @argument("--input-check", choices=INPUT_CHECK_MODES, default=INPUT_CHECK, metavar="|".join(INPUT_CHECK_MODES), help=f"for tf.data inputs: measure how much of a step waits for data (default {INPUT_CHECK}: fits of {AUTO_INPUT_CHECK_S:g} s or more)")
     @argument("--plot", action="store_true", help="show a timeline of GPU and CPU use (needs matplotlib)")
     @argument("--plot-file", metavar="PATH", help="save the timeline to PATH (png, svg, pdf...; a number is added per fit when there are several)")
     @argument("-v", dest="variable", type=_variable_flag("-v"), metavar="NAME", help="store the TimedFitResult in variable NAME")

@@ -100,11 +100,6 @@ def flop_count(n: float) -> str:
     return f"{n:.3g} FLOP"
 
 
-def count(n: float) -> str:
-    """A count or rate with thousands separators: "4,060"."""
-    return f"{n:,.0f}"
-
-
 def duration(s: float) -> str:
     """12 s, 3 min 05 s, 2 h 07 min."""
     s = max(0, int(round(s)))
