@@ -84,7 +84,8 @@ def main() -> int:
                                                    f"{run.speedup_interval[1]:.2f})" if run.speedup_interval
                                                    else f"error: {run.error}")
                              for run in w.runs)
-            line += f"; --whatif took {w.wall_s:.2f} s = {whatif_costs[-1]:.1f}% ({runs})"
+            left = f"; left out for the budget: {','.join(w.left_out)}" if w.left_out else ""
+            line += f"; --whatif took {w.wall_s:.2f} s = {whatif_costs[-1]:.1f}% ({runs or 'none ran'}{left})"
         print(line, flush=True)
     n = len(hits)
     share = sum(hits) / n

@@ -51,6 +51,7 @@ class TimedFitOptions:
     inline: bool = False  # a notebook front end: figures can be shown inline
     runtime: Runtime | None = None  # where the kernel runs (the advice depends on it)
     replaced_variable: str | None = None  # -v NAME replaces a variable of the user's: said in the notes
+    details: bool = False  # -d: the text shows every table, not the short answer
     session: Session = field(default_factory=Session)
 
     @property
@@ -97,8 +98,19 @@ def time_cell(execute: Callable[[], Any], options: TimedFitOptions | None = None
         accelerator=options.runtime.accelerator if options.runtime is not None else None,
         said=work.said,
         problems=work.problems,
+        detailed=options.details,
     )
-    return result, value, error
+    return dataclasses.replace(result, told=_told(result, options.session)), value, error
+
+
+def _told(result: TimedFitResult, session: Session) -> frozenset:
+    """What an earlier cell of this session said already: why there is no GPU, where the history is."""
+    told = set()
+    if result.no_gpu and not session.once("no gpu"):
+        told.add("no gpu")
+    if result.history_path and not session.once(f"history {result.history_path}"):
+        told.add("history")
+    return frozenset(told)
 
 
 @dataclass

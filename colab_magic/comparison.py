@@ -70,7 +70,7 @@ def compare_fit(captured: CapturedFit, user_report: FitReport | None, device_nam
         result.skipped = str(exc)
         return result
     result.fixed_s = plan.fixed_s
-    result.budget_s = plan.budget_s(options.budget)
+    result.budget_s, result.budget_share = plan.budget_s(options.budget), options.budget
     if captured.weights is None:
         result.notes.append("The model had no weights before its fit: each device starts from its own random weights.")
     share = result.budget_s / len(device_names) if result.budget_s is not None else None
@@ -80,9 +80,8 @@ def compare_fit(captured: CapturedFit, user_report: FitReport | None, device_nam
         return result
     result.add_speedups()
     result.wall_s = time.perf_counter() - start
-    note = trials.over_budget(result.wall_s, result.budget_s, options.budget, result.runs)
-    if note:
-        result.notes.append(note)
+    compiling = sum(r.first_step_s or 0.0 for r in result.runs if r.report is not None)
+    result.needed_budget = trials.needed_budget(result.wall_s, compiling, result.budget_s, options.budget)
     return result
 
 

@@ -6,6 +6,7 @@ MIN_INTERVAL, MAX_INTERVAL = 0.05, 3600.0  # below 50 ms the sampler costs a siz
 MIN_TIMED_STEPS = 20  # the fewest steps a trial times: a mean and a scatter of five blocks
 MAX_TRIAL_STEPS = 10_000  # the most --steps may ask: 100 blocks of 100; a trial stops at an epoch anyway
 DEFAULT_BUDGET = 0.10  # of the user's epoch, for all of --compare's trials, and again for --whatif's
+MAX_BUDGET_PCT = 100  # --budget, in % of an epoch: a trial times an epoch at most
 HISTORY_COUNT = 20  # %fit_history lists this many of the latest runs
 DRIVE_TIMEOUT_S = 120.0  # Colab's own default for mounting Drive
 AUTO_INPUT_CHECK_S = 20.0  # --input-check auto: fits this long pay about a second for it, a few % at most

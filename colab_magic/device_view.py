@@ -63,7 +63,7 @@ def _process_table(info: Any) -> Table | None:
     for gpu in info.gpus:
         for proc in gpu.processes or []:
             mark = "this kernel" if proc.is_self else ""
-            rows.append([f"GPU {gpu.index}", str(proc.pid), proc.name or "?", fmt_bytes(proc.gpu_memory), mark])
+            rows.append([f"GPU {gpu.index}", str(proc.pid), proc.name or "unknown", fmt_bytes(proc.gpu_memory), mark])
     if not rows:
         return None
     return Table("GPU processes", rows, ["gpu", "pid", "name", "gpu memory", ""])

@@ -86,6 +86,7 @@ def _host(sampler: Sampler) -> HostSummary:
         cpu_process_mean=h["cpu_process"].mean,
         cpu_process_p95=h["cpu_process"].quantile(0.95),
         rss_peak=h["rss"].peak,
+        own_peak=h["own"].peak,
         ram_used_peak=h["ram_used"].peak,
         ram_total=sampler.ram_total,
         logical_cores=sampler.logical_cores,

@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from . import brief_view
 from .parts import GpuSummary
 from .tables import Table
 from .units import (
@@ -38,17 +39,21 @@ def tables(result: Any) -> list[Table]:
     for report in result.reports:
         out.extend(_fit_tables(report, count, result.comparison_for(report), result.whatif_for(report)))
     result_notes = list(result.notes)
+    if any(brief_view.has_interval(t) for t in [*result.comparisons, *result.whatifs]):
+        result_notes.append(brief_view.INTERVAL_MEANING)
     if result.history_path:
         result_notes.append(f"Recorded in {result.history_path} (%fit_history lists it).")
     if result_notes:
         out.append(Table("Notes", [], notes=result_notes))
-    if not result.complete:
+    if not result.complete and not any(r.failed for r in result.reports):  # a failed fit's traceback says it
         out.append(Table("Cell", [], notes=[f"The cell stopped: {result.error}. Figures above cover what ran."]))
     return out
 
 
 def _fit_tables(r: Any, count: int, comparison: Any, whatif: Any = None) -> list[Table]:
     which = f"Fit {r.index}: " if count > 1 else ""
+    if r.failed:  # the headline says where; no verdicts or statistics from a step or two
+        return []
     out = [_verdicts(r, which)]
     if r.timeline_png is not None:
         out.append(Table(_title(which, "timeline"), [], image=r.timeline_png))
@@ -92,6 +97,7 @@ def _verdicts(r: Any, which: str) -> Table:
 
 def _hardware(r: Any, title: str) -> Table:
     h = r.host
+    cores = f"{h.logical_cores} cores"  # CPU in % of all cores, as the plot and the live line show it
     header = ["", "Host (CPU)"] + [g.label for g in r.gpus]
 
     def row(label: str, host: str, gpu: Callable[[GpuSummary], str]) -> list[str]:
@@ -100,17 +106,17 @@ def _hardware(r: Any, title: str) -> Table:
     rows = [
         row(
             "utilisation mean / p95",
-            f"{fmt(h.cpu_system_mean, '.0f', '%')} / {fmt(h.cpu_system_p95, '.0f', '%')} of {h.logical_cores} cores",
+            f"{fmt(h.cpu_system_mean, '.0f', '%')} / {fmt(h.cpu_system_p95, '.0f', '%')} of {cores}",
             lambda g: f"{fmt(g.util_mean, '.0f', '%')} / {fmt(g.util_p95, '.0f', '%')} of the time a kernel ran ({g.util_source})",
         ),
         row(
             "this process",
-            f"{fmt(h.cpu_process_mean, '.0f', '%')} of one core (p95 {fmt(h.cpu_process_p95, '.0f', '%')})",
+            f"{_of_all(h.cpu_process_mean, h)} / {_of_all(h.cpu_process_p95, h)} of {cores}",
             lambda g: f"{fmt_bytes(g.process_memory_peak)} of GPU memory at the peak",
         ),
         row(
             "memory peak / total",
-            f"{fmt_bytes(h.ram_used_peak)} / {fmt_bytes(h.ram_total)} (process RSS {fmt_bytes(h.rss_peak)})",
+            f"{fmt_bytes(h.ram_used_peak)} / {fmt_bytes(h.ram_total)}; this process {fmt_bytes(h.own_peak)} of it",
             lambda g: f"{fmt_bytes(g.memory_peak)} / {fmt_bytes(g.memory_total)}",
         ),
     ]
@@ -133,6 +139,11 @@ def _hardware(r: Any, title: str) -> Table:
         f"sampler cost {fmt(cost, '.2f', '%')} of one core."
     ]
     return Table(title, rows, header, notes)
+
+
+def _of_all(one_core_pct: float | None, h: Any) -> str:
+    """The process's CPU (sampled in % of one core) in % of all cores."""
+    return fmt(one_core_pct / max(1, h.logical_cores) if one_core_pct is not None else None, ".0f", "%")
 
 
 def _sm_activity(g: GpuSummary) -> str:
@@ -199,7 +210,7 @@ def _compute(r: Any) -> str:
 
 def _per_epoch(r: Any, which: str) -> Table:
     gpu_cols = [f"GPU {g.index} (J)" for g in r.gpus]
-    header = ["epoch", "time (s)", "train (s)", "val (s)", "overhead (s)", "steps", "ms/step"] + gpu_cols
+    header = ["epoch", "time (s)", "in steps (s)", "validation (s)", "other (s)", "steps", "ms/step"] + gpu_cols
     epochs = r.epochs
     rows = []
     shown = epochs if len(epochs) <= MAX_EPOCH_ROWS else epochs[:10] + [None] + epochs[-9:]
@@ -210,12 +221,12 @@ def _per_epoch(r: Any, which: str) -> Table:
         label = str(e.epoch) + ("" if e.complete else " (cut)")
         energy = [fmt(j, ".0f") for j in e.energy_j]
         rows.append(
-            [label, seconds_column(e.time_s), seconds_column(e.train_s), seconds_column(e.val_s) if e.val_s else "-",
+            [label, seconds_column(e.time_s), seconds_column(e.steps_s), seconds_column(e.val_s) if e.val_s else "-",
              seconds_column(e.outside_steps_s), str(e.steps), ms_or_na(e.step_median_s)]
             + energy
         )
-    note = ("val: validation. overhead: the epoch's time outside its steps and validation (iterator set-up, "
-            "callbacks, logging). ms/step: the median." + (" GPU (J): energy." if r.gpus else ""))
+    note = ("time = in steps + validation + other: the epoch's time outside its steps and validation (setting up "
+            "and closing the data iterator, callbacks, logging). ms/step: the median." + (" GPU (J): energy." if r.gpus else ""))
     return Table(_title(which, "per epoch"), rows, header, [note])
 
 
@@ -224,15 +235,8 @@ def comparison_table(c: Any) -> Table:
     if c.skipped:
         return Table(title, [], notes=[f"Skipped: {c.skipped}."] + c.notes)
     runs = c.runs
-    if len(runs) == 1:  # nothing to set it beside: one line, not a one-column table
-        r = runs[0]
-        if r.error is not None:
-            line = f"{r.device}: failed: {r.error}"
-        else:
-            line = (f"{r.device}: {ms_or_na(r.step_median_s)} ms/step median, "
-                    f"{fmt_interval(r.projected_epoch_s, r.projected_epoch_interval_s)} s/epoch projected (training "
-                    f"only), {fmt(r.samples_per_s, ',.0f')} samples/s ({_timed(r)}); no GPU to set it beside")
-        return Table(f"--compare: {c.model}", [], notes=[line, INTERVAL_NOTE] + list(c.notes))
+    if len(runs) == 1 and not runs[0].is_gpu:  # nothing to set it beside: the one line, and how to get a GPU side
+        return Table(f"--compare: {c.model}", [], notes=[brief_view.compare_line(c)] + list(c.notes))
     header = [""] + [r.device + (f" ({r.name})" if r.name and r.name != "CPU" else "") for r in runs]
 
     def row(label: str, get: Callable[[Any], str]) -> list[str]:
@@ -252,14 +256,8 @@ def comparison_table(c: Any) -> Table:
         row("timed", _timed),
         ["source"] + [r.source if r.error is None else f"failed: {r.error}" for r in runs],
     ]
-    notes = [_projection_note(c)]
-    if any(r.speedup_interval or r.projected_epoch_interval_s for r in runs):
-        notes.append(INTERVAL_NOTE)
+    notes = [_projection_note(c)] + ([brief_view.cost(c).strip()] if c.wall_s is not None else [])
     return Table(title, rows, header, notes + list(c.notes))
-
-
-INTERVAL_NOTE = ("In brackets: a 95% interval, from the scatter within the timed steps and how much windows as "
-                 "short varied during your fit on this machine.")
 
 
 def _timed(r: Any) -> str:
@@ -289,8 +287,11 @@ def whatif_table(w: Any) -> Table:
         else:
             rows.append([r.variant, fmt(r.samples_per_s, ",.0f"),
                          fmt_interval(r.speedup, r.speedup_interval, ".2f", "x"), r.gain or NA, _timed(r)])
+    for key in w.left_out:
+        rows.append([key, "", "", "", f"not run, to keep within the budget (--whatif {key} runs it)"])
     header = ["change", "samples/s", "speed-up", "verdict", "timed"]
-    return Table(title, rows, header, [INTERVAL_NOTE] + list(w.notes))
+    notes = [brief_view.cost(w).strip()] if w.wall_s is not None else []
+    return Table(title, rows, header, notes + list(w.notes))
 
 
 def colab_history_note(path: str) -> str:

@@ -32,6 +32,8 @@ def _fastest_gpu(comparison: Any) -> Any:
 def fit_headline(r: Any, comparison: Any = None, numbered: bool = False) -> str:
     """One line for fit ``r``; ``comparison``: its --compare result, if any."""
     lead = f"Fit {r.index}: " if numbered else ""
+    if r.failed:  # no figures from a step or two: where it stopped, and the user's traceback after
+        return f"{lead}{r.model} on {_where(r)} failed {r.failed_at} (the error follows)."
     figures = []
     if r.step is not None:
         figures.append(f"{ms_per_step(r.step.median)} ms/step")

@@ -271,7 +271,13 @@ def select(records: list[dict], ids: list[str] | None) -> tuple[list[dict], str 
     by_id = {r.get("id"): r for r in records}
     latest = latest_per_device([RunSummary.from_record(r) for r in records], newest.signature_id)
     latest.sort(key=lambda run: (not run.is_cpu, str(run.time or "")))
+    if not any(run.is_gpu for run in latest):  # a CPU run beside itself (1.0x) reads as "the GPU gives nothing"
+        return [], NO_GPU_RUN.format(model=newest.model)
     return [by_id[run.id] for run in latest if run.id in by_id], f"The latest run of {newest.model} on each device and machine."
+
+
+NO_GPU_RUN = ("No GPU run of {model} in the history yet, so nothing to set its CPU runs beside. Run the same cell "
+              "in a GPU runtime (with %mount_drive the history follows you there), then %fit_history --compare.")
 
 
 # A process stands out when its figure is this far above the others' median (percentage points).

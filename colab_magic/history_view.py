@@ -21,7 +21,7 @@ def tables(view: Any) -> list[Table]:
 
 def _where(run: Any) -> str:
     env = run.env or {}
-    return f"{env.get('runtime', '?')} on {env.get('host', '?')}"
+    return f"{env.get('runtime', 'unknown')} on {env.get('host', 'unknown')}"
 
 
 def _device(run: Any) -> str:
@@ -29,7 +29,7 @@ def _device(run: Any) -> str:
 
 
 def _when(run: Any) -> str:
-    return str(run.time or "?").replace("T", " ").replace("+00:00", "Z")
+    return str(run.time or "unknown").replace("T", " ").replace("+00:00", "Z")
 
 
 def _list_table(view: Any, notes: list[str]) -> Table:
@@ -38,10 +38,10 @@ def _list_table(view: Any, notes: list[str]) -> Table:
         epoch, how = run.epoch_s()
         params = run.signature.params if run.signature else None
         rows.append([
-            run.id or "?",
+            run.id or "unknown",
             _when(run),
             _where(run),
-            f"{run.model or '?'} ({fmt(params, ',')} params)",
+            f"{run.model or 'unknown'} ({fmt(params, ',')} params)",
             run.kind + (f" ({run.variant})" if run.variant else ""),
             _device(run),
             ms_figure(run.step_median_s),
@@ -104,7 +104,7 @@ def _compare_table(view: Any, notes: list[str]) -> Table:
                          "--whatif trial's also from the drift of short windows)."]
     if noisy:
         notes = notes + ["~: the interval holds 1.0x, so the difference from the CPU is within the noise."]
-    return Table(f"Runs of {runs[0].model or '?'} side by side ({view.path})", rows, header, notes)
+    return Table(f"Runs of {runs[0].model or 'unknown'} side by side ({view.path})", rows, header, notes)
 
 
 def _cluster_table(view: Any, notes: list[str]) -> Table:
@@ -114,7 +114,7 @@ def _cluster_table(view: Any, notes: list[str]) -> Table:
         return _row(label, get, runs)
 
     rows = [
-        row("host", lambda r: (r.env or {}).get("host", "?")),
+        row("host", lambda r: (r.env or {}).get("host", "unknown")),
         row("devices", lambda r: ", ".join((r.cluster or {}).get("local_devices") or []) or r.device),
         row("ms/step median", lambda r: ms_figure(r.step_median_s)),
         row("ms/step mean", lambda r: ms_figure(r.step_mean_s)),
@@ -123,8 +123,8 @@ def _cluster_table(view: Any, notes: list[str]) -> Table:
         row("host CPU", lambda r: fmt(r.cpu_util_mean, ".0f", "%")),
         row("GPU utilisation", lambda r: fmt(r.gpu_util_mean, ".0f", "%")),
         row("input wait", lambda r: fmt(r.input_wait_share and 100 * r.input_wait_share, ".0f", "%")),
-        row("run id", lambda r: r.id or "?"),
+        row("run id", lambda r: r.id or "unknown"),
     ]
-    header = [""] + [f"process {(r.cluster or {}).get('task_index', '?')}" for r in runs]
+    header = [""] + [f"process {(r.cluster or {}).get('task_index', 'unknown')}" for r in runs]
     notes = ([view.verdict] if view.verdict else []) + notes
-    return Table(f"Processes of one run of {runs[0].model or '?'} side by side ({view.path})", rows, header, notes)
+    return Table(f"Processes of one run of {runs[0].model or 'unknown'} side by side ({view.path})", rows, header, notes)

@@ -42,6 +42,7 @@ from .defaults import (
     HISTORY_COUNT,
     INPUT_CHECK,
     INPUT_CHECK_MODES,
+    MAX_BUDGET_PCT,
     MAX_INTERVAL,
     MAX_TRIAL_STEPS,
     MIN_INTERVAL,
@@ -74,16 +75,17 @@ def output_flags(magic: Callable[..., Any]) -> Callable[..., Any]:
     return JSON(OUTPUT(QUIET(magic)))
 
 
-def _show(result: Any, args: Namespace, returned: bool = True, live: Any = None) -> None:
+def _show(result: Any, args: Namespace, returned: bool = True, front: Any = None) -> None:
     """The display half shared by the magics: ``-q`` silent, ``--json`` raw data, else rich output;
     with ``-o`` the returned object shows itself (as Out[n]), so it is not shown twice (as with
     %timeit -o). ``returned``: whether it is returned (not when the cell's exception is re-raised).
-    ``live``: the --live view, whose place the rich output takes (else it is cleared).
+    ``front``: %%timed_fit's front end, which shows the result in the place it kept for it (the
+    --live line, or the display reserved when the cell started).
     A failure to show is one line on stderr: the result itself is kept (-o, -v)."""
     silent = args.quiet or (args.output and returned and not getattr(args, "json", False))
-    if live is not None:
+    if front is not None:
         try:
-            if live.finish(None if silent or getattr(args, "json", False) else result):
+            if front.finish(None if silent or getattr(args, "json", False) else result):
                 return
         except Exception:  # noqa: BLE001 - the summary is then shown the usual way
             pass
@@ -180,8 +182,8 @@ def _steps(text: str) -> int:
 
 def _budget(text: str) -> float:
     value = float(text.removesuffix("%"))  # "10%" reads as the help says it: in % of your epoch
-    if not (math.isfinite(value) and 0 < value <= 100):
-        raise ArgumentTypeError("--budget must be a percentage of an epoch, above 0 and at most 100")
+    if not (math.isfinite(value) and 0 < value <= MAX_BUDGET_PCT):
+        raise ArgumentTypeError(f"--budget must be a percentage of an epoch, above 0 and at most {MAX_BUDGET_PCT}")
     return value
 
 
@@ -236,8 +238,9 @@ def _variable(name: str, flag: str) -> str:
 TIMED_FIT_HELP = """Run the cell; time every Keras Model.fit in it per step and per epoch, and sample the
 GPUs and the host while it trains. Then show the answer and the evidence for it.
 
-The cell runs in your namespace, as with %%time. An exception or Ctrl-C still shows the
-summary of what ran (marked incomplete), then is raised again.
+The cell runs in your namespace, as with %%time. A fit that raises says where it failed
+(epoch, step), then the exception is raised again with its traceback; Ctrl-C still shows
+the summary of what ran (marked incomplete), then is raised again.
 
 --live shows epoch, step, steps/s, time left, GPU utilisation (SM activity where read),
 memory, power, temperature and CPU, about once a second, and marks memory near full and
@@ -253,6 +256,11 @@ default --whatif leaves out the changes that would go over it, and says so.
 model (its layers and shapes), so a cell run again after a disconnect starts after the last
 finished epoch; the headline says so. Keras removes the backup when the fit completes. In
 Colab, after a fit's first epoch, a line warns when the fit will likely outlast the runtime.
+
+In text (a terminal, a notebook's saved text) it shows the short answer: the headline, the
+verdicts with their fixes, a line per trial flag and the notes; -d shows every table below.
+In a notebook the answer opens the cell's output (the framework's log below it), and the
+HTML keeps the details folded.
 
 What it shows, in this order:
   headline   one line per fit: where it trained, ms/step and s/epoch, the speed-up over
@@ -284,6 +292,7 @@ Examples::
     %%timed_fit --plot             # a timeline of GPU and CPU use, after the verdicts
     %%timed_fit --live             # a status line, updated in place while it trains
     %%timed_fit --backup           # after a disconnect, the same cell resumes the fit
+    %%timed_fit -d                 # every table in the text too (per epoch, hardware)
     %%timed_fit -o                 # return the TimedFitResult (as %timeit -o)
     %%timed_fit -q -v R            # silent; the result in variable R (R.to_dict())
 """
@@ -342,10 +351,11 @@ class ColabMagics(Magics):
     @output_flags
     @argument_group("--compare and --whatif: the same model timed on each device, or with each fix (trains copies of it after the cell; your model is not touched)")
     @argument("--compare", action="store_true", help="also time each trained model on the CPU and on the GPU, with the speed-up and its interval")
-    @argument("--whatif", nargs="?", const="", metavar="LIST", help="also time each trained model with the fixes the verdicts name: steps_per_execution (spe), batch_x4 (batch), mixed_precision (mixed), jit_compile (jit); comma-separated (default: each that applies)")
+    @argument("--whatif", nargs="?", const="", metavar="LIST", help="also time each trained model with the fixes the verdicts name: steps_per_execution (spe), batch_x4 (batch), mixed_precision (mixed), jit_compile (jit); comma-separated (default: each that applies and fits the budget; those named run whatever the budget)")
     @argument("--steps", type=_steps, default=DEFAULT_TRIAL_STEPS, metavar="N", help=f"the fewest steps each trial times (default {DEFAULT_TRIAL_STEPS}, at most {MAX_TRIAL_STEPS}; more than the default only within an epoch and the budget); each times about 0.5 s of steps, or an epoch if shorter")
     @argument("--budget", type=_budget, default=DEFAULT_BUDGET_PCT, metavar="PCT", help=f"what the trials may cost, in %% of your epoch (default {DEFAULT_BUDGET_PCT:g}), for --compare and again for --whatif")
     @argument("--devices", metavar="LIST", help="comma-separated Keras devices (cpu:0,gpu:1), or 'all'")
+    @argument("-d", "--details", action="store_true", help="in text, every table (per epoch, hardware, sampler), not just the answer; HTML has them folded")
     @_help(TIMED_FIT_HELP)  # the help is long: kept beside the class, read by magic_arguments as the docstring
     @cell_magic
     def timed_fit(self, line: str, cell: str) -> Any:
@@ -364,7 +374,7 @@ class ColabMagics(Magics):
             self.shell.user_ns[args.variable] = result
         for problem in result.problems:
             print(problem, file=sys.stderr)
-        _show(result, args, returned=error is None, live=shown.live)
+        _show(result, args, returned=error is None, front=shown)
         for said in result.said:
             self._say(said, args)
         if error is not None:
@@ -531,6 +541,8 @@ def timed_fit_options(args: Namespace, shell: Any, session: Session) -> Any:
     from .comparison import TrialOptions
 
     devices = [_unquote(d.strip()) for d in _unquote(args.devices).split(",") if d.strip()] if args.devices else None
+    if devices:
+        _check_devices(devices)
     return TimedFitOptions(
         interval=args.interval,
         input_check=args.input_check,
@@ -544,8 +556,20 @@ def timed_fit_options(args: Namespace, shell: Any, session: Session) -> Any:
         inline=front_end(shell) != "terminal",
         runtime=detect(shell),
         replaced_variable=args.variable if args.variable in shell.user_ns else None,
+        details=args.details,
         session=session,
     )
+
+
+def _check_devices(devices: list[str]) -> None:
+    """--devices against what the framework sees, before the cell runs (importing Keras now, as the
+    cell would), with the names it knows."""
+    from .comparison import devices_to_compare
+
+    try:
+        devices_to_compare(devices)
+    except ValueError as exc:
+        raise UsageError(f"--devices: {exc}") from None
 
 
 def _whatif_variants(text: str) -> list | None:
@@ -557,19 +581,55 @@ def _whatif_variants(text: str) -> list | None:
         raise UsageError(str(exc)) from None
 
 
+class _Shown:
+    """A display's content as text and HTML (the reserved place's, the cleared bar's)."""
+
+    def __init__(self, text: str = "") -> None:
+        self.text = text
+
+    def _repr_html_(self) -> str:
+        return f'<span style="opacity:.6">{self.text}</span>' if self.text else ""
+
+    def __repr__(self) -> str:
+        return self.text
+
+
+RESERVED = "%%timed_fit: measuring; the answer will be shown here."
+
+
 class _FrontEnd(CellObserver):
     """What the user sees while a ``%%timed_fit`` cell runs: the --live line, lines said at once, and
-    the trials' progress bar."""
+    the trials' progress bar; and where the answer goes: in a notebook, the place kept for it when the
+    cell started (the --live line's, else a display of its own), so that it opens the cell's output,
+    above the framework's own log."""
 
     def __init__(self, shell: Any, args: Namespace) -> None:
         self.shell, self.quiet = shell, args.quiet
         self.where = front_end(shell)
         self.live: Any = None
+        self.slot: Any = None
         # COLAB_MAGIC_LIVE=1 makes --live the default in notebooks (a terminal keeps Keras' own bar)
         if (args.live or (os.environ.get(LIVE_SETTING) == "1" and self.where != "terminal")) and not args.quiet:
             from .live_view import LiveView
 
             self.live = LiveView("terminal" if self.where == "terminal" else "notebook")
+        elif self.where != "terminal" and not (args.quiet or args.output or args.json):
+            self.slot = display(_Shown(RESERVED), display_id=True)
+
+    def finish(self, result: Any) -> bool:
+        """Show ``result`` in the place kept for it (None: clear that place); True when shown there."""
+        if self.live is not None:
+            return bool(self.live.finish(result))
+        if self.slot is not None:
+            try:
+                self.slot.update(result if result is not None else _Shown())
+            except Exception:
+                self.slot.update(_Shown())  # no "measuring" line left behind; the caller shows it another way
+                raise
+            return result is not None
+        if result is not None and self.where == "terminal":
+            print()  # after the framework's last line
+        return False
 
     def fit_began(self, fit: RunningFit) -> None:
         if self.live is not None:
@@ -590,31 +650,41 @@ class _FrontEnd(CellObserver):
     def progress(self, total: int) -> Any:
         if self.quiet:
             return None
-        if self.where == "widgets":
-            from tqdm.notebook import tqdm
-        elif self.where == "terminal":
-            from tqdm.std import tqdm
-        else:
+        if self.where == "terminal":
+            from tqdm.std import tqdm as text_bar
+
+            class TextBar(text_bar):
+                monitor_interval = 0  # tqdm's monitor thread would outlive the cell
+
+            return TextBar(total=total, desc="trials", unit="trial", leave=False)  # leave=False: erased
+        if self.where != "widgets":
             # A notebook without ipywidgets cannot redraw a text bar: each refresh would stay in the
             # saved output. No bar then (tqdm.auto would warn and draw one anyway).
             return None
+        return _widget_bar(total)
 
-        base: Any = tqdm  # the widget bar or the text bar, chosen above
 
-        class Bar(base):
-            monitor_interval = 0  # tqdm's monitor thread would outlive the cell
-            total: Any  # tqdm's own attributes (annotated only: nothing is set here)
-            n: Any
+def _widget_bar(total: int) -> Any:
+    """tqdm's notebook bar in a display of its own, replaced by nothing when it closes: closed below its
+    total (trials left out or cut short) it would turn red, and even closed complete its widget's text
+    would stay in the saved notebook."""
+    from tqdm.notebook import tqdm as widget_bar
 
-            def close(self) -> None:
-                # Trials left out (the budget) or cut short end the bar below its total, and tqdm's
-                # notebook bar then turns red and stays in the saved notebook: it ends complete instead,
-                # and goes (leave=False)
-                if self.total and self.n < self.total:
-                    self.total = self.n
-                super().close()
+    class Bar(widget_bar):
+        monitor_interval = 0
+        handle: Any
 
-        return Bar(total=total, desc="trials", unit="trial", leave=False)
+        def close(self) -> None:
+            if getattr(self, "handle", None) is None:
+                return super().close()
+            handle, self.handle = self.handle, None
+            self.total = self.n  # a bar that ends complete is never drawn red, even for a moment
+            super().close()
+            handle.update(_Shown())
+
+    bar = Bar(total=total, desc="trials", unit="trial", leave=False, display=False)
+    bar.handle = display(bar.container, display_id=True)
+    return bar
 
 
 def _history_path(flag: str | None) -> Path:

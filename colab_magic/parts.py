@@ -67,6 +67,9 @@ class HostSummary(Part):
     ram_used_peak: float | None
     ram_total: int | None
     logical_cores: int
+    # the process's own memory (resident, less the pages it shares: libraries, mapped files), which the
+    # machine's "used" counts, unlike the shared pages (file cache): below ram_used_peak, as RSS may not be
+    own_peak: float | None = None
 
 
 @dataclass

@@ -13,6 +13,9 @@ from typing import Any
 from .units import GiB
 
 INSTALL_HINT = "plots need matplotlib: pip install matplotlib (or colab-magic[plot])"
+# Text, axes and grid in a mid grey on a transparent background: readable in a notebook's light theme
+# and its dark one alike (a white figure is a white box in a dark theme; black text vanishes in it)
+NEUTRAL = "#8c8c8c"
 
 
 def available() -> bool:
@@ -51,7 +54,7 @@ def figure(report: Any) -> Any:  # a FitReport (report.py imports this module)
         mem.set_ylabel("GPU memory, GiB")
         if totals:
             mem.set_ylim(0, max(totals) * 1.02)
-            mem.axhline(max(totals), color="black", lw=0.8)  # the device's total
+            mem.axhline(max(totals), color=NEUTRAL, lw=0.8)  # the device's total
         else:
             mem.set_ylim(bottom=0)
     host = tl.get("host", {})
@@ -69,9 +72,21 @@ def figure(report: Any) -> Any:  # a FitReport (report.py imports this module)
             ax.axvline(t, color="grey", ls="--", lw=0.8)
         if ax.get_legend_handles_labels()[0]:
             # outside the plotting area, so that it never covers a line
-            ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize="small", frameon=False)
-    fig.suptitle(f"{report.model} on {report.device or '?'}", fontsize="medium")
+            ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize="small", frameon=False,
+                      labelcolor=NEUTRAL)
+        _neutral(ax)
+    fig.patch.set_alpha(0.0)
+    fig.suptitle(f"{report.model} on {report.device or 'an unknown device'}", fontsize="medium", color=NEUTRAL)
     return fig
+
+
+def _neutral(ax: Any) -> None:
+    ax.set_facecolor("none")
+    ax.tick_params(colors=NEUTRAL)
+    ax.xaxis.label.set_color(NEUTRAL)
+    ax.yaxis.label.set_color(NEUTRAL)
+    for spine in ax.spines.values():
+        spine.set_color(NEUTRAL)
 
 
 def _line(ax: Any, points: list | None, label: str, scale: float = 1.0) -> None:
@@ -81,5 +96,5 @@ def _line(ax: Any, points: list | None, label: str, scale: float = 1.0) -> None:
 
 def png(fig: Any) -> bytes:
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=100)
+    fig.savefig(buf, format="png", dpi=100, transparent=True)
     return buf.getvalue()

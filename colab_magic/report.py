@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, fields
 from typing import Any
 
-from . import fit_view, plot
+from . import brief_view, fit_view, plot
 from .headline import fit_headline, no_gpu_advice
 from .parts import (
     Epoch,
@@ -88,6 +88,23 @@ class FitReport:
         return next((g for g in self.gpus if self.device == f"GPU:{g.index}"), None)
 
     @property
+    def failed(self) -> bool:
+        """The fit raised an exception of its own (not Ctrl-C, not a fit abandoned at the cell's end)."""
+        error = self.error or ""
+        name = error.split(":", 1)[0]
+        return not self.complete and name.isidentifier() and name != "KeyboardInterrupt"
+
+    @property
+    def failed_at(self) -> str:
+        """Where a fit stopped: "in epoch 2 at step 15", or "at the end of epoch 2"."""
+        if not self.epochs:
+            return "before its first epoch"
+        last = self.epochs[-1]
+        if self.steps_per_epoch and last.steps >= self.steps_per_epoch:
+            return f"at the end of epoch {last.epoch}"
+        return f"in epoch {last.epoch} at step {last.steps + 1}"
+
+    @property
     def headline(self) -> str:
         """This fit in one line (without a --compare speed-up: see TimedFitResult.headline)."""
         return fit_headline(self)
@@ -138,9 +155,16 @@ class TimedFitResult(Rendered):
     # for the display, not part of the result's data (not in to_dict)
     said: list[str] = field(default_factory=list, repr=False)
     problems: list[str] = field(default_factory=list, repr=False)
+    # how it reads, not what it measured (not in to_dict): what this session was told in an earlier
+    # cell ("no gpu", "history"), and whether the text shows every table (-d) or the short answer
+    told: frozenset = field(default=frozenset(), repr=False, compare=False)
+    detailed: bool = field(default=False, repr=False, compare=False)
 
     def tables(self) -> list[Table]:
         return fit_view.tables(self)
+
+    def text_tables(self) -> list[Table] | None:
+        return None if self.detailed or not self.reports else brief_view.brief(self)
 
     def __len__(self) -> int:
         return len(self.reports)
@@ -181,7 +205,7 @@ class TimedFitResult(Rendered):
     @property
     def no_gpu(self) -> str | None:
         """The one explanation of a missing GPU, when no fit saw one and no comparison found one."""
-        if not self.reports or any(r.gpus for r in self.reports):
+        if not self.reports or any(r.gpus for r in self.reports) or all(r.failed for r in self.reports):
             return None
         if any(run.is_gpu and run.error is None for c in self.comparisons for run in c.runs):
             return None  # the history brought a GPU run in

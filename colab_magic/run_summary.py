@@ -72,7 +72,6 @@ class RunSummary:
     projected_epoch_interval_s: tuple | None = None
     speedup_interval: tuple | None = None
     trial_s: float | None = None  # what the trial cost: copy, compile, warm-up and window
-    budget_note: str | None = None  # the trial's budget could not be met: what was done
 
     @property
     def util_mean(self) -> float | None:
@@ -242,6 +241,8 @@ class Comparison:
     wall_s: float | None = None  # what the comparison cost, clones and compiling included
     fixed_s: float | None = None  # an epoch's time outside its steps, from the user's fit
     budget_s: float | None = None  # what the trials were meant to cost at most
+    budget_share: float = 0.0  # the budget as a share of the user's epoch (--budget / 100)
+    needed_budget: int | None = None  # compiling alone went over the budget: the --budget that would hold it
     interrupted: bool = False  # Ctrl-C stopped the trials: the runs are those that finished
 
     @property
@@ -277,6 +278,10 @@ class WhatIf:
     skipped: str | None = None  # why no variant could run for this model
     wall_s: float | None = None  # what the what-if cost (its baseline included, unless --compare's was used)
     budget_s: float | None = None
+    budget_share: float = 0.0
+    needed_budget: int | None = None
+    # the default list's changes that would have gone over the budget, not run (their --whatif keys)
+    left_out: list[str] = field(default_factory=list)
     interrupted: bool = False  # Ctrl-C stopped the trials: the runs are those that finished
 
     def add_speedups(self) -> None:
@@ -297,6 +302,9 @@ class WhatIf:
             "skipped": self.skipped,
             "wall_s": self.wall_s,
             "budget_s": self.budget_s,
+            "budget_share": self.budget_share,
+            "needed_budget": self.needed_budget,
+            "left_out": list(self.left_out),
             "interrupted": self.interrupted,
         }
 

@@ -67,7 +67,7 @@ class Sampler:
             raise ValueError("interval must be > 0")
         self.interval = interval
         self.capacity = capacity
-        self.host = {name: Series(capacity) for name in ("cpu_system", "cpu_process", "rss", "ram_used")}
+        self.host = {name: Series(capacity) for name in ("cpu_system", "cpu_process", "rss", "own", "ram_used")}
         self.ram_total = psutil.virtual_memory().total
         self.logical_cores = psutil.cpu_count() or 1
         self.gpus: list[GpuTrack] = []
@@ -217,7 +217,9 @@ class Sampler:
         if wall > 0:
             used = (proc_times.user + proc_times.system) - (last_proc.user + last_proc.system)
             self.host["cpu_process"].add(now, 100.0 * used / wall)  # % of one core
-        self.host["rss"].add(now, float(self._proc.memory_info().rss))
+        memory = self._proc.memory_info()
+        self.host["rss"].add(now, float(memory.rss))
+        self.host["own"].add(now, float(memory.rss - getattr(memory, "shared", 0)))  # "shared": Linux only
         vm = psutil.virtual_memory()
         self.host["ram_used"].add(now, float(vm.total - vm.available))
 

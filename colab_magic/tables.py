@@ -142,8 +142,8 @@ def to_text(tables: list[Table], width: int | None = None) -> str:
             numeric = _numeric_columns(table)
             for n, row in enumerate(grid):
                 lines.extend(_row_lines(row, cols, numeric, width))
-                if table.header and n == 0:
-                    lines.append("  " + "  ".join("-" * w for w in cols))
+                if table.header and n == 0:  # as wide as the table, at most the width (a long last cell wraps)
+                    lines.append(("  " + "  ".join("-" * w for w in cols))[:width])
         for note in table.notes:
             lines.extend(_wrap(f"  {note}", width, 4))
         blocks.append("\n".join(lines))
@@ -215,8 +215,9 @@ def to_html(tables: list[Table]) -> str:
 class Rendered:
     """``__str__``, ``_repr_pretty_`` and ``_repr_mimebundle_`` for a result, from one list of tables.
 
-    A subclass's ``tables()`` draws it (through its view module, which imports only types). A display
-    in a notebook asks for text and HTML at once: both come from one ``tables()`` call.
+    A subclass's ``tables()`` draws it (through its view module, which imports only types), and
+    ``text_tables()`` the text where that is shorter. A display in a notebook asks for text and HTML at
+    once: one ``tables()`` call serves both.
     """
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
@@ -228,8 +229,16 @@ class Rendered:
     def tables(self) -> list[Table]:
         raise NotImplementedError
 
+    def text_tables(self) -> list[Table] | None:
+        """The plain text's own, shorter tables (None: the same as the HTML's)."""
+        return None
+
+    def _text(self, drawn: list[Table] | None = None) -> str:
+        own = self.text_tables()
+        return to_text(own if own is not None else drawn if drawn is not None else self.tables())
+
     def __str__(self) -> str:
-        return to_text(self.tables())
+        return self._text()
 
     def _repr_pretty_(self, p: Any, cycle: bool) -> None:
         p.text(f"{type(self).__name__}(...)" if cycle else str(self))
@@ -239,4 +248,4 @@ class Rendered:
 
     def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, str]:
         drawn = self.tables()
-        return {"text/plain": to_text(drawn), "text/html": to_html(drawn)}
+        return {"text/plain": self._text(drawn), "text/html": to_html(drawn)}

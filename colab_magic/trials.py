@@ -235,7 +235,6 @@ class Window:
     """How many steps a trial times, and why."""
 
     steps: int
-    note: str | None = None  # the budget could not be met: what was done instead
 
 
 def least_steps(min_steps: int, spe: int = 1) -> int:
@@ -277,16 +276,11 @@ def plan_window(plan: Plan, step_s: float, spent_s: float, budget_s: float | Non
     want = max(least, math.ceil(PLAN_MARGIN * plan.target_s / fastest)) if fastest > 0 else least
     if plan.steps_per_epoch:
         want = min(want, max(plan.steps_per_epoch, least))
-    note = None
     if budget_s is not None:
         left = budget_s - spent_s
         affordable = int(left / step_s) if step_s > 0 and left > 0 else 0
-        if affordable < want:
-            if affordable < least:
-                note = (f"compiling, warming up and setting up took {spent_s:.2f} s of its {budget_s:.2f} s budget; "
-                        f"it timed the fewest steps for a stable mean ({least})")
-            want = max(least, affordable)
-    return Window(spe * math.ceil(want / spe), note)
+        want = max(least, min(want, affordable))
+    return Window(spe * math.ceil(want / spe))
 
 
 def run(plan: Plan, device_name: str, variant: Variant = AS_IS, interval: float = 0.5,
@@ -321,7 +315,6 @@ def run(plan: Plan, device_name: str, variant: Variant = AS_IS, interval: float 
                           trial_s=time.perf_counter() - start)
     run_ = as_run(plan, device, variant, report, warm, kind)
     run_.trial_s = time.perf_counter() - start
-    run_.budget_note = window.note
     return run_
 
 
@@ -388,10 +381,32 @@ def as_run(plan: Plan, device: str, variant: Variant, report: FitReport | None, 
     return run_
 
 
-def over_budget(wall_s: float | None, budget_s: float | None, share: float, runs: list[RunSummary]) -> str | None:
-    """The note for trials that cost more than their budget, with what they did instead; None if within."""
-    if budget_s is None or wall_s is None or wall_s <= budget_s:
+def needed_budget(wall_s: float | None, compile_s: float, budget_s: float | None, share: float) -> int | None:
+    """The --budget (in % of an epoch, a multiple of 5) that would have held these trials, when compiling
+    alone cost more than their budget (no window, however short, could then have kept within it);
+    None when the trials kept within it, or compiling did not use it up."""
+    if budget_s is None or wall_s is None or wall_s <= budget_s or compile_s <= budget_s or share <= 0:
         return None
-    why = next((r.budget_note for r in runs if r.budget_note), None)
-    return (f"These trials took {wall_s:.2f} s, over their budget of {budget_s:.2f} s ({100 * share:.0f}% of your "
-            "epoch)" + (f": {why}." if why else "."))
+    epoch_s = budget_s / share
+    return 5 * math.ceil(100 * wall_s / epoch_s / 5)  # over 100: more than --budget allows
+
+
+def extra_cost_s(variant: Variant, min_steps: int, step_s: float) -> float:
+    """What a trial of ``variant`` costs beyond one of the model as it is, at the least: the steps its
+    warm-up and fewest window need over the as-it-is trial's (steps_per_execution=32 warms up one
+    execution of 32 and times at least 4 of them), at the batch it runs (x4: each step four times the
+    work). Measured: a default --whatif that ran steps_per_execution=32 on its as-it-is estimate alone
+    cost 14-20% of an epoch against its 10% (bench/compare.py --whatif, 2026-12-02)."""
+    spe = int(variant.compile_changes.get("steps_per_execution", 1) or 1)
+    warm = 1 + WARMUP_STEPS if spe == 1 else spe
+    steps = warm + least_steps(min_steps, spe) + spe  # the timed call's own first execution too
+    as_is = 1 + WARMUP_STEPS + min_steps + 1
+    return max(0.0, steps * variant.batch_factor - as_is) * step_s
+
+
+def least_cost_s(report: FitReport | None, min_steps: int = MIN_TIMED_STEPS) -> float | None:
+    """What one trial costs at least, from the user's fit: its compiling first step, the warm-up steps
+    and the fewest timed steps (a trial compiles as the fit did). None without a timed step."""
+    if report is None or report.step is None or report.first_step_s is None:
+        return None
+    return report.first_step_s + (1 + WARMUP_STEPS + min_steps) * report.step.mean

@@ -54,7 +54,19 @@ def fmt_interval(value: float | None, interval: tuple[float, float] | None, spec
     if not interval:
         return fmt(scale * value, spec, unit)
     low, high = (scale * v for v in interval)
+    # "0.6 (0.5-0.6)" reads as no interval at all: a digit more (up to 3) until the ends differ from the figure
+    for _ in range(3):
+        shown = [f"{v:{spec}}" for v in (scale * value, low, high)]
+        if len(set(shown)) == 3 or high == low or not spec.endswith("f") or not spec[1:-1].isdigit():
+            break
+        spec = f".{int(spec[1:-1]) + 1}f"
     return f"{scale * value:{spec}}{unit} ({low:{spec}}-{high:{spec}})"
+
+
+def seconds_interval(value: float | None, interval: tuple[float, float] | None) -> str:
+    """Seconds with their interval, to the precision :func:`seconds` gives the figure: "7.31 (5.30-9.40)"."""
+    spec = ".2f" if value is None or value < 10 else ".1f" if value < 100 else ".0f"
+    return fmt_interval(value, interval, spec)
 
 
 def fmt_s(seconds_: float | None) -> str:
@@ -94,7 +106,7 @@ def gib(n: float, spec: str = ".1f") -> str:
 
 def flop_count(n: float) -> str:
     """FLOPs to three significant figures in the largest unit that fits: "877 MFLOP"."""
-    for unit, size in (("PFLOP", 1e15), ("TFLOP", 1e12), ("GFLOP", 1e9), ("MFLOP", 1e6)):
+    for unit, size in (("PFLOP", 1e15), ("TFLOP", 1e12), ("GFLOP", 1e9), ("MFLOP", 1e6), ("kFLOP", 1e3)):
         if n >= size:
             return f"{n / size:.3g} {unit}"
     return f"{n:.3g} FLOP"

@@ -164,7 +164,8 @@ def dispatch_bound(r: FitReport) -> Finding | None:
     return Finding(
         "dispatch_bound",
         "Dispatch-bound: tiny steps, mostly overhead",
-        f"median step {ms(r.step.median, '.2f')} at batch {r.batch_size or '?'}, one step per call{busy}",
+        f"median step {ms(r.step.median, '.2f')}" + (f" at batch {r.batch_size}" if r.batch_size else "")
+        + f", one step per call{busy}",
         "a larger batch; model.compile(..., steps_per_execution=32) to run many steps per call; or jit_compile=True",
     )
 
@@ -213,8 +214,9 @@ def compile_dominates(r: FitReport) -> Finding | None:
         "compile_dominates",
         "Compilation dominates this short run",
         f"the first step (tracing, compiling) took {r.first_step_s:.2f} s of the fit's {r.wall_s:.2f} s",
-        "judge speed on the step statistics (they leave the first step out) or on a longer run; "
-        "on a GPU the first epoch will always look slower than the rest",
+        "judge speed on the step statistics (they leave the first step out) or on a longer run"
+        # advice for the device it ran on: a GPU's first epoch also holds the kernels' autotuning
+        + ("; on a GPU the first epoch will always look slower than the rest" if r.device_gpu is not None else ""),
     )
 
 

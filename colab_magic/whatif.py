@@ -6,6 +6,7 @@ interval.
 
 from __future__ import annotations
 
+import math
 import time
 from typing import Any
 
@@ -35,46 +36,78 @@ def whatif_fit(captured: CapturedFit, user_report: FitReport | None, chosen: lis
     except trials.TrialError as exc:
         result.skipped = str(exc)
         return result
-    backend = keras.backend.backend()
-    x = captured.arguments.get("x")
-    asked = []  # (variant, why it cannot run or does not apply, or None)
-    for variant in chosen if chosen is not None else variants.CATALOGUE.values():
-        why = variants.cannot_run(variant, backend, device, model, x, plan.batch_size, cpuinfo) \
-            or variants.already_on(variant, model)
-        if why is None or chosen is not None:  # the default list leaves out what does not apply
-            asked.append((variant, why))
+    asked = _asked(chosen, keras.backend.backend(), device, captured, plan, cpuinfo)
     todo = [variant for variant, why in asked if why is None]
     if not asked:
         result.skipped = "none of the changes applies to this model here"
         return result
-    result.budget_s = plan.budget_s(options.budget)
+    result.budget_s, result.budget_share = plan.budget_s(options.budget), options.budget
+    # what one trial costs: from the user's fit (compiling included) until a trial here has run
+    each = trials.least_cost_s(user_report, options.steps)
     left_out: list[Variant] = []
-    each = None
     with trials.stopped_by_ctrl_c(result):  # what finished is kept; the caller raises Ctrl-C again
+        if chosen is None:
+            _named_first(todo, user_report)
+        # the default list keeps within its budget: nothing runs when the model as it is and one change
+        # cannot both fit (asked for by name, they run anyway)
+        if todo and baseline is None and chosen is None and _over(result, start, each, 2):
+            left_out, todo = todo, []
         if todo and baseline is None:
             baseline = trials.run_shown(progress, f"--whatif: {name} as it is", plan, device.lower(), interval=options.interval,
                                         kind="whatif")
         result.baseline = baseline
-        each = baseline.trial_s if baseline is not None and baseline.trial_s else None
-        if chosen is None:
-            _named_first(todo, user_report)
+        each = baseline.trial_s if baseline is not None and baseline.trial_s else each
         for variant, why in asked:
             if why is not None:
                 result.runs.append(RunSummary(device, kind="whatif", model=name, variant=variant.label, error=why))
+        step_s = user_report.step.mean if user_report is not None and user_report.step is not None else 0.0
         for n, variant in enumerate(todo):
-            spent = time.perf_counter() - start
-            if chosen is None and n and result.budget_s is not None and each and spent + each > result.budget_s:
+            cost = each + trials.extra_cost_s(variant, options.steps, step_s) if each is not None else None
+            if chosen is None and _over(result, start, cost, 1):
                 left_out.append(variant)
                 continue
+            spent = time.perf_counter() - start
             share = max(0.0, result.budget_s - spent) / (len(todo) - n) if result.budget_s is not None else None
             result.runs.append(trials.run_shown(progress, f"--whatif: {name} with {variant.label}", plan, device.lower(),
                                                 variant, interval=options.interval, budget_s=share, kind="whatif"))
-    _close(result, chosen, left_out, each, options.budget, device)
+    _close(result, chosen, left_out, device)
     result.wall_s = time.perf_counter() - start
-    note = trials.over_budget(result.wall_s, result.budget_s, options.budget, result.runs)
-    if note:
-        result.notes.append(note)
+    step_s = user_report.step.mean if user_report is not None and user_report.step is not None else 0.0
+    extra = sum(trials.extra_cost_s(v, options.steps, step_s) for v in left_out)
+    result.needed_budget = _needed_budget(result, plan, len(left_out), each, extra)
     return result
+
+
+def _needed_budget(result: WhatIf, plan: trials.Plan, left_out: int, each: float | None, extra: float) -> int | None:
+    """The --budget that would have held the whole list (changes were left out), or the trials that ran
+    (compiling alone went over the budget)."""
+    if left_out and each and plan.epoch_s and result.wall_s is not None:
+        whole = result.wall_s + each * (left_out + (result.baseline is None)) + extra
+        return 5 * math.ceil(100 * whole / plan.epoch_s / 5)
+    ran = [r for r in [result.baseline, *result.runs] if r is not None and r.report is not None]
+    return trials.needed_budget(result.wall_s, sum(r.first_step_s or 0.0 for r in ran), result.budget_s,
+                                result.budget_share)
+
+
+def _asked(chosen: list[Variant] | None, backend: str, device: str, captured: CapturedFit, plan: trials.Plan,
+           cpuinfo: str | None) -> list[tuple[Variant, str | None]]:
+    """The changes asked for, each with why it cannot run or does not apply (None: it can run); the
+    default list leaves out what does not apply."""
+    asked = []
+    model, x = captured.model, captured.arguments.get("x")
+    for variant in chosen if chosen is not None else variants.CATALOGUE.values():
+        why = variants.cannot_run(variant, backend, device, model, x, plan.batch_size, cpuinfo) \
+            or variants.already_on(variant, model)
+        if why is None or chosen is not None:
+            asked.append((variant, why))
+    return asked
+
+
+def _over(result: WhatIf, start: float, each: float | None, trials_: int) -> bool:
+    """Whether ``trials_`` more trials of about ``each`` seconds would take the what-if over its budget."""
+    if result.budget_s is None or each is None:
+        return False
+    return time.perf_counter() - start + trials_ * each > result.budget_s
 
 
 def _named_first(todo: list[Variant], user_report: FitReport | None) -> None:
@@ -84,15 +117,9 @@ def _named_first(todo: list[Variant], user_report: FitReport | None) -> None:
     todo.sort(key=lambda v: named.index(v.key) if v.key in named else len(named))
 
 
-def _close(result: WhatIf, chosen: list[Variant] | None, left_out: list[Variant], each: float | None,
-           budget: float, device: str) -> None:
+def _close(result: WhatIf, chosen: list[Variant] | None, left_out: list[Variant], device: str) -> None:
     """The runs in the order asked, their speed-ups, and the notes on what was left out or changed."""
-    if left_out:
-        keys = ",".join(next(a for a, k in variants.ALIASES.items() if k == v.key) for v in left_out)
-        result.notes.append(
-            f"Not timed, to keep within the budget ({result.budget_s:.2f} s, {100 * budget:.0f}% of your epoch; "
-            f"one trial costs about {each:.2f} s, mostly compiling): {', '.join(v.label for v in left_out)}. "
-            f"--whatif {keys} times them anyway, or raise --budget.")
+    result.left_out = [next(a for a, k in variants.ALIASES.items() if k == v.key) for v in left_out]
     order = [v.label for v in (chosen or variants.CATALOGUE.values())]  # the order asked, else the catalogue's
     result.runs.sort(key=lambda r: order.index(r.variant or ""))  # every run here has its variant
     result.add_speedups()

@@ -62,13 +62,13 @@ def quickstart():
             "trains, then times a copy of the model for about half a second on each device and projects an "
             "epoch, with a 95% interval. "
             "It answers first: one line per fit (where it trained, how fast, the speed-up, and what holds it "
-            "back), then the verdicts, the timeline, the comparison, and the details below them. Keras' own "
-            "progress is off (`verbose=0`) so that the answer is the cell's first line."
+            "back), then the verdicts, the timeline, the comparison, and the details (folded) below them. "
+            "The answer opens the cell's output; Keras' own log (`verbose=2`: a line per epoch) stays below it."
         ),
         new_code_cell(
             "%%timed_fit --compare --plot\n"
             "model = cifar_cnn()\n"
-            "history = model.fit(x, y, batch_size=32, epochs=2, validation_split=0.1, verbose=0)"
+            "history = model.fit(x, y, batch_size=32, epochs=2, validation_split=0.1, verbose=2)"
         ),
         new_markdown_cell(
             "Every run is recorded (on Drive once it is mounted), so a CPU-runtime session and a later "

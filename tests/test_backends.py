@@ -94,6 +94,7 @@ tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfigur
 from IPython.core.interactiveshell import InteractiveShell
 ip = InteractiveShell.instance()
 ip.run_line_magic("load_ext", "colab_magic")
+import dataclasses
 ip.run_cell("""
 import numpy as np, keras, tensorflow as tf
 strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
@@ -108,7 +109,7 @@ rep = ip.user_ns["R"][0]
 print(json.dumps({"replicas": ip.user_ns["strategy"].num_replicas_in_sync, "total_steps": rep.total_steps,
                   "epoch_steps": [e.steps for e in rep.epochs], "n": rep.step.n, "device": rep.device,
                   "batch": rep.batch_size, "loss": len(ip.user_ns["history"].history["loss"]),
-                  "devices": rep.devices, "text": str(ip.user_ns["R"])}))
+                  "devices": rep.devices, "text": str(dataclasses.replace(ip.user_ns["R"], detailed=True))}))
 '''
 
 

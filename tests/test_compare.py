@@ -1,5 +1,6 @@
 """%%timed_fit --compare on real Keras (TensorFlow backend, CPU: this machine has no GPU)."""
 
+import dataclasses
 import json
 
 import numpy as np
@@ -7,6 +8,7 @@ import pytest
 from IPython.core.error import UsageError
 
 from colab_magic import history
+from colab_magic.units import fmt_s, seconds_interval
 
 keras = pytest.importorskip("keras")
 pytestmark = pytest.mark.keras
@@ -47,8 +49,10 @@ after = model.get_weights()
     # that compiling alone overspends, so the window is the fewest, after its own first execution.
     assert cpu.report.total_steps == 13 and cpu.report.step.n == 12 and cpu.timed_steps == 12
     assert cpu.first_step_s > 0 and cpu.trial_s > cpu.timed_s
-    assert cpu.budget_note.startswith("compiling, warming up and setting up took")
-    assert any(n.startswith("These trials took") for n in c.notes)
+    # compiling alone went over the budget: the line says what the trials cost and the --budget that holds them
+    assert c.wall_s > c.budget_s and c.needed_budget >= 100 * c.wall_s / r.reports[0].epoch_mean_s
+    assert (f"Cost {fmt_s(c.wall_s)} of a {fmt_s(c.budget_s)} budget (10% of an epoch); --budget {c.needed_budget} "
+            "would hold them all." if c.needed_budget <= 100 else "they take longer than an epoch") in " ".join(captured.out.split())
     # the projection: the clone's mean step and the fixed cost of the user's own (second) epoch
     user_epoch = r.reports[0].epochs[1]
     fixed = user_epoch.time_s - user_epoch.steps_s - user_epoch.val_s
@@ -67,9 +71,11 @@ after = model.get_weights()
     assert "CPU vs GPU" not in out and out.count("No NVIDIA GPU here") == 1
     lo, hi = cpu.projected_epoch_interval_s
     assert lo <= cpu.projected_epoch_s <= hi
-    assert (f"--compare: net CPU:0: {cpu.step_median_s * 1000:.2f} ms/step median, "
-            f"{cpu.projected_epoch_s:.1f} ({lo:.1f}-{hi:.1f}) s/epoch projected (training only)") in out
-    assert "--compare" in captured.err  # the progress bar (text in a terminal)
+    epoch = seconds_interval(cpu.projected_epoch_s, (lo, hi))
+    assert (f"--compare (training only, projected): CPU:0 {cpu.step_median_s * 1000:.2f} ms/step, {epoch} s/epoch. "
+            "No GPU here: run this cell in a GPU runtime (with %mount_drive the history follows), then "
+            "%fit_history --compare sets the two side by side.") in out
+    assert "--compare" in captured.err and captured.err.endswith("\r")  # the progress bar, erased at the end
     json.dumps(r.to_dict())
 
 
@@ -101,13 +107,15 @@ model.fit(x, y, epochs=1, verbose=0)
     r = kip.user_ns["R"]
     assert len(r.reports) == 1 and r.reports[0].complete  # the normal fit ran
     assert "cannot be cloned" in r.comparisons[0].skipped
-    assert "Skipped: the model cannot be cloned" in capsys.readouterr().out
+    assert "--compare skipped: the model cannot be cloned" in capsys.readouterr().out
 
 
-def test_unknown_device_skips_the_comparison_with_a_reason(kip):
-    kip.run_cell("%%timed_fit --compare --devices gpu:5 -q -v R\nmake_model().fit(x, y, epochs=1, verbose=0)").raise_error()
-    r = kip.user_ns["R"]
-    assert r.comparisons == [] and any("--compare skipped: gpu:5 not among the devices" in n for n in r.notes)
+def test_an_unknown_device_is_refused_before_the_cell_runs(kip):
+    kip.user_ns.pop("ran", None)
+    with pytest.raises(UsageError) as err:
+        kip.run_cell_magic("timed_fit", "--compare --devices gpu:5,CUDA", "ran = True")
+    # the names the framework sees, before the cell ran
+    assert str(err.value) == "--devices: gpu:5, CUDA not among the devices Keras sees: cpu:0" and "ran" not in kip.user_ns
 
 
 def test_a_failed_cell_runs_no_comparison(kip):
@@ -134,7 +142,10 @@ def test_gpu_run_from_the_history_stands_beside_the_cpu(kip, tmp_path):
     assert t4.source == "history: Google Colab (GPU runtime) on colab-vm, 2026-11-25T10:00:00+00:00"
     assert t4.speedup == pytest.approx(cpu.step_mean_s / t4.step_mean_s)
     assert "GPU columns marked 'history'" in " ".join(c.notes)
-    text = " ".join(str(kip.user_ns["R"]).split())
+    brief = " ".join(str(kip.user_ns["R"]).split())
+    assert f"GPU:0 {t4.step_median_s * 1000:.2f} ms/step" in brief and "(from the history)" in brief
+    assert "No GPU" not in brief  # the history supplied one: no "run this cell in a GPU runtime"
+    text = " ".join(str(dataclasses.replace(kip.user_ns["R"], detailed=True)).split())
     assert "GPU:0 (Tesla T4)" in text and "history: Google Colab (GPU runtime) on colab-vm" in text
     assert "as measured in your fit" in text and "No GPU" not in text  # the history supplied one
     assert kip.user_ns["R"].headline.startswith("net on the CPU: ")

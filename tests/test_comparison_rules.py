@@ -10,7 +10,6 @@ import pytest
 from colab_magic import comparison, trials
 from colab_magic.comparison import _is_clone_problem
 from colab_magic.parts import Epoch
-from colab_magic.run_summary import RunSummary
 from colab_magic.trials import Plan, as_run, fixed_costs, head, plan_window
 from colab_magic.variants import AS_IS, CATALOGUE
 from tests import builders
@@ -44,29 +43,26 @@ def plan(**changes) -> Plan:
     return Plan(**values)
 
 
-@pytest.mark.parametrize("step_s, spent, budget, spe, steps, noted", [
-    (0.01, 0.1, None, 1, 100, False),  # 0.5 s of 10 ms steps, planned twice over (the stop ends it at 0.5 s)
-    (0.1, 0.1, None, 1, 20, False),  # 0.5 s is 10 steps so planned: the fewest for a stable mean, 20, instead
-    (0.0, 0.1, None, 1, 20, False),  # no estimate (no step after the warm-up): the fewest
-    (0.015625, 0.25, 1.5, 1, 64, False),  # 1.25 s left: the 64 steps planned fit
-    (0.015625, 0.25, 0.6875, 1, 28, False),  # 0.4375 s left: the 28 steps that fit
-    (0.015625, 0.25, 0.5625, 1, 20, False),  # 20 steps fit: the fewest, exactly
-    (0.015625, 0.25, 0.546875, 1, 20, True),  # 19 fit: the fewest all the same, and a note
-    (0.001, 0.1, None, 32, 1024, False),  # 1,000 steps: 32 executions of 32
-    (0.1, 0.1, None, 32, 128, False),  # at least 4 executions with 32 steps per execution
+@pytest.mark.parametrize("step_s, spent, budget, spe, steps", [
+    (0.01, 0.1, None, 1, 100),  # 0.5 s of 10 ms steps, planned twice over (the stop ends it at 0.5 s)
+    (0.1, 0.1, None, 1, 20),  # 0.5 s is 10 steps so planned: the fewest for a stable mean, 20, instead
+    (0.0, 0.1, None, 1, 20),  # no estimate (no step after the warm-up): the fewest
+    (0.015625, 0.25, 1.5, 1, 64),  # 1.25 s left: the 64 steps planned fit
+    (0.015625, 0.25, 0.6875, 1, 28),  # 0.4375 s left: the 28 steps that fit
+    (0.015625, 0.25, 0.5625, 1, 20),  # 20 steps fit: the fewest, exactly
+    (0.015625, 0.25, 0.546875, 1, 20),  # 19 fit: the fewest all the same (the cost line says the --budget that fits)
+    (0.001, 0.1, None, 32, 1024),  # 1,000 steps: 32 executions of 32
+    (0.1, 0.1, None, 32, 128),  # at least 4 executions with 32 steps per execution
 ])
-def test_a_window_times_half_a_second_within_its_budget(step_s, spent, budget, spe, steps, noted):
-    window = plan_window(plan(), step_s, spent, budget, spe)
-    assert window.steps == steps and (window.note is not None) is noted
+def test_a_window_times_half_a_second_within_its_budget(step_s, spent, budget, spe, steps):
+    assert plan_window(plan(), step_s, spent, budget, spe).steps == steps
 
 
-def test_a_window_is_at_most_an_epoch_and_the_note_says_what_was_done():
+def test_a_window_is_at_most_an_epoch_and_never_under_the_fewest_steps():
     assert plan_window(plan(steps_per_epoch=30), 0.001, 0.0, None).steps == 30  # a whole epoch is shorter
     assert plan_window(plan(steps_per_epoch=5), 0.001, 0.0, None).steps == 20  # never under the fewest
     assert plan_window(plan(steps_per_epoch=None), 0.001, 0.0, None).steps == 1000
-    note = plan_window(plan(), 0.01, 0.45, 0.5).note
-    assert note == ("compiling, warming up and setting up took 0.45 s of its 0.50 s budget; it timed the fewest steps for a "
-                    "stable mean (20)")
+    assert plan_window(plan(), 0.01, 0.45, 0.5).steps == 20  # the budget spent: the fewest all the same
     assert plan_window(plan(min_steps=8), 1.0, 0.0, None).steps == 8  # --steps 8
 
 
@@ -133,12 +129,23 @@ def test_steps_per_execution_counts_every_step_of_a_timed_execution():
     assert run.timed_steps == 160 and run.timed_s == pytest.approx(0.16)
 
 
-def test_over_budget_note():
-    assert trials.over_budget(1.0, 1.0, 0.1, []) is None
-    assert trials.over_budget(1.0, None, 0.1, []) is None
-    late = RunSummary("CPU:0", budget_note="compiling took long")
-    assert trials.over_budget(1.5, 1.0, 0.1, [late]) == ("These trials took 1.50 s, over their budget of 1.00 s "
-                                                         "(10% of your epoch): compiling took long.")
+def test_the_budget_that_would_hold_trials_whose_compiling_alone_went_over():
+    # within the budget, or over it with compiling under it (the window could have been shorter): nothing
+    assert trials.needed_budget(1.0, 0.5, 1.0, 0.1) is None
+    assert trials.needed_budget(1.5, 0.9, 1.0, 0.1) is None
+    assert trials.needed_budget(1.5, 1.2, None, 0.1) is None
+    # a 10 s epoch (1.0 s is 10% of it): 1.5 s of trials need 15%; 1.51 s round up to the next 5, 20
+    assert trials.needed_budget(1.5, 1.2, 1.0, 0.1) == 15
+    assert trials.needed_budget(1.51, 1.2, 1.0, 0.1) == 20
+    assert trials.needed_budget(50.0, 20.0, 1.0, 0.1) == 500  # over what --budget takes: the view says so
+
+
+def test_least_cost_of_a_trial_from_the_users_fit():
+    report = builders.report(first_step_s=0.7, step=0.01)
+    # compiling, then the first step, the warm-up steps and the fewest timed ones at the mean step
+    assert trials.least_cost_s(report, 20) == pytest.approx(0.7 + (1 + trials.WARMUP_STEPS + 20) * report.step.mean)
+    assert trials.least_cost_s(None) is None
+    assert trials.least_cost_s(dataclasses.replace(report, step=None)) is None
 
 
 def test_a_clone_trains_on_the_head_of_the_data():
@@ -195,9 +202,19 @@ def test_an_explicit_steps_is_bounded_by_the_epoch_and_the_budget():
     assert plan_window(plan(min_steps=100_000, steps_per_epoch=None), 0.001, 0.0, 0.5).steps == 500
     # both: the smaller (0.1 s left of 1 ms steps: 100, less a float's rounding)
     assert plan_window(plan(min_steps=100_000, steps_per_epoch=300), 0.001, 0.4, 0.5).steps in (99, 100)
-    # the default fewest steps still hold when the budget is spent, as before, with the note
-    spent = plan_window(plan(min_steps=100_000, steps_per_epoch=300), 0.001, 0.6, 0.5)
-    assert spent.steps == 20 and spent.note
+    # the default fewest steps still hold when the budget is spent
+    assert plan_window(plan(min_steps=100_000, steps_per_epoch=300), 0.001, 0.6, 0.5).steps == 20
     # under the bounds, --steps is kept as asked; with several steps per execution, whole executions
     assert plan_window(plan(min_steps=50, steps_per_epoch=300), 1.0, 0.0, None).steps == 50
     assert plan_window(plan(min_steps=100_000, steps_per_epoch=300), 0.001, 0.0, None, spe=32).steps == 320
+
+
+def test_a_change_costs_its_own_warm_up_and_fewest_window_beyond_the_model_as_it_is():
+    step = 0.005
+    as_is = 1 + trials.WARMUP_STEPS + 20 + 1  # warm-up and the fewest window, and the timed call's first step
+    assert trials.extra_cost_s(CATALOGUE["mixed_precision"], 20, step) == 0.0
+    assert trials.extra_cost_s(CATALOGUE["jit_compile"], 20, step) == 0.0
+    # steps_per_execution=32: one execution to warm up, at least 4 timed, and the timed call's first
+    assert trials.extra_cost_s(CATALOGUE["steps_per_execution"], 20, step) == pytest.approx((32 + 128 + 32 - as_is) * step)
+    # batch x4: the same steps, each four times the work
+    assert trials.extra_cost_s(CATALOGUE["batch_x4"], 20, step) == pytest.approx(3 * as_is * step)

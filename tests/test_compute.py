@@ -273,7 +273,7 @@ def test_the_summary_shows_gpm_and_compute(ip, fake_nvml, capsys):
     fake_nvml([h100(), a100()])
     ip.run_cell("import numpy as np, keras\nx = np.ones((64, 4), 'float32'); y = np.ones((64, 1), 'float32')").raise_error()
     cell = "m = keras.Sequential([keras.Input((4,)), keras.layers.Dense(1)])\nm.compile('sgd', 'mse')\nm.fit(x, y, epochs=2, verbose=0)"
-    ip.run_cell(f"%%timed_fit --interval 0.05 --no-history -v R\n{cell}").raise_error()
+    ip.run_cell(f"%%timed_fit -d --interval 0.05 --no-history -v R\n{cell}").raise_error()
     out = " ".join(capsys.readouterr().out.split())  # three columns: one block per column at 100 wide
     hardware = out[out.index("Hardware: host (CPU) and GPUs"):]
     h100_block = hardware[hardware.index("GPU 0 (NVIDIA H100 80GB HBM3) utilisation"):hardware.index("GPU 1 (NVIDIA A100")]

@@ -72,7 +72,7 @@ make_model().fit(x, y, epochs=2, verbose=0, callbacks=[Boom()])
     assert type(res.error_in_exec) is Unprintable
     report = kip.user_ns["R"][0]
     assert report.complete is False and report.error == "Unprintable: (its message could not be read)"
-    assert "INCOMPLETE" in text(capsys)
+    assert f"{report.model} on the CPU failed at the end of epoch 1 (the error follows)." in text(capsys)
 
 
 # --- the run history ------------------------------------------------------------------------------

@@ -65,7 +65,8 @@ def check(messages):
     assert "epoch 5/5" in texts[-1] or "epoch 4/5" in texts[-1]
     # the last update is the summary, in the live display's place
     last = updates[-1][1]["content"]["data"]
-    assert re.match(r"sequential(_\d+)? on the CPU: ", last["text/plain"])
+    # a later cell of the session: "CPU only" in the headline, the no-GPU explanation said once already
+    assert re.match(r"sequential(_\d+)? on the CPU( \(CPU only: no GPU here\))?: ", last["text/plain"])
     assert re.search(r'<p class="cm-answer">sequential(_\d+)? on the CPU: ', last["text/html"])
     # the updates came while the fit trained, spread over it, not all at the end
     times = [t for t, m in updates if 'class="colab-magic-live"' in m["content"]["data"].get("text/html", "")]

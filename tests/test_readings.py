@@ -186,8 +186,14 @@ def test_every_gpu_epoch_and_sampler_figure_of_the_scripted_fit(fake_nvml):
     assert len(timeline["epoch_ends"]) == 3 and len(timeline["gpus"]) == 1
     assert [v for _, v in timeline["gpus"][0]["power_w"]] == [100.0] * 4 + [300.0] * 4 + [250.0] * 5
     assert [v for _, v in timeline["gpus"][0]["util"]] == util
-    assert set(timeline["host"]) == {"cpu_system", "cpu_process", "rss", "ram_used"}
+    assert set(timeline["host"]) == {"cpu_system", "cpu_process", "rss", "own", "ram_used"}
     assert len(timeline["host"]["rss"]) == 13 and all(v > 0 for _, v in timeline["host"]["rss"])
+    # the process's own memory (resident less shared pages): within its RSS, and within the machine's used
+    # memory, which leaves out the page cache that shared libraries sit in (RSS once stood above it)
+    own = dict(timeline["host"]["own"])
+    assert all(0 < own[t] <= v for t, v in timeline["host"]["rss"])
+    assert all(own[t] <= v for t, v in timeline["host"]["ram_used"])
+    assert 0 < report.host.own_peak <= min(report.host.rss_peak, report.host.ram_used_peak)
 
 
 def test_a_run_summary_and_its_record_carry_every_figure(fake_nvml):
@@ -208,7 +214,7 @@ def test_a_run_summary_and_its_record_carry_every_figure(fake_nvml):
         "step_mean_interval_s": pytest.approx(list(mean_interval(steps, blocks=10, predict=False))),
         # what only a trial (--compare, --whatif) has
         "variant": None, "timed_s": None, "timed_steps": None, "projected_epoch_interval_s": None,
-        "speedup_interval": None, "trial_s": None, "budget_note": None,
+        "speedup_interval": None, "trial_s": None,
     }
     assert run.cpu_util_mean == report.host.cpu_system_mean
     cpu = RunSummary.from_report(report, device="CPU:0")  # where a comparison's clone ran

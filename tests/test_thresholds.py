@@ -1,5 +1,5 @@
 """Exact statistics, and every verdict threshold just below and just above its boundary. The
-thresholds are written out as the README documents them (not read from the module's constants), so
+thresholds are written out as docs/timed_fit.md documents them (not read from the module's constants), so
 that a changed threshold fails here."""
 
 import math

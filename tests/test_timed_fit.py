@@ -1,5 +1,6 @@
 """%%timed_fit on real (tiny) Keras training, TensorFlow backend; NVML faked where GPUs are needed."""
 
+import dataclasses
 import json
 import os
 import re
@@ -147,7 +148,7 @@ def test_two_gpus_sampled_side_by_side(kip, fake_nvml, capsys):
     res, r = run(kip, "make_model().fit(x, y, epochs=3, verbose=0, callbacks=[keras.callbacks.LambdaCallback("
                       "on_epoch_end=lambda e, l: __import__('time').sleep(0.15))])", line="--interval 0.05 -v R")
     res.raise_error()
-    out = capsys.readouterr().out
+    out = str(dataclasses.replace(r, detailed=True))
     hardware = out[out.index("Hardware: host (CPU) and GPUs"):]  # too wide for 100 columns: one block per column
     assert hardware.index("\n  Host (CPU)\n") < hardware.index("\n  GPU 0 (NVIDIA A100-SXM4-40GB)\n") \
         < hardware.index("\n  GPU 1 (Tesla T4)\n")
@@ -204,6 +205,19 @@ def test_no_gpu_gives_cpu_only_summary_with_reason(kip, no_pynvml, capsys):
     assert "GPU 0" not in out
 
 
+def test_a_fit_that_fails_at_once_is_two_lines_and_its_traceback(kip, capsys):
+    """It once printed 40 lines of n/a ("No bottleneck found", "(1 readings)", a sampler cost of 49% of a
+    core) and the error three times before the traceback."""
+    res, r = run(kip, "make_model().fit(x[:, :3], y, epochs=2, verbose=0)", line="--no-history -v R")  # the wrong width
+    assert isinstance(res.error_in_exec, ValueError) and r[0].failed and r[0].failed_at == "in epoch 1 at step 1"
+    text = re.sub(r"\x1b\[[0-9;]*m", "", capsys.readouterr().out)
+    before = text[:text.index("-" * 20)].strip().splitlines()  # what comes before the traceback
+    assert before[0] == f"{r[0].model} on the CPU failed in epoch 1 at step 1 (the error follows)."
+    assert len([line for line in before if line and not line.startswith("-v R")]) == 1 and not any(word in text for word in ("n/a", "Verdicts", "No bottleneck", "readings"))
+    assert "ValueError" not in "\n".join(before)  # the error itself: once, in the traceback
+    assert r[0].to_dict()["error"].startswith("ValueError")  # the data keeps it
+
+
 def test_exception_in_fit_shows_incomplete_summary_and_reraises(kip, capsys):
     cell = '''
 class Boom(keras.callbacks.Callback):
@@ -218,10 +232,12 @@ model.fit(x, y, epochs=5, verbose=0, callbacks=[Boom()])
     assert isinstance(res.error_in_exec, RuntimeError)
     assert not r.complete and r.error == "RuntimeError: boom at epoch 2"
     assert not r[0].complete and len(r[0].epochs) == 2
-    assert "INCOMPLETE (RuntimeError: boom at epoch 2)" in captured.out
     assert "fit" not in keras.Model.__dict__  # restored at once, not by the next test's teardown
     # the traceback shows the user's own line, and none of our frames
     text = re.sub(r"\x1b\[[0-9;]*m", "", captured.out + captured.err)
+    # short: where it failed, then the user's exception once, with their traceback; no verdicts
+    assert text.lstrip().startswith(f"{r[0].model} on the CPU failed at the end of epoch 2 (the error follows).\n")
+    assert text.count("RuntimeError: boom at epoch 2") == 1 and "Verdicts" not in text and "n/a" not in text
     assert 'raise RuntimeError("boom at epoch 2")' in text
     assert "keras_loop.py" not in text and "magics.py" not in text
 
@@ -305,12 +321,15 @@ class Pause(keras.callbacks.Callback):
 make_model().fit(x, y, epochs=2, verbose=0, callbacks=[Pause()])
 '''
     kip.run_cell(f"%%timed_fit --no-history -v R\n{cell}").raise_error()
-    out = capsys.readouterr().out
-    header = next(line for line in out.splitlines() if "overhead (s)" in line)
-    assert "val (s)  overhead (s)" in header and "overhead: the epoch's time outside its steps" in out
+    assert "in steps (s)" not in capsys.readouterr().out  # the short answer by default
+    out = str(dataclasses.replace(kip.user_ns["R"], detailed=True))  # -d
+    header = next(line for line in out.splitlines() if "other (s)" in line)
+    assert "in steps (s)  validation (s)  other (s)" in header and "time = in steps + validation + other" in out
     for e in kip.user_ns["R"][0].epochs:
         outside = e.time_s - e.steps_s - e.val_s
         assert outside >= 0.3
         row = next(line for line in out.splitlines() if line.strip().startswith(f"{e.epoch} "))
-        epoch, time_s, train, validation, overhead = row.split()[:5]
-        assert validation == "-" and overhead == f"{outside:.3f}"  # seconds, as its header says
+        epoch, time_s, in_steps, validation, other = row.split()[:5]
+        assert validation == "-" and other == f"{outside:.3f}"  # seconds, as its header says
+        # the columns add up to the epoch (to the table's rounding)
+        assert float(in_steps) + float(other) == pytest.approx(float(time_s), abs=0.0015)

@@ -51,7 +51,7 @@ def test_memory_edges():
 def test_dispatch_bound_and_idle_gpu_edges():
     assert verdicts.dispatch_bound(b.report(step=0.001, steps_per_execution=2)) is None
     assert verdicts.dispatch_bound(b.report(step=0.001, batch_size=None)).evidence == \
-        "median step 1.00 ms at batch ?, one step per call"
+        "median step 1.00 ms, one step per call"  # no batch known: none said (it once read "at batch ?")
     two_idle = [b.gpu(0, util=1.0), b.gpu(1, "T4", util=1.0)]
     assert verdicts.idle_gpus(b.report(device="CPU:0", gpus=two_idle, step=0.02)) is None  # gpu_unused says it
     elsewhere = verdicts.idle_gpus(b.report(device="GPU:3", gpus=two_idle, step=0.02))  # the fit's GPU not read
@@ -104,3 +104,10 @@ def test_a_comparison_belongs_to_its_models_first_fit():
         Comparison(model="x", steps=1, steps_per_epoch=None, batch_size=None), comparison])
     assert result.comparison_for(first) is comparison
     assert result.comparison_for(again) is None and result.comparison_for(other) is None
+
+
+def test_gpu_advice_only_on_a_gpu():
+    on_cpu = verdicts.compile_dominates(b.report(device="CPU:0", step=0.02, first_step_s=5.0, wall_s=10.0))
+    assert on_cpu.fix == "judge speed on the step statistics (they leave the first step out) or on a longer run"
+    on_gpu = verdicts.compile_dominates(b.report(device="GPU:0", gpus=[b.gpu()], step=0.02, first_step_s=5.0, wall_s=10.0))
+    assert on_gpu.fix.endswith("; on a GPU the first epoch will always look slower than the rest")

@@ -43,7 +43,7 @@ def test_verdict_shown_after_a_real_fit(ip, fake_nvml, capsys):
     ip.run_cell(f"%%timed_fit --interval 0.05 --no-history -v R\n{cell}").raise_error()
     out = capsys.readouterr().out
     assert ip.user_ns["R"][0].findings[0].rule == "gpu_unused"
-    assert "Verdict" in out and "(1) GPU present but unused" in out
+    assert "(1) GPU present but unused" in out and "Fix: " in out
 
 
 def test_idle_gpu_named_from_a_sampled_fake_two_gpu_machine(fake_nvml):

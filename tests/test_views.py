@@ -81,10 +81,12 @@ def test_headline_leads_text_html_and_dict_one_line_per_fit(kip, capsys):
     assert len(lines) == 2 and lines[0].startswith("Fit 1: net on the CPU: ") and lines[1].startswith("Fit 2: other on")
     assert result.to_dict()["headline"] == result.headline
     # first in the text (printed and str()), wrapped to the width but the same words
-    text = str(result)
-    first_block = text.split("\n\n")[0]
-    assert flat(first_block) == flat(result.headline)
+    brief = str(result)
+    first_block = brief.split("\n\n")[0]
+    assert flat(first_block).startswith(flat(result.headline))
     assert flat(out).startswith(flat(result.headline))
+    text = str(dataclasses.replace(result, detailed=True))  # -d: every table, the headline first
+    assert flat(text.split("\n\n")[0]) == flat(result.headline)
     # first in the HTML, before any table; the details collapsed, verdicts and training not
     page = result._repr_html_()
     body = page[page.index('<div class="cm-report">'):]
@@ -143,6 +145,7 @@ def test_text_follows_an_80_column_terminal(kip, fake_nvml, capsys, monkeypatch,
     fake_nvml([a100(), t4(clock_events=0x20)])
     history = tmp_path / "runs.jsonl"
     kip.run_cell(f"%%timed_fit --compare --steps 4 --history {history}\n{FIT}").raise_error()
+    kip.run_cell(f"%%timed_fit -d --compare --steps 4 --history {history}\n{FIT}").raise_error()
     kip.run_line_magic("device_info", "")
     kip.run_line_magic("fit_history", f"--history {history}")
     kip.run_line_magic("fit_history", f"--history {history} --compare")
@@ -199,10 +202,12 @@ def test_no_progress_bar_where_the_front_end_cannot_redraw_one(kip, monkeypatch)
 
     from colab_magic import magics
 
-    args = Namespace(quiet=False, live=False)
+    args = Namespace(quiet=False, live=False, output=False, json=False)
     monkeypatch.setattr(magics, "front_end", lambda shell=None: "notebook")
+    monkeypatch.setattr(magics, "display", lambda *objs, **kw: None)  # the place kept for the answer
     assert magics._FrontEnd(kip, args).progress(10) is None
-    assert magics._FrontEnd(kip, Namespace(quiet=True, live=False)).progress(10) is None  # -q: no bar
+    quiet = Namespace(quiet=True, live=False, output=False, json=False)
+    assert magics._FrontEnd(kip, quiet).progress(10) is None  # -q: no bar
     monkeypatch.setattr(magics, "front_end", lambda shell=None: "terminal")
     bar = magics._FrontEnd(kip, args).progress(10)
     try:
@@ -223,17 +228,34 @@ def test_the_notebook_progress_bar_is_never_left_behind_red(kip, monkeypatch, do
     from colab_magic import magics
 
     monkeypatch.setattr(magics, "front_end", lambda shell=None: "widgets")
-    shown = []
-    monkeypatch.setattr("IPython.display.display", lambda *objs, **kw: shown.extend(objs))
-    bar = magics._FrontEnd(kip, Namespace(quiet=False, live=False)).progress(6)
+    handles = []
+
+    class Handle:  # IPython's DisplayHandle, as display(..., display_id=True) returns it
+        def __init__(self, obj):
+            self.shown = [obj]
+
+        def update(self, obj):
+            self.shown.append(obj)
+
+    def display(obj, display_id=False):
+        handles.append(Handle(obj))
+        return handles[-1]
+
+    monkeypatch.setattr(magics, "display", display)
+    bar = magics._FrontEnd(kip, Namespace(quiet=False, live=False, output=True, json=False)).progress(6)
+    (handle,) = handles  # -o: no place kept for the answer; the bar in a display of its own
+    assert handle.shown == [bar.container]
     bar.update(done)
     bar.close()
     progress = bar.container.children[1]
     assert isinstance(progress, ipywidgets.FloatProgress)
     assert progress.bar_style != "danger", (ipywidgets.__version__, progress.bar_style)
     assert bar.n == bar.total == done
-    # leave=False: a complete bar is taken away (tqdm hides and closes its widget)
-    assert bar.container.layout.visibility == "hidden" and bar.container.comm is None
+    # then its display is replaced by nothing: no widget, and no text of one, in the saved notebook
+    blank = handle.shown[-1]
+    assert len(handle.shown) == 2 and repr(blank) == "" and blank._repr_html_() == ""
+    bar.close()  # twice (tqdm's own __del__ does): nothing more
+    assert len(handle.shown) == 2
 
 
 @pytest.mark.keras
@@ -296,3 +318,9 @@ def test_o_on_the_line_magics_shows_once_too(ip, capsys, tmp_path):
     ip.run_cell(f"%fit_history -o --history {tmp_path / 'none.jsonl'}").raise_error()
     out = capsys.readouterr().out
     assert out.count("No runs recorded yet.") == 1 and "Out[" in out
+
+
+def test_a_long_last_cell_wraps_and_the_rule_under_the_header_stays_within_the_width():
+    table = Table("Hardware", [["memory", "word " * 30]], ["", "Host (CPU)"])
+    lines = to_text([table], width=80).splitlines()
+    assert max(map(len, lines)) <= 80 and lines[2].strip().startswith("-") and len(lines) > 4

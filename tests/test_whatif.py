@@ -1,5 +1,6 @@
 """%%timed_fit --whatif, and the trials under it and --compare, on real Keras (TensorFlow on the CPU)."""
 
+import dataclasses
 import json
 
 import numpy as np
@@ -8,6 +9,7 @@ from IPython.core.error import UsageError
 
 from colab_magic import history, trials
 from colab_magic.recorder import FitOptions
+from colab_magic.units import fmt_s
 from colab_magic.variants import AS_IS, cpu_has_bf16
 
 keras = pytest.importorskip("keras")
@@ -96,9 +98,14 @@ def test_whatif_times_each_change_beside_the_model_as_it_is(kip, tmp_path):
     whatifs = [rec for rec in records if rec["kind"] == "whatif"]
     assert [rec["variant"] for rec in whatifs] == [None, "steps_per_execution=32", "batch x4"]
     assert whatifs[1]["speedup"] == pytest.approx(spe.speedup) and whatifs[1]["speedup_interval"] == pytest.approx(list(spe.speedup_interval))
-    text = " ".join(str(r).split())
+    brief = " ".join(str(r).split())  # the short text: one line for --whatif
+    lo, hi = spe.speedup_interval
+    assert (f"--whatif on CPU:0 (samples/s over the model as it is): steps_per_execution=32 {spe.speedup:.2f}x "
+            f"({lo:.2f}-{hi:.2f}); batch x4 {big.speedup:.2f}x") in brief
+    assert "In brackets: 95% intervals" in brief and "What if:" not in brief
+    text = " ".join(str(dataclasses.replace(r, detailed=True)).split())  # -d: the table
     assert "What if: net on CPU:0, each change timed from the same start" in text
-    assert "batch x4 is compared in samples/s" in text and "In brackets: a 95% interval" in text
+    assert "batch x4 is compared in samples/s" in text and "In brackets: 95% intervals" in text
     html = r._repr_html_()  # the notebook's view: the same table
     assert "What if: net on CPU:0, each change timed from the same start" in html and "steps_per_execution=32" in html
 
@@ -129,7 +136,7 @@ def test_a_change_that_fails_is_one_line_and_the_others_still_run(kip):
     assert spe.error is None and spe.speedup is not None
     assert policy() == "float32"  # Keras' global policy is put back after the failure
     text = " ".join(str(kip.user_ns["R"]).split())
-    assert f"mixed precision cannot run: {mixed.error}" in text
+    assert f"mixed precision cannot run ({mixed.error})" in text
 
 
 @pytest.mark.skipif(not cpu_has_bf16(), reason="this CPU has no bfloat16 instructions")
@@ -172,14 +179,23 @@ def test_a_larger_batch_of_a_tf_data_input(kip):
 
 def test_the_default_list_keeps_within_the_budget_and_says_what_it_left_out(kip):
     kip.run_cell(f"%%timed_fit --whatif -q -v R --no-history\nmodel = make_model()\n{FIT}").raise_error()
-    w = kip.user_ns["R"].whatifs[0]
-    # epochs of about 0.1 s: a 10 ms budget, under one trial's compiling: only the first change is timed
-    timed = [run.variant for run in w.runs if run.error is None]
-    assert timed == ["steps_per_execution=32"]  # the fix the dispatch-bound verdict names first
-    (left,) = [n for n in w.notes if n.startswith("Not timed, to keep within the budget")]
-    assert "batch x4, jit_compile=True, mixed precision" in left or "batch x4, jit_compile=True" in left
-    assert "--whatif batch,jit" in left and "or raise --budget" in left
-    assert any(n.startswith("These trials took") and "over their budget" in n for n in w.notes)
+    r = kip.user_ns["R"]
+    w = r.whatifs[0]
+    # epochs of about 0.1 s: a 10 ms budget, under one trial's compiling: nothing runs, not even the model
+    # as it is, and the line says which --whatif runs them, and the --budget that would hold them
+    assert w.baseline is None and [run.variant for run in w.runs if run.error is None] == []
+    assert w.left_out[0] == "spe" and set(w.left_out) <= {"spe", "batch", "jit", "mixed"}  # the named fix first
+    assert w.wall_s < w.budget_s
+    each = trials.least_cost_s(r.reports[0])
+    assert w.needed_budget >= 100 * (len(w.left_out) + 1) * each / r.reports[0].epoch_mean_s
+    keys = ",".join(w.left_out)
+    line = " ".join(str(r).split())
+    assert (f"Not run, to keep within the budget: {', '.join(w.left_out)} (--whatif {keys} runs them anyway). "
+            f"Cost {fmt_s(w.wall_s)} of a {fmt_s(w.budget_s)} budget (10% of an epoch); ") in line
+    if w.needed_budget <= 100:
+        assert f"--budget {w.needed_budget} would hold them all." in line
+    else:  # a 0.1 s epoch: five trials of a compiling copy take several epochs
+        assert "they take longer than an epoch, the most --budget allows." in line
 
 
 def test_a_named_list_runs_whatever_the_budget(kip):
