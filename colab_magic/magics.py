@@ -683,8 +683,15 @@ def _widget_bar(total: int) -> Any:
             handle.update(_Shown())
 
     bar = Bar(total=total, desc="trials", unit="trial", leave=False, display=False)
-    bar.handle = display(bar.container, display_id=True)
+    # The widget's view by hand, under our display id: display(widget, display_id=...) loses the id on
+    # ipywidgets 7 (Colab's), whose widgets display themselves (_ipython_display_). No text fallback:
+    # where no widget can be drawn, nothing is.
+    view = {"version_major": 2, "version_minor": 0, "model_id": bar.container.model_id}
+    bar.handle = display({WIDGET_VIEW: view, "text/plain": ""}, raw=True, display_id=True)
     return bar
+
+
+WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"  # ipywidgets 7 and 8: protocol 2.0
 
 
 def _history_path(flag: str | None) -> Path:

@@ -237,14 +237,16 @@ def test_the_notebook_progress_bar_is_never_left_behind_red(kip, monkeypatch, do
         def update(self, obj):
             self.shown.append(obj)
 
-    def display(obj, display_id=False):
+    def display(obj, display_id=False, raw=False):
         handles.append(Handle(obj))
         return handles[-1]
 
     monkeypatch.setattr(magics, "display", display)
     bar = magics._FrontEnd(kip, Namespace(quiet=False, live=False, output=True, json=False)).progress(6)
     (handle,) = handles  # -o: no place kept for the answer; the bar in a display of its own
-    assert handle.shown == [bar.container]
+    # the widget's view under our display id (no text fallback left to show "trials: 0%")
+    view = handle.shown[0]["application/vnd.jupyter.widget-view+json"]
+    assert view["model_id"] == bar.container.model_id and handle.shown[0]["text/plain"] == ""
     bar.update(done)
     bar.close()
     progress = bar.container.children[1]
