@@ -70,6 +70,13 @@ def compare_fit(captured: CapturedFit, user_report: FitReport | None, device_nam
         result.skipped = str(exc)
         return result
     result.fixed_s = plan.fixed_s
+    closed = len(user_report.closed_epochs) if user_report else 0
+    if plan.fixed_range is not None and closed < trials.FEW_EPOCHS:
+        low, high = plan.fixed_range
+        result.notes.append(
+            f"The time outside the steps was {low:.2f}-{high:.2f} s an epoch in your {closed} epoch"
+            f"{'s' if closed != 1 else ''}; the interval spans that, but {closed} cannot show how often an epoch "
+            "stalls at its start: a fit of 3 epochs or more can.")
     result.budget_s, result.budget_share = plan.budget_s(options.budget), options.budget
     if captured.weights is None:
         result.notes.append("The model had no weights before its fit: each device starts from its own random weights.")

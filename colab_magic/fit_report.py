@@ -6,11 +6,11 @@ from __future__ import annotations
 import dataclasses
 
 from .observer import FitFacts
-from .parts import THROTTLING_REASONS, Epoch, GpuSummary, HostSummary, SamplerFigures
+from .parts import THROTTLING_REASONS, CallbackTime, Epoch, GpuSummary, HostSummary, SamplerFigures
 from .report import FitReport
 from .sampler import GPM_SERIES, GpuTrack, Sampler
 from .stats import Series
-from .timing import StepTimer
+from .timing import EpochTiming, StepTimer
 from .verdicts import findings
 
 
@@ -40,7 +40,7 @@ def build_report(index: int, timer: StepTimer, sampler: Sampler, facts: FitFacts
         step=step,
         total_steps=timer.total_steps,
         samples_per_s=(batch / step.median) if batch and step and step.median > 0 else None,
-        epochs=_epochs(timer, sampler),
+        epochs=_epochs(timer, sampler, facts.callback_seconds),
         host=_host(sampler),
         gpus=[_gpu(sampler, pos, track) for pos, track in enumerate(sampler.gpus)],
         gpu_note=sampler.gpu_note,
@@ -50,6 +50,9 @@ def build_report(index: int, timer: StepTimer, sampler: Sampler, facts: FitFacts
         signature=facts.signature,
         resumed_from_epoch=facts.resumed_from_epoch,
         backup_dir=facts.backup_dir,
+        callbacks=_callbacks(facts.callback_seconds, len(timer.epochs)),
+        own_hooks_s=facts.own_hooks_s,
+        input_kind=facts.input_kind,
         # in order only until the reservoir starts sampling
         step_times=timer.steps.values[:] if timer.steps.count == len(timer.steps.values) else None,
     )
@@ -57,7 +60,21 @@ def build_report(index: int, timer: StepTimer, sampler: Sampler, facts: FitFacts
     return dataclasses.replace(report, findings=findings(report))
 
 
-def _epochs(timer: StepTimer, sampler: Sampler) -> list[Epoch]:
+def _before(ep: EpochTiming) -> float | None:
+    """An epoch's time before its first step (all of it, when no step began)."""
+    if ep.first_step_start is not None:
+        return max(0.0, ep.first_step_start - ep.start)
+    return max(0.0, ep.end - ep.start - ep.val_s) if ep.end is not None else None
+
+
+def _callbacks(seconds: dict, epochs: int) -> list[CallbackTime]:
+    """The user's callbacks, slowest first."""
+    timed = [CallbackTime(name, sum(by_epoch.values()), [by_epoch.get(n, 0.0) for n in range(epochs)],
+                          by_epoch.get(-1, 0.0)) for name, by_epoch in seconds.items()]
+    return sorted(timed, key=lambda c: -c.total_s)
+
+
+def _epochs(timer: StepTimer, sampler: Sampler, callback_seconds: dict | None = None) -> list[Epoch]:
     epochs = []
     for n, ep in enumerate(timer.epochs):
         closed = ep.end is not None
@@ -71,6 +88,10 @@ def _epochs(timer: StepTimer, sampler: Sampler) -> list[Epoch]:
                 steps_s=ep.steps_s,
                 step_median_s=ep.step_median,
                 complete=closed,
+                before_steps_s=_before(ep),
+                callbacks_s=sum(by_epoch.get(n, 0.0) for by_epoch in (callback_seconds or {}).values()),
+                after_steps_s=(max(0.0, ep.end - ep.train_end - ep.val_s)
+                               if ep.end is not None and ep.train_end is not None else None),
                 # marks[0] is the fit's start and marks[n + 1] this epoch's end
                 energy_j=[sampler.energy_j_between(g, n, n + 1) if closed else None for g in range(len(sampler.gpus))],
             )

@@ -62,7 +62,7 @@ def _fit_tables(r: Any, count: int, comparison: Any, whatif: Any = None) -> list
     if whatif is not None:
         out.append(whatif_table(whatif))
     out.append(_training(r, which))
-    details = [_per_epoch(r, which), _hardware(r, _title(which, "hardware: host (CPU)" + (" and GPUs" if r.gpus else "")))]
+    details = [_per_epoch(r, which)] + ([_callbacks(r, which)] if r.callbacks else []) + [_hardware(r, _title(which, "hardware: host (CPU)" + (" and GPUs" if r.gpus else "")))]
     for table in details:
         table.kind = "details"
     return out + details
@@ -210,7 +210,9 @@ def _compute(r: Any) -> str:
 
 def _per_epoch(r: Any, which: str) -> Table:
     gpu_cols = [f"GPU {g.index} (J)" for g in r.gpus]
-    header = ["epoch", "time (s)", "in steps (s)", "validation (s)", "other (s)", "steps", "ms/step"] + gpu_cols
+    timed_callbacks = bool(r.callbacks)
+    header = (["epoch", "time", "before", "in steps", "validation", "after"]
+              + (["callbacks"] if timed_callbacks else []) + ["steps", "ms/step"] + gpu_cols)
     epochs = r.epochs
     rows = []
     shown = epochs if len(epochs) <= MAX_EPOCH_ROWS else epochs[:10] + [None] + epochs[-9:]
@@ -221,13 +223,30 @@ def _per_epoch(r: Any, which: str) -> Table:
         label = str(e.epoch) + ("" if e.complete else " (cut)")
         energy = [fmt(j, ".0f") for j in e.energy_j]
         rows.append(
-            [label, seconds_column(e.time_s), seconds_column(e.steps_s), seconds_column(e.val_s) if e.val_s else "-",
-             seconds_column(e.outside_steps_s), str(e.steps), ms_or_na(e.step_median_s)]
+            [label, seconds_column(e.time_s), seconds_column(e.before_steps_s), seconds_column(e.steps_s),
+             seconds_column(e.val_s) if e.val_s else "-", seconds_column(e.after_steps_s)]
+            + ([seconds_column(e.callbacks_s)] if timed_callbacks else []) + [str(e.steps), ms_or_na(e.step_median_s)]
             + energy
         )
-    note = ("time = in steps + validation + other: the epoch's time outside its steps and validation (setting up "
-            "and closing the data iterator, callbacks, logging). ms/step: the median." + (" GPU (J): energy." if r.gpus else ""))
+    note = ("Seconds; time = before (the first step: setting up the data iterator, and closing the last one) + "
+            "in steps + validation + after (the last step: epoch-end callbacks, logging)."
+            + (" callbacks: what your callbacks took, within the others." if timed_callbacks else "")
+            + " ms/step: the median." + (" GPU (J): energy." if r.gpus else ""))
     return Table(_title(which, "per epoch"), rows, header, [note])
+
+
+def _callbacks(r: Any, which: str) -> Table:
+    """The user's callbacks, slowest first, and colab_magic's own hooks apart."""
+    total = sum(e.time_s for e in r.closed_epochs) or None
+    rows = [[c.name, seconds_column(c.total_s), seconds_column(c.total_s / max(1, len(r.closed_epochs))),
+             fmt(100 * c.total_s / total if total else None, ".1f", "%"), seconds_column(c.outside_s)]
+            for c in r.callbacks]
+    notes = ["Seconds in each callback's own hooks (on_train_batch_end, on_epoch_end...), by class; outside "
+             "epochs: on_train_begin, and on_epoch_begin (it runs before the epoch's clock starts)."]
+    if r.own_hooks_s is not None:
+        notes.append(f"colab_magic's own hooks: {fmt_s(r.own_hooks_s)}, not counted above.")
+    return Table(_title(which, "callbacks"), rows, ["callback", "total (s)", "per epoch (s)", "of the epochs",
+                                                    "outside epochs (s)"], notes)
 
 
 def comparison_table(c: Any) -> Table:

@@ -18,6 +18,7 @@ from __future__ import annotations
 import functools
 import inspect
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +28,7 @@ import keras
 
 from . import frameworks
 from .backup import Backup, backup_for
+from .callback_clock import CallbackClock
 from .errors import describe
 from .observer import FitFacts, FitObserver, LoopPlan
 from .parts import ModelSignature
@@ -72,10 +74,11 @@ class ObserverCallback(keras.callbacks.Callback):
 
     async_safe = True
 
-    def __init__(self, observer: FitObserver, model: Any) -> None:
+    def __init__(self, observer: FitObserver, model: Any, clock: CallbackClock | None = None) -> None:
         super().__init__()
         self.observer = observer
         self._model_ref = model  # not self.model: on JAX reading that in a batch hook copies the state
+        self.clock = clock  # where our own hooks' time goes (apart from the user's callbacks')
 
     def on_train_begin(self, logs: dict | None = None) -> None:
         params = self.params or {}
@@ -86,12 +89,18 @@ class ObserverCallback(keras.callbacks.Callback):
         self.observer.epoch_started(epoch)
 
     def on_train_batch_begin(self, batch: int, logs: dict | None = None) -> None:
+        start = time.perf_counter()
         self.observer.step_started(batch)
+        if self.clock is not None:
+            self.clock.own_s += time.perf_counter() - start
 
     def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
+        start = time.perf_counter()
         self.observer.step_ended(batch)
         if self.observer.stop_requested():
             self._model_ref.stop_training = True
+        if self.clock is not None:
+            self.clock.own_s += time.perf_counter() - start
 
     def on_test_begin(self, logs: dict | None = None) -> None:
         self.observer.validation_started()
@@ -178,7 +187,10 @@ def time_fit_call(call: KerasCall, options: KerasOptions, fits: CellFits,
     fit.backup = backup
     if captured is not None:
         captured.index = fit.index
-    callbacks, detach = _attach(arguments.get("callbacks"), ObserverCallback(fit, model), model, backup)
+    clock = CallbackClock(lambda: _epoch_now(fit))
+    untime = clock.attach(_user_callbacks(arguments.get("callbacks")))
+    fit.callback_clock = clock
+    callbacks, detach = _attach(arguments.get("callbacks"), ObserverCallback(fit, model, clock), model, backup)
     arguments["callbacks"] = callbacks
     error: BaseException | None = None
     try:
@@ -188,6 +200,7 @@ def time_fit_call(call: KerasCall, options: KerasOptions, fits: CellFits,
         raise
     finally:
         detach()
+        untime()
         fit.fit_ended(error)
         kept.release()  # the folder's lock: another run of this model may use it now
 
@@ -197,7 +210,11 @@ def keras_facts(model: Any, arguments: dict, fit: FitRecording, backup_note: str
     backend = keras.backend.backend()
     device = frameworks.weight_device(model)
     batch = batch_size_of(arguments.get("x"), arguments.get("batch_size"))
+    clock = fit.callback_clock
     return FitFacts(
+        callback_seconds=dict(clock.seconds) if clock is not None else {},
+        own_hooks_s=clock.own_s if clock is not None else None,
+        input_kind=input_kind(arguments.get("x")),
         loop=LOOP,
         model=getattr(model, "name", type(model).__name__),
         backend=backend,
@@ -212,6 +229,34 @@ def keras_facts(model: Any, arguments: dict, fit: FitRecording, backup_note: str
         backup_dir=str(fit.backup.backup_dir) if fit.backup is not None else None,
         notes=[backup_note] if backup_note else [],
     )
+
+
+def _user_callbacks(callbacks: Any) -> list:
+    """The user's own callbacks in what fit was given (None, a list, or a CallbackList)."""
+    if callbacks is None:
+        return []
+    return list(callbacks) if isinstance(callbacks, (list, tuple)) else list(getattr(callbacks, "callbacks", []))
+
+
+def _epoch_now(fit: FitRecording) -> int | None:
+    epochs = fit.timer.epochs
+    return len(epochs) - 1 if epochs and epochs[-1].end is None else None
+
+
+def input_kind(x: Any) -> str | None:
+    """What fed a fit, in the words the verdicts use: "numpy", "tf.data", "PyDataset", "generator"..."""
+    if x is None:
+        return None
+    if hasattr(x, "element_spec"):
+        return "tf.data"
+    if isinstance(x, (list, tuple, dict)):
+        first = next(iter(x.values() if isinstance(x, dict) else x), None)
+        return input_kind(first)
+    if type(x).__module__.startswith("numpy"):
+        return "numpy"
+    if inspect.isgenerator(x) or hasattr(x, "__next__"):
+        return "generator"
+    return type(x).__name__
 
 
 def _resumed_from(fit: FitRecording, initial_epoch: int) -> int | None:

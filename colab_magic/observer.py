@@ -45,6 +45,11 @@ class FitFacts:
     resumed_from_epoch: int | None = None
     backup_dir: str | None = None
     notes: list[str] = field(default_factory=list)  # the source's own notes on this fit
+    # the user's callbacks: seconds by class name and epoch index (-1: outside epochs); and what the
+    # source's own hooks cost (None: not measured)
+    callback_seconds: dict = field(default_factory=dict)
+    own_hooks_s: float | None = None
+    input_kind: str | None = None  # "numpy", "tf.data", "generator", "PyDataset"...: what fed the fit
 
 
 class FitObserver:

@@ -47,6 +47,13 @@ class Epoch(Part):
     step_median_s: float | None
     complete: bool
     energy_j: list[float | None] = field(default_factory=list)  # per GPU
+    # Where the epoch's time went outside its steps (they sum with steps_s and val_s to time_s):
+    # before its first step (setting up the data iterator, and on TensorFlow closing the last epoch's),
+    # and after its last step other than validation (epoch-end callbacks, logging); and of the whole
+    # epoch, what the user's callbacks took (inside steps for batch hooks: a part, not a further term)
+    before_steps_s: float | None = None
+    after_steps_s: float | None = None
+    callbacks_s: float = 0.0
 
     @property
     def outside_steps_s(self) -> float | None:
@@ -153,6 +160,16 @@ class Finding(Part):
     evidence: str
     fix: str
     action: str = ""  # the fix in a few words, for the headline
+
+
+@dataclass
+class CallbackTime(Part):
+    """One of the user's callbacks (by class name): the seconds its hooks took."""
+
+    name: str
+    total_s: float
+    epochs_s: list[float]  # in each epoch of the report, in order
+    outside_s: float = 0.0  # outside every epoch (on_train_begin, on_epoch_begin before the epoch's clock)
 
 
 @dataclass

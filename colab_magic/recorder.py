@@ -46,6 +46,7 @@ class FitRecording(FitObserver):
         self.sampler = Sampler(cell.options.interval)
         self.timer = StepTimer(on_epoch_end=self.sampler.mark, warmup_steps=cell.options.warmup_steps)
         self.backup: Any = None  # Keras' BackupAndRestore that --backup added
+        self.callback_clock: Any = None  # the user's callbacks' time (colab_magic.callback_clock), Keras'
         self.warned = False  # the runtime-left warning was given for this fit
         self.problems: list[str] = []  # failures of our own hooks during the fit
         self.cluster: dict | None = None  # a multi-process run: this process's place in it

@@ -13,6 +13,7 @@ from typing import Any
 from . import brief_view, fit_view, plot
 from .headline import fit_headline, no_gpu_advice
 from .parts import (
+    CallbackTime,
     Epoch,
     Finding,
     GpuSummary,
@@ -81,6 +82,10 @@ class FitReport:
     # timer keeps): how much short windows of this machine stray from the mean (colab_magic.intervals)
     step_times: Sequence[float] | None = field(default=None, repr=False)  # an array("d")
     loop: str = "keras"  # the loop source that drove the fit (colab_magic.observer)
+    # the user's callbacks, slowest first, and what the product's own hooks cost (None: not measured)
+    callbacks: list[CallbackTime] = field(default_factory=list)
+    own_hooks_s: float | None = None
+    input_kind: str | None = None  # what fed the fit: "numpy", "tf.data", "generator"...
 
     @property
     def device_gpu(self) -> GpuSummary | None:

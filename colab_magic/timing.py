@@ -42,6 +42,7 @@ class EpochTiming:
     val_s: float = 0.0
     steps: int = 0
     steps_s: float = 0.0  # time inside steps; the rest of the epoch is its fixed cost
+    first_step_start: float | None = None  # when its first step began: before it, the iterator's set-up
     step_median: float | None = None  # seconds per step, first execution (and any warm-up steps) excluded
 
 
@@ -92,6 +93,8 @@ class StepTimer(FitObserver):
         # Runs on the loop's thread, before the step is dispatched: the epoch's first step starts here.
         if self._epoch_first_begin is None:
             self._epoch_first_begin = self.clock()
+            if self.epochs:
+                self.epochs[-1].first_step_start = self._epoch_first_begin
 
     def step_ended(self, step: int) -> None:
         batch = step

@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 
 from . import peaks, variants
+from .epoch_verdicts import epoch_start, slow_callback, validation_heavy
 from .parts import Finding
 from .report import FitReport
 from .run_summary import RunSummary, WhatIf
@@ -221,8 +222,8 @@ def compile_dominates(r: FitReport) -> Finding | None:
 
 
 # In order of importance: at most MAX_FINDINGS are shown.
-RULES = (gpu_unused, idle_gpus, input_bound, throttled, memory, dispatch_bound, sms_idle, tensor_cores_idle,
-         compile_dominates)
+RULES = (gpu_unused, idle_gpus, input_bound, epoch_start, slow_callback, validation_heavy, throttled, memory,
+         dispatch_bound, sms_idle, tensor_cores_idle, compile_dominates)
 
 
 # The fix in a few words, for the headline; the finding's own text has the details.
@@ -230,6 +231,9 @@ ACTIONS = {
     "gpu_unused": "%device_info says why",
     "idle_gpus": "spread the fit with keras.distribution.DataParallel",
     "input_bound": "parallelise and prefetch the input pipeline",
+    "epoch_start": "set the data up once",  # a finding may carry its own (NumPy on TensorFlow)
+    "slow_callback": "run it less often",
+    "validation_heavy": "validate every few epochs (validation_freq)",
     "throttled": "a steady figure needs an unthrottled GPU",
     "memory_reserved": "only matters if other work needs the GPU",
     "memory_full": "a smaller batch or mixed precision",
@@ -245,7 +249,7 @@ def findings(report: FitReport) -> list[Finding]:
     for rule in RULES:
         finding = rule(report)
         if finding is not None:
-            finding.action = ACTIONS.get(finding.rule, "")
+            finding.action = finding.action or ACTIONS.get(finding.rule, "")
             found.append(finding)
     return found[:MAX_FINDINGS]
 

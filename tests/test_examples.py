@@ -67,7 +67,7 @@ def test_quickstart(monkeypatch, tmp_path):
     assert flat.count("No NVIDIA GPU here") == 1  # the missing GPU, explained once
     # the details in the HTML, folded: per epoch (columns that add up), hardware
     for words in ("<caption>Training</caption>", "ms/step", "first step", "samples/s", "<details>",
-                  "<caption>Per epoch</caption>", "<th>other (s)</th>", "<caption>Hardware: host (CPU)</caption>",
+                  "<caption>Per epoch</caption>", "<th>before</th>", "<caption>Hardware: host (CPU)</caption>",
                   "utilisation mean / p95"):
         assert words in html, words
     # --plot: the timeline inside the summary, right after the verdicts (not a separate output)

@@ -91,7 +91,8 @@ def test_input_check_evidence_in_ms():
 
 def test_every_rule_has_a_short_fix_for_the_headline():
     names = {rule.__name__ for rule in verdicts.RULES}
-    assert set(verdicts.ACTIONS) == {"gpu_unused", "idle_gpus", "input_bound", "throttled", "memory_reserved",
+    assert set(verdicts.ACTIONS) == {"gpu_unused", "idle_gpus", "input_bound", "epoch_start", "slow_callback",
+                                     "validation_heavy", "throttled", "memory_reserved",
                                      "memory_full", "dispatch_bound", "sms_idle", "tensor_cores_idle",
                                      "compile_dominates"}
     assert names <= set(verdicts.ACTIONS) | {"memory"}
