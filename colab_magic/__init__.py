@@ -13,7 +13,7 @@ from typing import Any
 
 __version__ = "0.1.0"
 __all__ = [
-    "DeviceInfo", "FitReport", "HistoryView", "RunSummary", "TimedFitResult",
+    "DeviceInfo", "FitReport", "HistoryView", "RunSummary", "TimedFitResult", "step",
     "load_ipython_extension", "unload_ipython_extension",
 ]
 
@@ -24,6 +24,10 @@ def __getattr__(name: str) -> Any:
         from . import report
 
         return getattr(report, name)
+    if name == "step":  # colab_magic.step(): a training step marked by hand
+        from .step_marks import step
+
+        return step
     if name == "RunSummary":
         from .run_summary import RunSummary
 

@@ -68,7 +68,8 @@ def _figures(r: Any) -> str:
         text += f", batch {r.batch_size:,}"
     text += f": {fmt(r.samples_per_s, ',.0f')} samples/s"
     if r.first_step_s is not None:
-        text += f"; the first step took {fmt_s(r.first_step_s)} (compiling; left out of ms/step)"
+        why = "compiling" if r.loop == "keras" else "its warm-up"
+        text += f"; the first step took {fmt_s(r.first_step_s)} ({why}; left out of ms/step)"
     return text + "."
 
 

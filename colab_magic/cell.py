@@ -25,6 +25,8 @@ from .recorder import CellFits, FitOptions
 from .report import FitReport, TimedFitResult
 from .run_summary import Comparison, RunSummary, WhatIf
 from .session import Session
+from .step_marks import StepMarks
+from .torch_loop import TorchLoop
 from .verdicts import findings, quote_measured
 from .whatif import planned as planned_whatifs
 from .whatif import whatif_fit
@@ -77,7 +79,7 @@ def time_cell(execute: Callable[[], Any], options: TimedFitOptions | None = None
     start = time.perf_counter()
     value = error = None
     try:
-        with fits, loop:
+        with fits, loop, TorchLoop(fits), StepMarks(fits):
             value = execute()
     except BaseException as exc:  # noqa: BLE001 - Ctrl-C included: summarise what ran, then re-raise
         error = exc
@@ -147,6 +149,8 @@ def _after_cell(work: _Assembly, options: TimedFitOptions, error: BaseException 
         _check_inputs(work, options.input_check == "on", options.interval)
     for report in work.reports:  # again, now with the FLOPs and the input check in the report
         work.update(report, findings=findings(report))
+    if options.trials_asked and any(r.loop != "keras" for r in work.reports):
+        work.notes.append(OWN_LOOP_TRIALS)
     if options.trials_asked and work.captured:
         _run_trials(work, options, error, observer)
     if options.history_path is not None and work.reports:
@@ -154,6 +158,11 @@ def _after_cell(work: _Assembly, options: TimedFitOptions, error: BaseException 
     _session_notes(work, options)
     if work.reports and (options.plot or options.plot_file):
         _timelines(work, options)
+
+
+OWN_LOOP_TRIALS = ("--compare and --whatif train the model again, which a PyTorch loop (or a marked one) does in "
+                   "your own code: they ran for Keras fits only. To compare devices, run the cell on each "
+                   "(%fit_history --compare sets the runs side by side).")
 
 
 def _run_trials(work: _Assembly, options: TimedFitOptions, error: BaseException | None,

@@ -53,6 +53,7 @@ def build_report(index: int, timer: StepTimer, sampler: Sampler, facts: FitFacts
         callbacks=_callbacks(facts.callback_seconds, len(timer.epochs)),
         own_hooks_s=facts.own_hooks_s,
         input_kind=facts.input_kind,
+        input_wait=facts.input_wait,
         # in order only until the reservoir starts sampling
         step_times=timer.steps.values[:] if timer.steps.count == len(timer.steps.values) else None,
     )

@@ -27,7 +27,7 @@ MAX_EPOCH_ROWS = 20  # a long run shows its first and last epochs
 
 def tables(result: Any) -> list[Table]:
     if not result.reports:
-        notes = [f"No Keras fit was seen in this cell (it ran in {fmt_s(result.cell_s)})."] + result.notes
+        notes = [f"{result.headline[:-1]} (it ran in {fmt_s(result.cell_s)})."] + result.notes
         if not result.complete:
             notes.append(f"The cell stopped: {result.error}.")
         return [Table("%%timed_fit", [], notes=notes)]
@@ -85,8 +85,9 @@ def _verdicts(r: Any, which: str) -> Table:
         share = fmt_interval(check.wait_share, interval, ".1f", "%", 100)
         # with an interval, the verdict went by its low end: a wait the noise could explain was let pass
         verdict = "not input-bound beyond the noise of the timing" if interval else "not input-bound"
-        lines.append(f"Input check passed: {share} of each step waits for data: {verdict} "
-                     f"({check.steps} steps of a copy of the model, {fmt_s(check.check_s)}).")
+        how = (f"measured in the DataLoader over {check.steps} steps" if check.source == "DataLoader"
+               else f"{check.steps} steps of a copy of the model, {fmt_s(check.check_s)}")
+        lines.append(f"Input check passed: {share} of each step waits for data: {verdict} ({how}).")
     if not lines:
         lines.append("No bottleneck found: none of the verdicts' conditions held (README: Verdicts).")
     title = _title(which, "verdicts")

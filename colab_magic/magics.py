@@ -235,8 +235,9 @@ def _variable(name: str, flag: str) -> str:
     return name
 
 
-TIMED_FIT_HELP = """Run the cell; time every Keras Model.fit in it per step and per epoch, and sample the
-GPUs and the host while it trains. Then show the answer and the evidence for it.
+TIMED_FIT_HELP = """Run the cell; time every Keras Model.fit in it per step and per epoch (and every PyTorch
+optimizer step, or colab_magic.step() in any other loop), and sample the GPUs and the host
+while it trains. Then show the answer and the evidence for it.
 
 The cell runs in your namespace, as with %%time. A fit that raises says where it failed
 (epoch, step), then the exception is raised again with its traceback; Ctrl-C still shows

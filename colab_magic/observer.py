@@ -16,7 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from .parts import ModelSignature
+from .parts import InputWait, ModelSignature
 
 
 @dataclass(frozen=True)
@@ -50,6 +50,7 @@ class FitFacts:
     callback_seconds: dict = field(default_factory=dict)
     own_hooks_s: float | None = None
     input_kind: str | None = None  # "numpy", "tf.data", "generator", "PyDataset"...: what fed the fit
+    input_wait: InputWait | None = None  # the input wait, where the source measures it directly (torch)
 
 
 class FitObserver:

@@ -182,6 +182,9 @@ class InputWait(Part):
     check_s: float  # what the check cost
     steps: int  # the held-batch steps timed
     wait_share_interval: tuple[float, float] | None = None  # 95%, 0-1; None: too few steps to say
+    # "copy": the input check (a copy of the model on one batch held in memory); "DataLoader": the time
+    # inside a PyTorch DataLoader's __next__, measured in the user's own steps
+    source: str = "copy"
 
     @property
     def wait_share_low(self) -> float:

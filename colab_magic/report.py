@@ -26,6 +26,9 @@ from .parts import (
 from .run_summary import Comparison, WhatIf
 from .tables import Rendered, Table
 
+NO_STEP_SEEN = ("No training step was seen in this cell: a Keras model.fit, a torch.optim optimizer's step(), or "
+                "colab_magic.step() in your own loop marks one.")
+
 
 @dataclass(frozen=True)
 class FitReport:
@@ -204,7 +207,7 @@ class TimedFitResult(Rendered):
     def headline(self) -> str:
         """The answer, one line per fit: where it trained, how fast, and what holds it back."""
         if not self.reports:
-            return "No Keras fit was seen in this cell."
+            return NO_STEP_SEEN
         return "\n".join(self.headlines)
 
     @property

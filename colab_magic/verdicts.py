@@ -41,6 +41,13 @@ INPUT_FIX = (
 )
 
 
+TORCH_INPUT_FIX = (
+    "DataLoader(..., num_workers=N, pin_memory=True, persistent_workers=True): batches are made in N worker "
+    "processes while the model trains (N: the CPU's cores, 2 on Colab's free tier); keep the Dataset's "
+    "__getitem__ cheap (decode and augment once, or on the GPU)"
+)
+
+
 def gpu_unused(r: FitReport) -> Finding | None:
     """The framework trained on the CPU while a GPU was there."""
     if not r.gpus or not (r.device or "").startswith("CPU"):
@@ -85,10 +92,16 @@ def input_bound(r: FitReport) -> Finding | None:
         if low < MODERATELY_INPUT_BOUND:
             return None
         level = "Highly" if low >= HIGHLY_INPUT_BOUND else "Moderately"
+        title = (f"{level} input-bound: {fmt_interval(check.wait_share, check.wait_share_interval, '.0f', '%', 100)} "
+                 "of each step waits for data")
+        if check.source == "DataLoader":  # measured in the user's own steps, not on a copy
+            return Finding("input_bound", title,
+                           f"{ms(check.step_s - check.compute_step_s)} of each {ms(check.step_s)} step spent in the "
+                           f"DataLoader's __next__ ({check.steps} steps)", TORCH_INPUT_FIX,
+                           "DataLoader num_workers and pin_memory")
         return Finding(
             "input_bound",
-            f"{level} input-bound: {fmt_interval(check.wait_share, check.wait_share_interval, '.0f', '%', 100)} "
-            "of each step waits for data",
+            title,
             f"mean step {ms(check.step_s)} with your pipeline, {ms(check.compute_step_s)} "
             f"with one batch held in memory ({check.steps} steps of a copy of the model)",
             INPUT_FIX,

@@ -71,7 +71,26 @@ def leaves_nothing_running(shell):
     # class's own dict, or a changed one, is a patch that leaked, blamed on the test that leaked it.
     if _keras_fit() is not fit_before:
         problems.append("keras.Model.fit left patched")
+    if _torch_hooks():
+        problems.append(f"torch hooks or patches left: {_torch_hooks()}")
     assert not problems, "; ".join(problems)
+
+
+def _torch_hooks() -> list[str]:
+    """PyTorch's global optimizer and module hooks, and DataLoader iterators, as they must be outside a cell."""
+    if "torch" not in sys.modules:
+        return []
+    import torch.optim.optimizer as optim
+    from torch.nn.modules import module
+    from torch.utils.data import dataloader
+
+    left = [name for name, hooks in (("optimizer step pre", optim._global_optimizer_pre_hooks),
+                                     ("optimizer step post", optim._global_optimizer_post_hooks),
+                                     ("module forward pre", module._global_forward_pre_hooks),
+                                     ("module forward", module._global_forward_hooks)) if hooks]
+    base = dataloader._BaseDataLoaderIter
+    return left + [f"DataLoader iterator {n}" for n in ("__init__", "__next__")
+                   if getattr(base, n).__module__ != "torch.utils.data.dataloader"]
 
 
 def _keras_fit():

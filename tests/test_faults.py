@@ -274,7 +274,7 @@ def test_no_steps_and_a_fit_that_fails_on_its_arguments(kip, capsys):
     res = kip.run_cell("%%timed_fit --no-history -v R\nmake_model().fit(x, y, epochz=2)")
     assert isinstance(res.error_in_exec, TypeError)
     out = text(capsys)
-    assert "No Keras fit was seen" in out and "The cell stopped: TypeError" in out
+    assert "No training step was seen" in out and "The cell stopped: TypeError" in out
 
 
 # --- NVML misbehaving -----------------------------------------------------------------------------

@@ -68,7 +68,7 @@ def test_results_display_and_update_in_place(ip, monkeypatch):
     handle.update(result)
     first, second = publisher.outputs
     for output in (first, second):
-        assert "No Keras fit was seen" in output["data"]["text/plain"]
+        assert "No training step was seen" in output["data"]["text/plain"]
         assert "a &lt;b&gt;note&lt;/b&gt;" in output["data"]["text/html"]
     assert not first["update"] and second["update"]
     assert first["transient"]["display_id"] == second["transient"]["display_id"] == handle.display_id

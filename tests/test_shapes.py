@@ -192,9 +192,11 @@ def test_the_public_api_is_declared_and_importable_without_loading_a_framework()
     code = (
         "import sys\n"
         "import colab_magic\n"
-        "from colab_magic import DeviceInfo, FitReport, HistoryView, RunSummary, TimedFitResult\n"
+        "from colab_magic import DeviceInfo, FitReport, HistoryView, RunSummary, TimedFitResult, step\n"
         "assert sorted(colab_magic.__all__) == sorted(['DeviceInfo', 'FitReport', 'HistoryView', 'RunSummary', "
-        "'TimedFitResult', 'load_ipython_extension', 'unload_ipython_extension'])\n"
+        "'TimedFitResult', 'step', 'load_ipython_extension', 'unload_ipython_extension'])\n"
+        "step()\n"  # outside a cell: nothing
+
         "assert all(hasattr(colab_magic, name) for name in colab_magic.__all__)\n"
         "assert TimedFitResult.__module__ == 'colab_magic.report' and DeviceInfo.__module__ == 'colab_magic.devices'\n"
         "print(sorted(m for m in ('keras', 'tensorflow', 'jax', 'torch') if m in sys.modules))\n"

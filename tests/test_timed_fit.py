@@ -270,8 +270,12 @@ def test_cell_without_fit_runs_and_says_so(kip, capsys):
     res.raise_error()
     assert kip.user_ns["answer"] == 42
     out = capsys.readouterr().out
-    assert "No Keras fit was seen in this cell" in out
-    assert len([line for line in out.splitlines() if line.strip()]) == 2  # title and the one line
+    assert "No training step was seen in this cell" in out
+    title, *said = [line.strip() for line in out.splitlines() if line.strip()]
+    # the title and the one sentence (wrapped to the width)
+    from colab_magic.report import NO_STEP_SEEN
+
+    assert title == "%%timed_fit" and re.fullmatch(re.escape(NO_STEP_SEEN[:-1]) + r" \(it ran in [\d.]+ m?s\)\.", " ".join(said))
 
 
 def test_value_of_last_expression_and_o(kip):

@@ -1,0 +1,280 @@
+"""PyTorch training as a loop source: while a ``%%timed_fit`` cell runs, every ``torch.optim`` optimizer's
+``step()`` marks a training step (PyTorch's global optimizer hooks), each new ``DataLoader`` iterator
+starts an epoch, and the time spent inside the iterators' ``__next__`` is the input wait of the steps
+they feed: measured directly, no copy of the model. One report per optimizer, ``loop = "torch"``.
+
+A step is the time from one optimizer step to the next (data, forward, backward and the update); the
+first step is timed from its own ``step()`` call only (its start is unknowable) and kept apart, as
+Keras' compiling first step is. A Keras fit on the torch backend uses Keras' own optimizers, not
+``torch.optim``: it stays one Keras fit.
+
+Nothing is imported here at load: the hooks go in when the cell starts if torch is imported already,
+else when the cell imports it (an import watcher for the cell's duration). All of it is taken off at
+the cell's end, after an exception or Ctrl-C too.
+"""
+
+from __future__ import annotations
+
+import importlib.abc
+import importlib.machinery
+import sys
+import threading
+import time
+from typing import Any
+
+from .observer import FitFacts, LoopPlan
+from .parts import InputWait
+from .recorder import CellFits, FitRecording
+
+LOOP = "torch"
+
+
+class _TorchFit:
+    """One optimizer's training, as it goes: its recording, the steps of its epoch, its input wait."""
+
+    def __init__(self, fit: FitRecording, optimizer: Any) -> None:
+        self.fit, self.optimizer = fit, optimizer
+        self.epoch = 0
+        self.step = 0  # steps in the open epoch
+        self.steps = 0  # all steps, the first included
+        self.waiting = 0.0  # seconds in DataLoader.__next__ since the last step ended
+        self.wait_s = 0.0  # of the steps timed for the wait share (not an epoch's first)
+        self.steps_s = 0.0
+        self.timed = 0
+        self.last_end: float | None = None
+        self.first_next_pending = False  # a new epoch: its first step starts at its first __next__
+        self.epoch_first = True  # the epoch's first step: timed by the step timer, left out of the wait share
+        self.loader: Any = None
+        self.model: Any = None  # the outermost nn.Module called before its first step
+
+
+class TorchLoop:
+    """For a cell: PyTorch's optimizer steps and DataLoader iterators recorded in ``fits``."""
+
+    def __init__(self, fits: CellFits) -> None:
+        self.fits = fits
+        self._by_optimizer: dict[int, _TorchFit] = {}
+        self._lock = threading.Lock()
+        self._handles: list[Any] = []
+        self._patched: list[tuple[Any, str, Any]] = []
+        self._watcher: _ImportWatcher | None = None
+        self.installed = False
+
+    def __enter__(self) -> TorchLoop:
+        if "torch" in sys.modules:
+            self._install()
+        else:
+            self._watcher = _ImportWatcher(self._install)
+            sys.meta_path.insert(0, self._watcher)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._watcher is not None and self._watcher in sys.meta_path:
+            sys.meta_path.remove(self._watcher)
+        for handle in self._handles:
+            handle.remove()
+        for owner, name, original in reversed(self._patched):
+            setattr(owner, name, original)
+        self._handles, self._patched = [], []
+        error = exc[1] if len(exc) > 1 and isinstance(exc[1], BaseException) else None
+        for run in list(self._by_optimizer.values()):
+            run.fit.epoch_ended(run.epoch)
+            run.fit.fit_ended(error)
+        self._by_optimizer.clear()
+
+    def _install(self) -> None:
+        if self.installed:
+            return
+        import torch.optim.optimizer as optim
+        from torch.utils.data import dataloader
+
+        self.installed = True
+        self._handles.append(optim.register_optimizer_step_pre_hook(self._before_step))
+        self._handles.append(optim.register_optimizer_step_post_hook(self._after_step))
+        self._watch_modules()
+        base = dataloader._BaseDataLoaderIter
+        loop = self
+        original_init, original_next = base.__init__, base.__next__
+
+        def __init__(it: Any, loader: Any, *args: Any, **kwargs: Any) -> None:
+            original_init(it, loader, *args, **kwargs)
+            it._colab_magic_loader = loader
+            loop._new_iterator(loader)
+
+        def __next__(it: Any) -> Any:
+            loader = getattr(it, "_colab_magic_loader", None)
+            loop._next_called(loader)
+            start = time.perf_counter()
+            try:
+                return original_next(it)
+            finally:
+                loop._waited(loader, time.perf_counter() - start)
+
+        self._patched += [(base, "__init__", original_init), (base, "__next__", original_next)]
+        setattr(base, "__init__", __init__)  # noqa: B010 - a class attribute set for the cell, put back after it
+        setattr(base, "__next__", __next__)  # noqa: B010
+
+    # --- the hooks -----------------------------------------------------------------------------------
+
+    def _before_step(self, optimizer: Any, args: Any, kwargs: Any) -> None:
+        with self._lock:
+            run = self._by_optimizer.get(id(optimizer))
+            if run is None:
+                run = self._begin(optimizer)
+            if run.step == 0 and run.fit.timer.epochs and run.fit.timer.epochs[-1].first_step_start is None:
+                run.fit.step_started(0)  # no DataLoader told where the epoch's first step began
+
+    def _after_step(self, optimizer: Any, args: Any, kwargs: Any) -> None:
+        now = time.perf_counter()
+        with self._lock:
+            run = self._by_optimizer.get(id(optimizer))
+            if run is None:
+                return
+            if run.loader is None:
+                run.loader = self._last_loader  # the loader whose batches fed this step
+            if run.model is None:
+                run.model = self._outermost
+            if not run.epoch_first and run.last_end is not None:  # an epoch's first step stays apart
+                run.wait_s += run.waiting
+                run.steps_s += now - run.last_end
+                run.timed += 1
+            run.epoch_first = False
+            run.waiting = 0.0
+            run.last_end = now
+            run.fit.step_ended(run.step)
+            run.step += 1
+            run.steps += 1
+            if all(r.model is not None for r in self._by_optimizer.values()):
+                self._unwatch_modules()
+
+    def _begin(self, optimizer: Any) -> _TorchFit:
+        holder: dict[str, _TorchFit] = {}
+        fit = self.fits.begin(optimizer, lambda: torch_facts(holder["run"]))
+        run = _TorchFit(fit, optimizer)
+        holder["run"] = run
+        fit.fit_started(LoopPlan())
+        fit.epoch_started(0)
+        self._by_optimizer[id(optimizer)] = run
+        return run
+
+    def _new_iterator(self, loader: Any) -> None:
+        """A new pass over a loader: a new epoch for the optimizers it feeds (a validation loader, which
+        feeds none, starts nothing)."""
+        with self._lock:
+            for run in self._by_optimizer.values():
+                if run.loader is not loader or run.step == 0:
+                    continue
+                run.fit.epoch_ended(run.epoch)
+                run.epoch += 1
+                run.step = 0
+                run.fit.epoch_started(run.epoch)
+                run.first_next_pending = True
+                run.epoch_first = True
+
+    def _next_called(self, loader: Any) -> None:
+        with self._lock:
+            self._last_loader = loader
+            for run in self._by_optimizer.values():
+                if run.first_next_pending and run.loader is loader:
+                    run.first_next_pending = False
+                    run.fit.step_started(0)  # the epoch's first step starts with its first batch
+
+    def _waited(self, loader: Any, seconds: float) -> None:
+        with self._lock:
+            for run in self._by_optimizer.values():
+                if run.loader is None or run.loader is loader:
+                    run.waiting += seconds
+
+    _last_loader: Any = None  # the loader whose __next__ ran last
+    _outermost: Any = None  # the last module called from outside any other module
+
+    def _watch_modules(self) -> None:
+        """Global module hooks, until the cell's first optimizer step: the outermost module called before
+        it names the model. Taken off then, so that later steps pay nothing for them."""
+        from torch.nn.modules import module
+
+        depth = threading.local()
+
+        def before(mod: Any, args: Any) -> None:
+            level = getattr(depth, "n", 0)
+            if level == 0:
+                self._outermost = mod
+            depth.n = level + 1
+
+        def after(mod: Any, args: Any, out: Any) -> None:
+            depth.n = max(0, getattr(depth, "n", 1) - 1)
+
+        self._module_hooks = [module.register_module_forward_pre_hook(before),
+                              module.register_module_forward_hook(after)]
+        self._handles += self._module_hooks
+
+    def _unwatch_modules(self) -> None:
+        for handle in getattr(self, "_module_hooks", []):
+            handle.remove()
+        self._module_hooks = []
+
+
+def torch_facts(run: _TorchFit) -> FitFacts:
+    """What the optimizer's parameters say of the model: device, parameter count, dtypes; the
+    DataLoader's batch size, workers and pinned memory; the input wait, measured."""
+    params = [p for group in run.optimizer.param_groups for p in group["params"]]
+    devices = sorted({str(p.device) for p in params})
+    dtypes = sorted({str(p.dtype).removeprefix("torch.") for p in params})
+    count = sum(int(p.numel()) for p in params)
+    loader = run.loader
+    notes = []
+    if loader is not None:
+        notes.append(f"DataLoader: batch_size {getattr(loader, 'batch_size', None)}, num_workers "
+                     f"{getattr(loader, 'num_workers', 0)}, pin_memory {getattr(loader, 'pin_memory', False)}.")
+    notes.append(f"{count:,} parameters in {', '.join(dtypes) or 'no dtype'}.")
+    return FitFacts(
+        loop=LOOP,
+        model=type(run.model).__name__ if run.model is not None else f"{type(run.optimizer).__name__} optimizer",
+        backend="torch",
+        device=_device(devices[0]) if devices else None,
+        devices=[_device(d) for d in devices],
+        batch_size=getattr(loader, "batch_size", None) if loader is not None else None,
+        batch_note=None if loader is not None else "unknown: no DataLoader fed the steps",
+        input_wait=_input_wait(run),
+        notes=notes,
+    )
+
+
+def _device(name: str) -> str:
+    """"cuda:0" -> "GPU:0", "cpu" -> "CPU:0", as the reports name devices."""
+    kind, _, index = name.partition(":")
+    return f"{'GPU' if kind == 'cuda' else kind.upper()}:{index or 0}"
+
+
+def _input_wait(run: _TorchFit) -> InputWait | None:
+    timed = run.timed
+    if run.loader is None or timed < 1 or run.steps_s <= 0:
+        return None
+    step = run.steps_s / timed
+    share = min(1.0, run.wait_s / run.steps_s)
+    return InputWait(step_s=step, compute_step_s=step * (1 - share), wait_share=share, check_s=0.0, steps=timed,
+                     wait_share_interval=None, source="DataLoader")
+
+
+class _ImportWatcher(importlib.abc.MetaPathFinder):
+    """Installs the hooks once the cell imports torch (the other finders find it; this one only waits)."""
+
+    def __init__(self, on_import: Any) -> None:
+        self.on_import = on_import
+
+    def find_spec(self, name: str, path: Any = None, target: Any = None) -> Any:
+        if name != "torch":
+            return None
+        sys.meta_path.remove(self)
+        spec = importlib.machinery.PathFinder.find_spec(name, path)
+        if spec is None or spec.loader is None:
+            return spec
+        loader = spec.loader
+        exec_module = loader.exec_module
+
+        def run_then_install(module: Any) -> None:
+            exec_module(module)
+            self.on_import()
+
+        loader.exec_module = run_then_install  # type: ignore[method-assign]
+        return spec

@@ -1,0 +1,150 @@
+"""PyTorch loops under %%timed_fit: steps from torch.optim's global hooks, epochs and the input wait from
+DataLoader iterators, the model named by its outermost module; colab_magic.step() for any other loop;
+everything taken off after the cell. Real torch (CPU), real threads."""
+
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+torch = pytest.importorskip("torch")
+
+SETUP = '''
+import time, torch
+from torch.utils.data import DataLoader, Dataset
+class Slow(Dataset):
+    def __init__(self, n=256, sleep=0.002):
+        self.n, self.sleep = n, sleep
+    def __len__(self):
+        return self.n
+    def __getitem__(self, i):
+        time.sleep(self.sleep)
+        return torch.randn(16), torch.randn(1)
+class Net(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.body = torch.nn.Sequential(torch.nn.Linear(16, 64), torch.nn.ReLU(), torch.nn.Linear(64, 1))
+    def forward(self, x):
+        return self.body(x)
+def train(model, opt, loader, epochs, val=None):
+    for epoch in range(epochs):
+        for xb, yb in loader:
+            opt.zero_grad()
+            torch.nn.functional.mse_loss(model(xb), yb).backward()
+            opt.step()
+        if val is not None:
+            with torch.no_grad():
+                for xb, yb in val:
+                    model(xb)
+'''
+
+
+def hooks_left():
+    import torch.optim.optimizer as optim
+    from torch.nn.modules import module
+    from torch.utils.data import dataloader
+
+    return (len(optim._global_optimizer_pre_hooks), len(optim._global_optimizer_post_hooks),
+            len(module._global_forward_pre_hooks), len(module._global_forward_hooks),
+            dataloader._BaseDataLoaderIter.__next__.__module__ != "torch.utils.data.dataloader")
+
+
+def test_a_torch_loop_is_one_report_with_epochs_steps_and_the_input_wait(kip):
+    kip.run_cell("%%timed_fit -q -v R --no-history\nmodel = Net()\nopt = torch.optim.SGD(model.parameters(), lr=0.01)\n"
+                 "train(model, opt, DataLoader(Slow(), batch_size=32), 3, val=DataLoader(Slow(64), batch_size=64))"
+                 ).raise_error()
+    (r,) = kip.user_ns["R"].reports
+    assert (r.loop, r.model, r.device, r.backend, r.batch_size) == ("torch", "Net", "CPU:0", "torch", 32)
+    assert r.total_steps == 24 and [e.steps for e in r.epochs] == [8, 8, 8]  # exactly; validation starts no epoch
+    wait = r.input_wait
+    assert wait.source == "DataLoader" and wait.steps == 21  # each epoch's first step apart
+    # 32 samples of a 2 ms sleep: at least 64 ms of each step waits in the DataLoader
+    assert wait.step_s - wait.compute_step_s >= 0.064 and wait.wait_share > 0.5
+    finding = r.findings[0]
+    assert finding.rule == "input_bound" and "num_workers" in finding.fix and "DataLoader's __next__" in finding.evidence
+    assert "DataLoader: batch_size 32, num_workers 0, pin_memory False." in r.notes
+    assert r.headline.startswith("Net on the CPU: ") and "(fix: DataLoader num_workers and pin_memory)" in r.headline
+    assert hooks_left() == (0, 0, 0, 0, False)
+
+
+def test_a_loop_without_a_dataloader_and_two_optimizers(kip):
+    cell = textwrap.dedent('''
+        g, d = torch.nn.Linear(4, 4), torch.nn.Linear(4, 1)
+        og, od = torch.optim.Adam(g.parameters()), torch.optim.SGD(d.parameters(), lr=0.1)
+        x = torch.randn(8, 4)
+        for i in range(30):
+            od.zero_grad(); d(g(x).detach()).mean().backward(); od.step()
+            og.zero_grad(); (-d(g(x))).mean().backward(); og.step()
+    ''')
+    kip.run_cell(f"%%timed_fit -q -v R --no-history\n{cell}").raise_error()
+    reports = kip.user_ns["R"].reports
+    assert [(r.loop, r.total_steps, len(r.epochs)) for r in reports] == [("torch", 30, 1), ("torch", 30, 1)]
+    assert reports[0].input_wait is None and reports[0].batch_note == "unknown: no DataLoader fed the steps"
+    assert reports[0].step is not None and reports[0].step.n == 29  # the first step apart
+
+
+def test_hooks_go_after_an_exception_and_ctrl_c(kip):
+    cell = ("model = Net()\nopt = torch.optim.SGD(model.parameters(), lr=0.01)\n"
+            "for i, (xb, yb) in enumerate(DataLoader(Slow(64, 0), batch_size=8)):\n"
+            "    model(xb).sum().backward(); opt.step()\n"
+            "    if i == 3: raise {}")
+    res = kip.run_cell("%%timed_fit -q -v R --no-history\n" + cell.format("ValueError('boom')"))
+    assert isinstance(res.error_in_exec, ValueError) and hooks_left() == (0, 0, 0, 0, False)
+    assert kip.user_ns["R"][0].total_steps == 4 and kip.user_ns["R"][0].failed
+    res = kip.run_cell("%%timed_fit -q -v R --no-history\n" + cell.format("KeyboardInterrupt"))
+    assert isinstance(res.error_in_exec, KeyboardInterrupt) and hooks_left() == (0, 0, 0, 0, False)
+
+
+def test_an_optimizer_step_that_raises_is_the_users_exception(kip):
+    cell = textwrap.dedent('''
+        class Broken(torch.optim.SGD):
+            def step(self, closure=None):
+                raise RuntimeError("my optimizer broke")
+        w = torch.nn.Linear(2, 1)
+        Broken(w.parameters(), lr=0.1).step()
+    ''')
+    res = kip.run_cell(f"%%timed_fit -q --no-history\n{cell}")
+    assert isinstance(res.error_in_exec, RuntimeError) and str(res.error_in_exec) == "my optimizer broke"
+    assert hooks_left() == (0, 0, 0, 0, False)
+
+
+def test_marked_steps_from_any_loop(kip):
+    kip.run_cell("%%timed_fit -q -v R --no-history\nimport colab_magic\nfor i in range(20):\n"
+                 "    time.sleep(0.003)\n    colab_magic.step()").raise_error()
+    (r,) = kip.user_ns["R"].reports
+    assert (r.loop, r.total_steps, r.step.n) == ("marked", 20, 19)
+    assert r.step.median == pytest.approx(0.003, abs=0.002)
+    import colab_magic
+
+    colab_magic.step()  # outside a cell: nothing happens
+
+
+def test_trials_on_a_torch_loop_are_one_line_and_no_step_names_both_ways(kip, capsys):
+    kip.run_cell("%%timed_fit --compare --no-history -v R\nw = torch.nn.Linear(2, 1)\n"
+                 "o = torch.optim.SGD(w.parameters(), lr=0.1)\nfor i in range(5):\n    w(torch.ones(1, 2)).sum().backward(); o.step()"
+                 ).raise_error()
+    r = kip.user_ns["R"]
+    assert r.comparisons == [] and any(n.startswith("--compare and --whatif train the model again") for n in r.notes)
+    kip.run_cell("%%timed_fit --no-history\nx = 1").raise_error()
+    out = " ".join(capsys.readouterr().out.split())
+    assert ("No training step was seen in this cell: a Keras model.fit, a torch.optim optimizer's step(), or "
+            "colab_magic.step() in your own loop marks one") in out
+
+
+def test_torch_imported_inside_the_cell_is_still_seen():
+    """The hooks go in when the cell imports torch (Colab ships it, but a cell may be the first to import it)."""
+    code = textwrap.dedent('''
+        import sys
+        from IPython.core.interactiveshell import InteractiveShell
+        ip = InteractiveShell.instance()
+        ip.run_line_magic("load_ext", "colab_magic")
+        assert "torch" not in sys.modules
+        ip.run_cell("%%timed_fit -q -v R --no-history\\nimport torch\\nw = torch.nn.Linear(2, 1)\\n"
+                    "o = torch.optim.SGD(w.parameters(), lr=0.1)\\nfor i in range(7):\\n    w(torch.ones(1, 2)).sum().backward(); o.step()").raise_error()
+        r = ip.user_ns["R"]
+        print(len(r.reports), r.reports[0].loop, r.reports[0].total_steps, r.reports[0].model)
+    ''')
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip().splitlines()[-1] == "1 torch 7 Linear"
