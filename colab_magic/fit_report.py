@@ -54,6 +54,10 @@ def build_report(index: int, timer: StepTimer, sampler: Sampler, facts: FitFacts
         own_hooks_s=facts.own_hooks_s,
         input_kind=facts.input_kind,
         input_wait=facts.input_wait,
+        flops_per_step=facts.flops_per_step,
+        flops_method=facts.flops_method,
+        achieved_flops_per_s=(facts.flops_per_step / step.mean if facts.flops_per_step and step and step.mean > 0
+                              else None),
         # in order only until the reservoir starts sampling
         step_times=timer.steps.values[:] if timer.steps.count == len(timer.steps.values) else None,
     )

@@ -51,6 +51,8 @@ class FitFacts:
     own_hooks_s: float | None = None
     input_kind: str | None = None  # "numpy", "tf.data", "generator", "PyDataset"...: what fed the fit
     input_wait: InputWait | None = None  # the input wait, where the source measures it directly (torch)
+    flops_per_step: float | None = None  # where the source counts them itself (torch's FlopCounterMode)
+    flops_method: str | None = None
 
 
 class FitObserver:

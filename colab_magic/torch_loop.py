@@ -46,6 +46,10 @@ class _TorchFit:
         self.epoch_first = True  # the epoch's first step: timed by the step timer, left out of the wait share
         self.loader: Any = None
         self.model: Any = None  # the outermost nn.Module called before its first step
+        self.counter: Any = None  # torch's FlopCounterMode, open over the second step
+        self.batches = 0  # batches the loader gave since the last step (several: gradient accumulation)
+        self.batches_stepped = 0  # of the steps after the first: the micro-batches they took
+        self.flops: float | None = None  # of that step: forward, backward and update
 
 
 class TorchLoop:
@@ -78,6 +82,9 @@ class TorchLoop:
         self._handles, self._patched = [], []
         error = exc[1] if len(exc) > 1 and isinstance(exc[1], BaseException) else None
         for run in list(self._by_optimizer.values()):
+            if run.counter is not None:  # the cell ended inside the counted step: no count
+                run.counter.__exit__(None, None, None)
+                run.counter = None
             run.fit.epoch_ended(run.epoch)
             run.fit.fit_ended(error)
         self._by_optimizer.clear()
@@ -138,6 +145,8 @@ class TorchLoop:
                 run.wait_s += run.waiting
                 run.steps_s += now - run.last_end
                 run.timed += 1
+                run.batches_stepped += run.batches
+            run.batches = 0
             run.epoch_first = False
             run.waiting = 0.0
             run.last_end = now
@@ -146,8 +155,35 @@ class TorchLoop:
             run.steps += 1
             if all(r.model is not None for r in self._by_optimizer.values()):
                 self._unwatch_modules()
+            self._count_flops(run)
+
+    def _count_flops(self, run: _TorchFit) -> None:
+        """FLOPs of the second step, under torch's FlopCounterMode (opened after the first step's update,
+        closed after the second's). Counting slows that step, so the timer leaves it out of the
+        statistics, as a warm-up step. Only while one optimizer trains: with several, each one's step
+        would count the others' work."""
+        if len(self._by_optimizer) != 1:
+            return
+        if run.steps == 1 and run.counter is None and run.flops is None:
+            from torch.utils.flop_counter import FlopCounterMode
+
+            run.fit.timer.warmup_steps = max(run.fit.timer.warmup_steps, 1)  # the counted step: left out
+            run.counter = FlopCounterMode(display=False)
+            run.counter.__enter__()
+        elif run.counter is not None:
+            self._close_counter(run)
+
+    @staticmethod
+    def _close_counter(run: _TorchFit) -> None:
+        counter, run.counter = run.counter, None
+        counter.__exit__(None, None, None)
+        run.flops = float(counter.get_total_flops())
 
     def _begin(self, optimizer: Any) -> _TorchFit:
+        for other in self._by_optimizer.values():  # a counter open over another's step would count both
+            if other.counter is not None:
+                self._close_counter(other)
+                other.flops = None
         holder: dict[str, _TorchFit] = {}
         fit = self.fits.begin(optimizer, lambda: torch_facts(holder["run"]))
         run = _TorchFit(fit, optimizer)
@@ -162,8 +198,9 @@ class TorchLoop:
         feeds none, starts nothing)."""
         with self._lock:
             for run in self._by_optimizer.values():
-                if run.loader is not loader or run.step == 0:
+                if not _same_feed(loader, run.loader) or run.step == 0:
                     continue
+                run.loader = loader
                 run.fit.epoch_ended(run.epoch)
                 run.epoch += 1
                 run.step = 0
@@ -184,6 +221,7 @@ class TorchLoop:
             for run in self._by_optimizer.values():
                 if run.loader is None or run.loader is loader:
                     run.waiting += seconds
+                    run.batches += 1
 
     _last_loader: Any = None  # the loader whose __next__ ran last
     _outermost: Any = None  # the last module called from outside any other module
@@ -214,6 +252,19 @@ class TorchLoop:
         self._module_hooks = []
 
 
+def _same_feed(loader: Any, feeding: Any) -> bool:
+    """Whether a new pass over ``loader`` is the next epoch of the steps ``feeding`` fed: the same loader,
+    or one made anew each epoch (the same kind of dataset, the same batch size). A validation loader of
+    another kind or batch size starts nothing (one of the same kind starts the next epoch early: its
+    time then counts as that epoch's time before its first step)."""
+    if loader is feeding:
+        return True
+    if feeding is None:
+        return False
+    return (type(getattr(loader, "dataset", None)) is type(getattr(feeding, "dataset", None))
+            and getattr(loader, "batch_size", None) == getattr(feeding, "batch_size", None))
+
+
 def torch_facts(run: _TorchFit) -> FitFacts:
     """What the optimizer's parameters say of the model: device, parameter count, dtypes; the
     DataLoader's batch size, workers and pinned memory; the input wait, measured."""
@@ -227,17 +278,27 @@ def torch_facts(run: _TorchFit) -> FitFacts:
         notes.append(f"DataLoader: batch_size {getattr(loader, 'batch_size', None)}, num_workers "
                      f"{getattr(loader, 'num_workers', 0)}, pin_memory {getattr(loader, 'pin_memory', False)}.")
     notes.append(f"{count:,} parameters in {', '.join(dtypes) or 'no dtype'}.")
+    micro = run.batches_stepped / run.timed if run.timed and run.batches_stepped else 1.0
+    batch = getattr(loader, "batch_size", None) if loader is not None else None
+    if micro >= 1.5:  # gradient accumulation: a step's samples are its micro-batches'
+        notes.append(f"{micro:.0f} batches per optimizer step (gradient accumulation): a step is all of them.")
+        batch = round(batch * micro) if batch else None
     return FitFacts(
         loop=LOOP,
         model=type(run.model).__name__ if run.model is not None else f"{type(run.optimizer).__name__} optimizer",
         backend="torch",
         device=_device(devices[0]) if devices else None,
         devices=[_device(d) for d in devices],
-        batch_size=getattr(loader, "batch_size", None) if loader is not None else None,
+        batch_size=batch,
         batch_note=None if loader is not None else "unknown: no DataLoader fed the steps",
         input_wait=_input_wait(run),
+        flops_per_step=run.flops,
+        flops_method=FLOPS_METHOD if run.flops is not None else None,
         notes=notes,
     )
+
+
+FLOPS_METHOD = "torch's FlopCounterMode over the second step (forward, backward and update)"
 
 
 def _device(name: str) -> str:

@@ -81,7 +81,9 @@ def test_a_loop_without_a_dataloader_and_two_optimizers(kip):
     reports = kip.user_ns["R"].reports
     assert [(r.loop, r.total_steps, len(r.epochs)) for r in reports] == [("torch", 30, 1), ("torch", 30, 1)]
     assert reports[0].input_wait is None and reports[0].batch_note == "unknown: no DataLoader fed the steps"
-    assert reports[0].step is not None and reports[0].step.n == 29  # the first step apart
+    # the first step apart; the first optimizer's second step too: it began under the FLOP counter, whose
+    # count was dropped when the second optimizer appeared (it would have counted both)
+    assert [r.step.n for r in reports] == [28, 29] and [r.flops_per_step for r in reports] == [None, None]
 
 
 def test_hooks_go_after_an_exception_and_ctrl_c(kip):
@@ -148,3 +150,33 @@ def test_torch_imported_inside_the_cell_is_still_seen():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.strip().splitlines()[-1] == "1 torch 7 Linear"
+
+
+def test_flops_of_an_mlp_step_match_a_hand_count(kip):
+    kip.run_cell("%%timed_fit -q -v R --no-history\nmodel = torch.nn.Sequential(torch.nn.Linear(16, 64), torch.nn.ReLU(), "
+                 "torch.nn.Linear(64, 1))\nopt = torch.optim.SGD(model.parameters(), lr=0.01)\n"
+                 "train(model, opt, DataLoader(Slow(256, 0), batch_size=32), 1)").raise_error()
+    (r,) = kip.user_ns["R"].reports
+    # batch 32, 16 -> 64 -> 1: forward 2*32*16*64 + 2*32*64*1; backward: the second layer's input and
+    # weight gradients (2*32*1*64 each), the first layer's weight gradient (2*32*16*64; the data needs none)
+    hand = 2 * 32 * 16 * 64 + 2 * 32 * 64 * 1 + 2 * (2 * 32 * 64 * 1) + 2 * 32 * 16 * 64
+    assert r.flops_per_step == pytest.approx(hand, rel=0.01) and "FlopCounterMode" in r.flops_method
+    assert r.achieved_flops_per_s == pytest.approx(r.flops_per_step / r.step.mean)
+    # the counted (second) step is left out of the statistics, as the first is
+    assert r.total_steps == 8 and r.step.n == 6
+
+
+def test_gradient_accumulation_counts_a_step_with_its_micro_batches(kip):
+    cell = textwrap.dedent('''
+        model = Net()
+        opt = torch.optim.SGD(model.parameters(), lr=0.01)
+        for epoch in range(2):
+            for i, (xb, yb) in enumerate(DataLoader(Slow(256, 0), batch_size=16)):
+                torch.nn.functional.mse_loss(model(xb), yb).backward()
+                if i % 4 == 3:
+                    opt.step(); opt.zero_grad()
+    ''')
+    kip.run_cell(f"%%timed_fit -q -v R --no-history\n{cell}").raise_error()
+    (r,) = kip.user_ns["R"].reports
+    assert r.total_steps == 8 and [e.steps for e in r.epochs] == [4, 4]  # optimizer steps, not batches
+    assert r.batch_size == 64 and "4 batches per optimizer step (gradient accumulation): a step is all of them." in r.notes
