@@ -27,6 +27,7 @@ from .parts import InputWait
 from .recorder import CellFits, FitRecording
 
 LOOP = "torch"
+MODULE_CALLS_WATCHED = 100_000  # module calls without any optimizer step: the module hooks come off
 
 
 class _TorchFit:
@@ -232,12 +233,16 @@ class TorchLoop:
         from torch.nn.modules import module
 
         depth = threading.local()
+        calls = [0]
 
         def before(mod: Any, args: Any) -> None:
             level = getattr(depth, "n", 0)
             if level == 0:
                 self._outermost = mod
             depth.n = level + 1
+            calls[0] += 1
+            if calls[0] > MODULE_CALLS_WATCHED and not self._by_optimizer:
+                self._unwatch_modules()  # modules run without a torch.optim step (inference, Keras on torch)
 
         def after(mod: Any, args: Any, out: Any) -> None:
             depth.n = max(0, getattr(depth, "n", 1) - 1)
@@ -326,7 +331,7 @@ class _ImportWatcher(importlib.abc.MetaPathFinder):
     def find_spec(self, name: str, path: Any = None, target: Any = None) -> Any:
         if name != "torch":
             return None
-        sys.meta_path.remove(self)
+        # kept until torch is executed: a find_spec("torch") that imports nothing must not use it up
         spec = importlib.machinery.PathFinder.find_spec(name, path)
         if spec is None or spec.loader is None:
             return spec
@@ -335,6 +340,8 @@ class _ImportWatcher(importlib.abc.MetaPathFinder):
 
         def run_then_install(module: Any) -> None:
             exec_module(module)
+            if self in sys.meta_path:
+                sys.meta_path.remove(self)
             self.on_import()
 
         loader.exec_module = run_then_install  # type: ignore[method-assign]

@@ -180,3 +180,13 @@ def test_gradient_accumulation_counts_a_step_with_its_micro_batches(kip):
     (r,) = kip.user_ns["R"].reports
     assert r.total_steps == 8 and [e.steps for e in r.epochs] == [4, 4]  # optimizer steps, not batches
     assert r.batch_size == 64 and "4 batches per optimizer step (gradient accumulation): a step is all of them." in r.notes
+
+
+def test_module_hooks_come_off_when_modules_run_without_an_optimizer(kip, monkeypatch):
+    from colab_magic import torch_loop
+
+    monkeypatch.setattr(torch_loop, "MODULE_CALLS_WATCHED", 5)  # inference only: no step ever comes
+    kip.run_cell("%%timed_fit -q --no-history\nfrom torch.nn.modules import module as _m\nnet = Net()\n"
+                 "before = len(_m._global_forward_pre_hooks)\nfor i in range(10):\n    net(torch.ones(1, 16))\n"
+                 "after = len(_m._global_forward_pre_hooks)").raise_error()
+    assert (kip.user_ns["before"], kip.user_ns["after"]) == (1, 0)
