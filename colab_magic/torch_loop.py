@@ -111,7 +111,9 @@ class TorchLoop:
 
         def __next__(it: Any) -> Any:
             loader = getattr(it, "_colab_magic_loader", None)
-            loop._next_called(loader)
+            if loop._pending:  # an epoch's first step starts with its first batch (rare: no lock otherwise)
+                loop._next_called(loader)
+            loop._last_loader = loader
             start = time.perf_counter()
             try:
                 return original_next(it)
@@ -154,9 +156,10 @@ class TorchLoop:
             run.fit.step_ended(run.step)
             run.step += 1
             run.steps += 1
-            if all(r.model is not None for r in self._by_optimizer.values()):
+            if self._module_hooks and all(r.model is not None for r in self._by_optimizer.values()):
                 self._unwatch_modules()
-            self._count_flops(run)
+            if run.steps <= 2 or run.counter is not None:  # the FLOP count is over by the third step
+                self._count_flops(run)
 
     def _count_flops(self, run: _TorchFit) -> None:
         """FLOPs of the second step, under torch's FlopCounterMode (opened after the first step's update,
@@ -208,14 +211,15 @@ class TorchLoop:
                 run.fit.epoch_started(run.epoch)
                 run.first_next_pending = True
                 run.epoch_first = True
+                self._pending = True
 
     def _next_called(self, loader: Any) -> None:
         with self._lock:
-            self._last_loader = loader
             for run in self._by_optimizer.values():
                 if run.first_next_pending and run.loader is loader:
                     run.first_next_pending = False
                     run.fit.step_started(0)  # the epoch's first step starts with its first batch
+            self._pending = any(run.first_next_pending for run in self._by_optimizer.values())
 
     def _waited(self, loader: Any, seconds: float) -> None:
         with self._lock:
@@ -225,6 +229,8 @@ class TorchLoop:
                     run.batches += 1
 
     _last_loader: Any = None  # the loader whose __next__ ran last
+    _pending = False  # an optimizer waits for its epoch's first batch
+    _module_hooks: list = []
     _outermost: Any = None  # the last module called from outside any other module
 
     def _watch_modules(self) -> None:
