@@ -18,7 +18,7 @@ import argparse
 import statistics
 import sys
 
-from article import CIFAR_CNN  # bench/ is the script's folder, so on sys.path
+from article import CIFAR_CNN, CIFAR_DATA  # bench/ is the script's folder, so on sys.path
 from IPython.core.interactiveshell import InteractiveShell
 
 SETUP = CIFAR_CNN + """
@@ -28,10 +28,7 @@ class EpochClock(keras.callbacks.Callback):
         self.start = time.perf_counter()
     def on_epoch_end(self, epoch, logs=None):
         self.seconds = time.perf_counter() - self.start
-rng = np.random.default_rng(0)
-x = rng.random(({samples}, 32, 32, 3), dtype=np.float32)
-y = rng.integers(0, 10, {samples})
-"""
+""" + CIFAR_DATA
 
 
 def inside(value, interval) -> bool:

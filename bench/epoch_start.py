@@ -21,15 +21,10 @@ import argparse
 import statistics
 import sys
 
-from article import CIFAR_CNN  # bench/ is the script's folder, so on sys.path
+from article import CIFAR_CNN, CIFAR_DATA  # bench/ is the script's folder, so on sys.path
 from IPython.core.interactiveshell import InteractiveShell
 
-SETUP = CIFAR_CNN + """
-import tensorflow as tf
-rng = np.random.default_rng(0)
-x = rng.random(({samples}, 32, 32, 3), dtype=np.float32)
-y = rng.integers(0, 10, {samples})
-"""
+SETUP = CIFAR_CNN + "\nimport tensorflow as tf\n" + CIFAR_DATA
 
 FITS = {
     "arrays": "h = model.fit(x, y, batch_size=32, epochs={epochs}, verbose=0)",

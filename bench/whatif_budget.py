@@ -12,14 +12,10 @@ import argparse
 import statistics
 import sys
 
-from article import CIFAR_CNN  # bench/ is the script's folder, so on sys.path
+from article import CIFAR_CNN, CIFAR_DATA  # bench/ is the script's folder, so on sys.path
 from IPython.core.interactiveshell import InteractiveShell
 
-SETUP = CIFAR_CNN + """
-rng = np.random.default_rng(0)
-x = rng.random(({samples}, 32, 32, 3), dtype=np.float32)
-y = rng.integers(0, 10, {samples})
-"""
+SETUP = CIFAR_CNN + CIFAR_DATA
 
 
 def main() -> int:

@@ -250,8 +250,7 @@ def input_kind(x: Any) -> str | None:
     if hasattr(x, "element_spec"):
         return "tf.data"
     if isinstance(x, (list, tuple, dict)):
-        first = next(iter(x.values() if isinstance(x, dict) else x), None)
-        return input_kind(first)
+        return input_kind(_first(x))
     if type(x).__module__.startswith("numpy"):
         return "numpy"
     if inspect.isgenerator(x) or hasattr(x, "__next__"):
@@ -322,6 +321,11 @@ def _attach(callbacks: Any, timer: Any, model: Any, backup: Any = None) -> tuple
     return callbacks, detach
 
 
+def _first(x: list | tuple | dict) -> Any:
+    """The first input of several (a list, a tuple, or a dict of named inputs)."""
+    return next(iter(x.values() if isinstance(x, dict) else x), None)
+
+
 def batch_size_of(x: Any, batch_size: int | None) -> int | None:
     """Samples per step where Keras' own rules make it knowable; None for generators and the like."""
     if x is None:
@@ -331,8 +335,7 @@ def batch_size_of(x: Any, batch_size: int | None) -> int | None:
         size = batch_size or 32
         return min(size, n) if n else size
     if isinstance(x, (list, tuple, dict)):
-        first = next(iter(x.values() if isinstance(x, dict) else x), None)
-        return batch_size_of(first, batch_size)
+        return batch_size_of(_first(x), batch_size)
     spec = getattr(x, "element_spec", None)  # tf.data.Dataset
     if spec is not None:
         import tensorflow as tf

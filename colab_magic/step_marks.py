@@ -7,7 +7,6 @@ Outside a ``%%timed_fit`` cell a mark does nothing.
 from __future__ import annotations
 
 import threading
-from typing import Any
 
 from .observer import FitFacts, LoopPlan
 from .recorder import CellFits, FitRecording
@@ -35,12 +34,11 @@ class StepMarks:
         _ACTIVE.append(self)
         return self
 
-    def __exit__(self, *exc: Any) -> None:
+    def __exit__(self, kind: object, error: object, traceback: object) -> None:
         _ACTIVE.remove(self)
         if self.fit is not None:
-            error = exc[1] if len(exc) > 1 and isinstance(exc[1], BaseException) else None
             self.fit.epoch_ended(0)
-            self.fit.fit_ended(error)
+            self.fit.fit_ended(error if isinstance(error, BaseException) else None)
 
     def mark(self) -> None:
         with self._lock:

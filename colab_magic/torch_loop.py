@@ -22,6 +22,7 @@ import threading
 import time
 from typing import Any
 
+from .frameworks import normalise_device
 from .observer import FitFacts, LoopPlan
 from .parts import InputWait
 from .recorder import CellFits, FitRecording
@@ -64,6 +65,10 @@ class TorchLoop:
         self._patched: list[tuple[Any, str, Any]] = []
         self._watcher: _ImportWatcher | None = None
         self.installed = False
+        self._last_loader: Any = None  # the loader whose __next__ ran last
+        self._pending = False  # an optimizer waits for its epoch's first batch
+        self._module_hooks: list[Any] = []  # the global module hooks, while they are on
+        self._outermost: Any = None  # the last module called from outside any other module
 
     def __enter__(self) -> TorchLoop:
         if "torch" in sys.modules:
@@ -73,7 +78,7 @@ class TorchLoop:
             sys.meta_path.insert(0, self._watcher)
         return self
 
-    def __exit__(self, *exc: object) -> None:
+    def __exit__(self, kind: object, error: object, traceback: object) -> None:
         if self._watcher is not None and self._watcher in sys.meta_path:
             sys.meta_path.remove(self._watcher)
         for handle in self._handles:
@@ -81,13 +86,12 @@ class TorchLoop:
         for owner, name, original in reversed(self._patched):
             setattr(owner, name, original)
         self._handles, self._patched = [], []
-        error = exc[1] if len(exc) > 1 and isinstance(exc[1], BaseException) else None
         for run in list(self._by_optimizer.values()):
             if run.counter is not None:  # the cell ended inside the counted step: no count
                 run.counter.__exit__(None, None, None)
                 run.counter = None
             run.fit.epoch_ended(run.epoch)
-            run.fit.fit_ended(error)
+            run.fit.fit_ended(error if isinstance(error, BaseException) else None)
         self._by_optimizer.clear()
 
     def _install(self) -> None:
@@ -228,11 +232,6 @@ class TorchLoop:
                     run.waiting += seconds
                     run.batches += 1
 
-    _last_loader: Any = None  # the loader whose __next__ ran last
-    _pending = False  # an optimizer waits for its epoch's first batch
-    _module_hooks: list = []
-    _outermost: Any = None  # the last module called from outside any other module
-
     def _watch_modules(self) -> None:
         """Global module hooks, until the cell's first optimizer step: the outermost module called before
         it names the model. Taken off then, so that later steps pay nothing for them."""
@@ -258,7 +257,7 @@ class TorchLoop:
         self._handles += self._module_hooks
 
     def _unwatch_modules(self) -> None:
-        for handle in getattr(self, "_module_hooks", []):
+        for handle in self._module_hooks:
             handle.remove()
         self._module_hooks = []
 
@@ -298,8 +297,8 @@ def torch_facts(run: _TorchFit) -> FitFacts:
         loop=LOOP,
         model=type(run.model).__name__ if run.model is not None else f"{type(run.optimizer).__name__} optimizer",
         backend="torch",
-        device=_device(devices[0]) if devices else None,
-        devices=[_device(d) for d in devices],
+        device=normalise_device(devices[0]) if devices else None,
+        devices=[normalise_device(d) for d in devices],
         batch_size=batch,
         batch_note=None if loader is not None else "unknown: no DataLoader fed the steps",
         input_wait=_input_wait(run),
@@ -310,12 +309,6 @@ def torch_facts(run: _TorchFit) -> FitFacts:
 
 
 FLOPS_METHOD = "torch's FlopCounterMode over the second step (forward, backward and update)"
-
-
-def _device(name: str) -> str:
-    """"cuda:0" -> "GPU:0", "cpu" -> "CPU:0", as the reports name devices."""
-    kind, _, index = name.partition(":")
-    return f"{'GPU' if kind == 'cuda' else kind.upper()}:{index or 0}"
 
 
 def _input_wait(run: _TorchFit) -> InputWait | None:

@@ -401,8 +401,13 @@ def needed_budget(wall_s: float | None, compile_s: float, budget_s: float | None
     None when the trials kept within it, or compiling did not use it up."""
     if budget_s is None or wall_s is None or wall_s <= budget_s or compile_s <= budget_s or share <= 0:
         return None
-    epoch_s = budget_s / share
-    return 5 * math.ceil(100 * wall_s / epoch_s / 5)  # over 100: more than --budget allows
+    return budget_pct(wall_s, budget_s / share)
+
+
+def budget_pct(seconds: float, epoch_s: float) -> int:
+    """The --budget (in % of an epoch, rounded up to a multiple of 5) that ``seconds`` of trials need;
+    over 100: more than --budget allows."""
+    return 5 * math.ceil(100 * seconds / epoch_s / 5)
 
 
 def extra_cost_s(variant: Variant, min_steps: int, step_s: float) -> float:

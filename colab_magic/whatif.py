@@ -6,7 +6,6 @@ interval.
 
 from __future__ import annotations
 
-import math
 import time
 from typing import Any
 
@@ -83,7 +82,7 @@ def _needed_budget(result: WhatIf, plan: trials.Plan, left_out: int, each: float
     (compiling alone went over the budget)."""
     if left_out and each and plan.epoch_s and result.wall_s is not None:
         whole = result.wall_s + each * (left_out + (result.baseline is None)) + extra
-        return 5 * math.ceil(100 * whole / plan.epoch_s / 5)
+        return trials.budget_pct(whole, plan.epoch_s)
     ran = [r for r in [result.baseline, *result.runs] if r is not None and r.report is not None]
     return trials.needed_budget(result.wall_s, sum(r.first_step_s or 0.0 for r in ran), result.budget_s,
                                 result.budget_share)
