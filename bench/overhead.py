@@ -1,6 +1,7 @@
 """What %%timed_fit costs, and whether its step times are right.
 
 Run: python bench/overhead.py [--reps 9] [--cnn-steps 60] [--dense-steps 1500] [--live] [--json FILE]
+     python bench/overhead.py --torch [--reps 9] [--steps 2000]: a PyTorch loop (bench/torch_overhead.py)
 
 For (a) the article's CIFAR-10 CNN (Conv2D 32-64-64, Dense 64, 10; batch 32) on synthetic data and
 (b) a tiny dense model (dispatch-bound steps, the worst case), in one IPython shell:
@@ -61,7 +62,7 @@ def callback_cost_s(calls: int = 200_000) -> float:
     the whole observer chain (the callback, the fit's recording, its step timer, the stop check)."""
     import types
 
-    from colab_magic.keras_loop import ObserverCallback
+    from colab_magic.keras_callback import ObserverCallback
     from colab_magic.observer import FitFacts
     from colab_magic.recorder import CellFits
 
@@ -187,7 +188,14 @@ def main() -> int:
     parser.add_argument("--dense-steps", type=int, default=1500)
     parser.add_argument("--json", help="also write the figures to this file")
     parser.add_argument("--live", action="store_true", help="also time each fit under --live (target: +0.5% at most)")
+    parser.add_argument("--torch", action="store_true", help="a PyTorch loop instead of Keras fits (bench/torch_overhead.py)")
+    parser.add_argument("--steps", type=int, default=2000, help="with --torch: steps per loop")
+    parser.add_argument("--threads", type=int, default=1, help="with --torch: torch's CPU threads")
     args = parser.parse_args()
+    if args.torch:
+        import torch_overhead
+
+        return torch_overhead.main(args)
 
     ip = InteractiveShell.instance()
     ip.run_line_magic("load_ext", "colab_magic")

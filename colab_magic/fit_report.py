@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 
+from .mfu import against_peak
 from .observer import FitFacts
 from .parts import THROTTLING_REASONS, CallbackTime, Epoch, GpuSummary, HostSummary, SamplerFigures
 from .report import FitReport
@@ -61,7 +62,13 @@ def build_report(index: int, timer: StepTimer, sampler: Sampler, facts: FitFacts
         # in order only until the reservoir starts sampling
         step_times=timer.steps.values[:] if timer.steps.count == len(timer.steps.values) else None,
     )
-    report = dataclasses.replace(report, notes=_notes(report, sampler) + list(facts.notes))
+    report = dataclasses.replace(report, notes=_notes(report, sampler) + list(facts.notes),
+                                 compute_dtype=facts.compute_dtype or report.compute_dtype,
+                                 framework_memory_reserved=facts.framework_memory_reserved,
+                                 skipped_steps=facts.skipped_steps, tf32=facts.tf32)
+    if report.achieved_flops_per_s and facts.compute_dtype:  # a source that counted its own FLOPs (torch)
+        report = dataclasses.replace(report, **against_peak(report, report.achieved_flops_per_s, facts.compute_dtype,
+                                                            bool(facts.tf32)))
     return dataclasses.replace(report, findings=findings(report))
 
 

@@ -152,6 +152,17 @@ def framework_memory_peak(backend: str, device: str | None) -> int | None:
     return None
 
 
+def torch_memory_reserved(device: str | None) -> int | None:
+    """The most PyTorch's caching allocator reserved on ``device`` (a GPU): what NVML sees it hold,
+    against max_memory_allocated, what its tensors used."""
+    if not device or not device.startswith("GPU") or "torch" not in sys.modules:
+        return None
+    try:
+        return int(sys.modules["torch"].cuda.max_memory_reserved(int(device.split(":")[1])))
+    except Exception:  # noqa: BLE001 - no CUDA here, or the allocator does not say: not a failure of the run
+        return None
+
+
 def tf32_enabled(backend: str) -> bool:
     """Whether float32 matrix products may run as TF32 on tensor cores (Ampere and newer) under this
     backend's settings: TensorFlow and JAX do by default (JAX's was seen on an H100: float32 Dense
@@ -164,7 +175,8 @@ def tf32_enabled(backend: str) -> bool:
             precision = sys.modules["jax"].config.jax_default_matmul_precision
             return precision in (None, "default", "fastest", "bfloat16", "tensorfloat32", "bfloat16_3x")
         if backend == "torch" and "torch" in sys.modules:
-            return bool(sys.modules["torch"].backends.cuda.matmul.allow_tf32)
+            torch = sys.modules["torch"]  # set_float32_matmul_precision("high" or "medium") allows it too
+            return bool(torch.backends.cuda.matmul.allow_tf32) or torch.get_float32_matmul_precision() != "highest"
     except Exception:  # noqa: BLE001 - a framework that does not say: assume the strict default
         return False
     return False

@@ -4,33 +4,27 @@
 ``fit`` is defined on the backend's trainer class, not on ``keras.Model``, so setting ``keras.Model.fit``
 for the cell covers Sequential, Functional and subclassed models (those that override ``fit`` and call
 ``super().fit`` too). On exit the class is put back exactly as it was. ``tf.keras.Model`` is the same
-class from TensorFlow 2.16 on.
-
-The callback that drives the observer is ``async_safe``: overriding ``on_train_batch_end`` without it
-switches off JAX's and torch's asynchronous dispatch, which made a small CNN on an H200 35% slower
-(bench/results). Keras converts the logs to Python numbers before batch-end hooks run, and that
-conversion waits for the step to finish on the device, so a batch-end hook marks finished work on
-every backend. Nothing here reads ``self.model`` in a batch hook: on JAX that copies the training state.
+class from TensorFlow 2.16 on. Keras is not imported here: a cell that has not imported it gets the
+patch when it does (``import_watch``). The callback each fit gets is in ``keras_callback``.
 """
 
 from __future__ import annotations
 
 import functools
 import inspect
+import sys
 import threading
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import keras
-
 from . import frameworks
 from .backup import Backup, backup_for
 from .callback_clock import CallbackClock
 from .errors import describe
-from .observer import FitFacts, FitObserver, LoopPlan
+from .import_watch import ImportWatcher
+from .observer import FitFacts
 from .parts import ModelSignature
 from .recorder import CellFits, FitRecording
 from .report import FitReport
@@ -69,49 +63,6 @@ class KerasOptions:
     backup_root: Path | None = None  # Keras' BackupAndRestore here, a folder per model (--backup)
 
 
-class ObserverCallback(keras.callbacks.Callback):
-    """Keras' hooks, told to a :class:`FitObserver` (the seam every loop source drives)."""
-
-    async_safe = True
-
-    def __init__(self, observer: FitObserver, model: Any, clock: CallbackClock | None = None) -> None:
-        super().__init__()
-        self.observer = observer
-        self._model_ref = model  # not self.model: on JAX reading that in a batch hook copies the state
-        self.clock = clock  # where our own hooks' time goes (apart from the user's callbacks')
-
-    def on_train_begin(self, logs: dict | None = None) -> None:
-        params = self.params or {}
-        # Keras draws its bar unless verbose is 0 (silent) or 2 (a line per epoch)
-        self.observer.fit_started(LoopPlan(params.get("epochs"), params.get("steps"), params.get("verbose") not in (0, 2)))
-
-    def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
-        self.observer.epoch_started(epoch)
-
-    def on_train_batch_begin(self, batch: int, logs: dict | None = None) -> None:
-        start = time.perf_counter()
-        self.observer.step_started(batch)
-        if self.clock is not None:
-            self.clock.own_s += time.perf_counter() - start
-
-    def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
-        start = time.perf_counter()
-        self.observer.step_ended(batch)
-        if self.observer.stop_requested():
-            self._model_ref.stop_training = True
-        if self.clock is not None:
-            self.clock.own_s += time.perf_counter() - start
-
-    def on_test_begin(self, logs: dict | None = None) -> None:
-        self.observer.validation_started()
-
-    def on_test_end(self, logs: dict | None = None) -> None:
-        self.observer.validation_ended()
-
-    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
-        self.observer.epoch_ended(epoch)
-
-
 class KerasLoop:
     """For a cell: ``keras.Model.fit`` patched so that every fit is recorded in ``fits``."""
 
@@ -123,6 +74,18 @@ class KerasLoop:
         self._lock = threading.Lock()
 
     def __enter__(self) -> KerasLoop:
+        # Keras not imported yet: patched once the cell imports it (a PyTorch cell never imports it)
+        self._patched = False
+        self._watcher: ImportWatcher | None = None
+        if "keras" in sys.modules:
+            self._patch()
+        else:
+            self._watcher = ImportWatcher("keras", self._patch).__enter__()
+        return self
+
+    def _patch(self) -> None:
+        import keras
+
         self._model = keras.Model
         self._own = self._model.__dict__.get("fit")
         original = self._model.fit
@@ -135,9 +98,13 @@ class KerasLoop:
             return loop._fit(original, signature, model, args, kwargs)
 
         self._model.fit = fit
-        return self
+        self._patched = True
 
     def __exit__(self, *exc: object) -> None:
+        if self._watcher is not None:
+            self._watcher.remove()
+        if not self._patched:
+            return
         if self._own is None:
             del self._model.fit
         else:
@@ -190,6 +157,8 @@ def time_fit_call(call: KerasCall, options: KerasOptions, fits: CellFits,
     clock = CallbackClock(lambda: _epoch_now(fit))
     untime = clock.attach(_user_callbacks(arguments.get("callbacks")))
     fit.callback_clock = clock
+    from .keras_callback import ObserverCallback  # Keras is imported: a fit is being called
+
     callbacks, detach = _attach(arguments.get("callbacks"), ObserverCallback(fit, model, clock), model, backup)
     arguments["callbacks"] = callbacks
     error: BaseException | None = None
@@ -207,6 +176,8 @@ def time_fit_call(call: KerasCall, options: KerasOptions, fits: CellFits,
 
 def keras_facts(model: Any, arguments: dict, fit: FitRecording, backup_note: str | None) -> FitFacts:
     """What Keras knows of a fit's model, read after the fit."""
+    import keras
+
     backend = keras.backend.backend()
     device = frameworks.weight_device(model)
     batch = batch_size_of(arguments.get("x"), arguments.get("batch_size"))

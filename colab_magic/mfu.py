@@ -17,13 +17,17 @@ def measure(report: FitReport, model: Any, arguments: dict) -> dict[str, Any]:
                            "flops_note": counted.note}
     if counted.flops is None or report.step is None or report.step.mean <= 0:
         return out
-    out["achieved_flops_per_s"] = achieved = counted.flops / report.step.mean
+    out["achieved_flops_per_s"] = counted.flops / report.step.mean
+    return out | against_peak(report, counted.flops / report.step.mean, dtype, frameworks.tf32_enabled(report.backend))
+
+
+def against_peak(report: FitReport, achieved: float, dtype: str, tf32: bool) -> dict[str, Any]:
+    """The datasheet peak for ``dtype`` on the fit's GPU, and the MFU against it."""
     gpu = report.device_gpu
     if gpu is None:
-        out["peak_basis"] = "no MFU on the CPU (it is measured against a GPU's datasheet peak)"
-        return out
-    choice = peaks.choose(gpu.name, dtype, frameworks.tf32_enabled(report.backend))
-    out["peak_flops_per_s"], out["peak_basis"] = choice.flops_per_s, choice.basis
+        return {"peak_basis": "no MFU on the CPU (it is measured against a GPU's datasheet peak)"}
+    choice = peaks.choose(gpu.name, dtype, tf32)
+    out: dict[str, Any] = {"peak_flops_per_s": choice.flops_per_s, "peak_basis": choice.basis}
     if choice.flops_per_s:
         out["mfu"] = achieved / choice.flops_per_s
     return out

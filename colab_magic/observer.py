@@ -53,6 +53,12 @@ class FitFacts:
     input_wait: InputWait | None = None  # the input wait, where the source measures it directly (torch)
     flops_per_step: float | None = None  # where the source counts them itself (torch's FlopCounterMode)
     flops_method: str | None = None
+    # where the source knows them (torch): the dtype matrix products run in (autocast's, else the
+    # weights'), whether float32 ones may run as TF32, and the caching allocator's peak reservation
+    compute_dtype: str | None = None
+    tf32: bool | None = None
+    framework_memory_reserved: int | None = None  # bytes
+    skipped_steps: int = 0  # steps whose update was skipped (torch's GradScaler)
 
 
 class FitObserver:

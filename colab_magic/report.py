@@ -89,6 +89,10 @@ class FitReport:
     callbacks: list[CallbackTime] = field(default_factory=list)
     own_hooks_s: float | None = None
     input_kind: str | None = None  # what fed the fit: "numpy", "tf.data", "generator"...
+    # PyTorch's caching allocator: the most it reserved (framework_memory_peak: the most tensors used)
+    framework_memory_reserved: int | None = None
+    tf32: bool | None = None  # float32 matrix products allowed to run as TF32 (None: not known, Keras)
+    skipped_steps: int = 0  # optimizer steps a GradScaler skipped (inf or NaN gradients): counted as steps
 
     @property
     def device_gpu(self) -> GpuSummary | None:

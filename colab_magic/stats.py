@@ -67,8 +67,10 @@ class Reservoir:
     def add(self, value: float) -> None:
         self.count += 1
         self.total += value
-        self.min = min(self.min, value)
-        self.max = max(self.max, value)
+        if value < self.min:  # comparisons, not min()/max(): this runs twice per training step
+            self.min = value
+        if value > self.max:
+            self.max = value
         if len(self.values) < self.capacity:
             self.values.append(value)
         else:

@@ -15,14 +15,14 @@ the cell's end, after an exception or Ctrl-C too.
 
 from __future__ import annotations
 
-import importlib.abc
-import importlib.machinery
 import sys
 import threading
 import time
 from typing import Any
 
+from . import frameworks
 from .frameworks import normalise_device
+from .import_watch import ImportWatcher
 from .observer import FitFacts, LoopPlan
 from .parts import InputWait
 from .recorder import CellFits, FitRecording
@@ -52,6 +52,8 @@ class _TorchFit:
         self.batches = 0  # batches the loader gave since the last step (several: gradient accumulation)
         self.batches_stepped = 0  # of the steps after the first: the micro-batches they took
         self.flops: float | None = None  # of that step: forward, backward and update
+        self.autocast: dict[str, str] = {}  # device type -> dtype autocast ran the model's forward in
+        self.skipped = 0  # steps a GradScaler skipped (inf or NaN gradients): no optimizer.step() call
 
 
 class TorchLoop:
@@ -63,24 +65,24 @@ class TorchLoop:
         self._lock = threading.Lock()
         self._handles: list[Any] = []
         self._patched: list[tuple[Any, str, Any]] = []
-        self._watcher: _ImportWatcher | None = None
+        self._watcher: ImportWatcher | None = None
         self.installed = False
         self._last_loader: Any = None  # the loader whose __next__ ran last
         self._pending = False  # an optimizer waits for its epoch's first batch
         self._module_hooks: list[Any] = []  # the global module hooks, while they are on
         self._outermost: Any = None  # the last module called from outside any other module
+        self._autocast: dict[str, str] = {}  # autocast as it was at that call
 
     def __enter__(self) -> TorchLoop:
         if "torch" in sys.modules:
             self._install()
         else:
-            self._watcher = _ImportWatcher(self._install)
-            sys.meta_path.insert(0, self._watcher)
+            self._watcher = ImportWatcher("torch", self._install).__enter__()
         return self
 
     def __exit__(self, kind: object, error: object, traceback: object) -> None:
-        if self._watcher is not None and self._watcher in sys.meta_path:
-            sys.meta_path.remove(self._watcher)
+        if self._watcher is not None:
+            self._watcher.remove()
         for handle in self._handles:
             handle.remove()
         for owner, name, original in reversed(self._patched):
@@ -113,24 +115,55 @@ class TorchLoop:
             it._colab_magic_loader = loader
             loop._new_iterator(loader)
 
+        clock = time.perf_counter
+
         def __next__(it: Any) -> Any:
+            # runs once per batch: kept to two clock reads and one method call (bench/overhead.py --torch)
             loader = getattr(it, "_colab_magic_loader", None)
             if loop._pending:  # an epoch's first step starts with its first batch (rare: no lock otherwise)
                 loop._next_called(loader)
             loop._last_loader = loader
-            start = time.perf_counter()
+            start = clock()
             try:
                 return original_next(it)
             finally:
-                loop._waited(loader, time.perf_counter() - start)
+                loop._waited(loader, clock() - start)
 
         self._patched += [(base, "__init__", original_init), (base, "__next__", original_next)]
         setattr(base, "__init__", __init__)  # noqa: B010 - a class attribute set for the cell, put back after it
         setattr(base, "__next__", __next__)  # noqa: B010
+        self._watch_scaler()
+
+    def _watch_scaler(self) -> None:
+        """A GradScaler that finds inf or NaN gradients skips ``optimizer.step()``: the work of that step was
+        done all the same, so it ends a step here, and is counted as skipped."""
+        try:
+            from torch.amp.grad_scaler import GradScaler
+        except ImportError:  # a torch without torch.amp's scaler: scaled steps are seen as before
+            return
+        original_step = GradScaler.step
+        loop = self
+
+        def step(scaler: Any, optimizer: Any, *args: Any, **kwargs: Any) -> Any:
+            run = loop._by_optimizer.get(id(optimizer))
+            before = run.steps if run is not None else 0
+            out = original_step(scaler, optimizer, *args, **kwargs)
+            run = loop._by_optimizer.get(id(optimizer))
+            if (run.steps if run is not None else 0) == before and scaler.is_enabled():
+                loop._before_step(optimizer, args, kwargs)
+                loop._after_step(optimizer, args, kwargs)
+                loop._by_optimizer[id(optimizer)].skipped += 1
+            return out
+
+        self._patched.append((GradScaler, "step", original_step))
+        setattr(GradScaler, "step", step)  # noqa: B010
 
     # --- the hooks -----------------------------------------------------------------------------------
 
     def _before_step(self, optimizer: Any, args: Any, kwargs: Any) -> None:
+        run = self._by_optimizer.get(id(optimizer))  # a dict read is atomic: most steps need no lock
+        if run is not None and run.step:
+            return
         with self._lock:
             run = self._by_optimizer.get(id(optimizer))
             if run is None:
@@ -147,7 +180,7 @@ class TorchLoop:
             if run.loader is None:
                 run.loader = self._last_loader  # the loader whose batches fed this step
             if run.model is None:
-                run.model = self._outermost
+                run.model, run.autocast = self._outermost, self._autocast
             if not run.epoch_first and run.last_end is not None:  # an epoch's first step stays apart
                 run.wait_s += run.waiting
                 run.steps_s += now - run.last_end
@@ -161,7 +194,7 @@ class TorchLoop:
             run.step += 1
             run.steps += 1
             if self._module_hooks and all(r.model is not None for r in self._by_optimizer.values()):
-                self._unwatch_modules()
+                self._unwatch_modules()  # every loop has its model's name: later steps pay nothing for it
             if run.steps <= 2 or run.counter is not None:  # the FLOP count is over by the third step
                 self._count_flops(run)
 
@@ -240,10 +273,13 @@ class TorchLoop:
         depth = threading.local()
         calls = [0]
 
+        import torch
+
         def before(mod: Any, args: Any) -> None:
             level = getattr(depth, "n", 0)
             if level == 0:
                 self._outermost = mod
+                self._autocast = _autocast_now(torch)
             depth.n = level + 1
             calls[0] += 1
             if calls[0] > MODULE_CALLS_WATCHED and not self._by_optimizer:
@@ -260,6 +296,29 @@ class TorchLoop:
         for handle in self._module_hooks:
             handle.remove()
         self._module_hooks = []
+
+
+def _autocast_now(torch: Any) -> dict[str, str]:
+    """The device types autocast is on for, with its dtype ("bfloat16"...), as the model is called."""
+    out = {}
+    for kind in ("cuda", "cpu"):
+        try:
+            if torch.is_autocast_enabled(kind):
+                out[kind] = str(torch.get_autocast_dtype(kind)).removeprefix("torch.")
+        except (TypeError, RuntimeError, AttributeError):  # a torch before device-type arguments: unknown
+            continue
+    return out
+
+
+def compute_dtype(autocast: dict[str, str], devices: list[str], dtypes: list[str]) -> str:
+    """What matrix products ran in: autocast's dtype on the weights' device type, else the weights' own
+    half-precision dtype when they all have one, else float32."""
+    kind = devices[0].split(":")[0] if devices else "cpu"
+    if kind in autocast:
+        return autocast[kind]
+    if len(dtypes) == 1 and dtypes[0] in ("bfloat16", "float16"):
+        return dtypes[0]
+    return "float32"
 
 
 def _same_feed(loader: Any, feeding: Any) -> bool:
@@ -293,11 +352,23 @@ def torch_facts(run: _TorchFit) -> FitFacts:
     if micro >= 1.5:  # gradient accumulation: a step's samples are its micro-batches'
         notes.append(f"{micro:.0f} batches per optimizer step (gradient accumulation): a step is all of them.")
         batch = round(batch * micro) if batch else None
+    if run.skipped:
+        notes.append(f"GradScaler skipped the update of {run.skipped} of {run.steps} steps (inf or NaN gradients): "
+                     f"counted as steps, their time spent; a few at the start are normal while the scale settles.")
+    device = normalise_device(devices[0]) if devices else None
+    dtype = compute_dtype(run.autocast, devices, dtypes)
+    if run.autocast:
+        notes.append("autocast: " + ", ".join(f"{kind} in {dt}" for kind, dt in sorted(run.autocast.items())) + ".")
     return FitFacts(
+        compute_dtype=dtype,
+        tf32=frameworks.tf32_enabled("torch"),
+        framework_memory_peak=frameworks.framework_memory_peak("torch", device),
+        framework_memory_reserved=frameworks.torch_memory_reserved(device),
+        skipped_steps=run.skipped,
         loop=LOOP,
         model=type(run.model).__name__ if run.model is not None else f"{type(run.optimizer).__name__} optimizer",
         backend="torch",
-        device=normalise_device(devices[0]) if devices else None,
+        device=device,
         devices=[normalise_device(d) for d in devices],
         batch_size=batch,
         batch_note=None if loader is not None else "unknown: no DataLoader fed the steps",
@@ -319,29 +390,3 @@ def _input_wait(run: _TorchFit) -> InputWait | None:
     share = min(1.0, run.wait_s / run.steps_s)
     return InputWait(step_s=step, compute_step_s=step * (1 - share), wait_share=share, check_s=0.0, steps=timed,
                      wait_share_interval=None, source="DataLoader")
-
-
-class _ImportWatcher(importlib.abc.MetaPathFinder):
-    """Installs the hooks once the cell imports torch (the other finders find it; this one only waits)."""
-
-    def __init__(self, on_import: Any) -> None:
-        self.on_import = on_import
-
-    def find_spec(self, name: str, path: Any = None, target: Any = None) -> Any:
-        if name != "torch":
-            return None
-        # kept until torch is executed: a find_spec("torch") that imports nothing must not use it up
-        spec = importlib.machinery.PathFinder.find_spec(name, path)
-        if spec is None or spec.loader is None:
-            return spec
-        loader = spec.loader
-        exec_module = loader.exec_module
-
-        def run_then_install(module: Any) -> None:
-            exec_module(module)
-            if self in sys.meta_path:
-                sys.meta_path.remove(self)
-            self.on_import()
-
-        loader.exec_module = run_then_install  # type: ignore[method-assign]
-        return spec

@@ -48,6 +48,22 @@ TORCH_INPUT_FIX = (
 )
 
 
+# The same advice in PyTorch's terms, for loop = "torch" (its own loop: no compile(), no policy)
+TORCH_AUTOCAST_FIX = (
+    "with torch.autocast('cuda', dtype=torch.bfloat16): around the forward pass and the loss (torch.float16 "
+    "with torch.amp.GradScaler before Ampere); or torch.set_float32_matmul_precision('high') for TF32 on "
+    "Ampere or newer"
+)
+TORCH_DISPATCH_FIX = (
+    "a larger batch (DataLoader batch_size), and model = torch.compile(model) to fuse the small kernels "
+    "(mode='reduce-overhead' also replays each step as one CUDA graph)"
+)
+
+
+def _torch(r: FitReport) -> bool:
+    return r.loop == "torch"
+
+
 def gpu_unused(r: FitReport) -> Finding | None:
     """The framework trained on the CPU while a GPU was there."""
     if not r.gpus or not (r.device or "").startswith("CPU"):
@@ -58,7 +74,8 @@ def gpu_unused(r: FitReport) -> Finding | None:
         "GPU present but unused: the model trained on the CPU",
         f"weights on {r.device}; {utils or 'GPU utilisation not readable'}",
         "run %device_info: if the framework sees no GPU it says why and how to fix it; "
-        "otherwise build and fit the model outside any CPU device scope",
+        + ("otherwise model.to('cuda') before making the optimizer, and each batch .to('cuda')" if _torch(r)
+           else "otherwise build and fit the model outside any CPU device scope"),
     )
 
 
@@ -77,8 +94,10 @@ def idle_gpus(r: FitReport) -> Finding | None:
         "idle_gpus",
         f"{len(idle)} of {len(r.gpus)} GPUs sat idle: " + ", ".join(g.label for g in idle),
         f"mean utilisation {names}, while the fit ran on {where}",
+        "to train on every GPU: torchrun --nproc-per-node=N with DistributedDataParallel(model)" if _torch(r) else
         "to train on every GPU, build and compile the model under tf.distribute.MirroredStrategy() "
         "(TensorFlow) or keras.distribution.set_distribution(keras.distribution.DataParallel()) (JAX)",
+        "torchrun with DistributedDataParallel" if _torch(r) else "",
     )
 
 
@@ -146,7 +165,16 @@ def memory(r: FitReport) -> Finding | None:
         if not peak or not total or peak < MEMORY_FULL * total:
             continue
         own = r.framework_memory_peak
-        if own is not None and own < 0.5 * peak:
+        if _torch(r) and own is not None and r.framework_memory_reserved and own < 0.5 * r.framework_memory_reserved:
+            return Finding(  # PyTorch reserves as it goes: a cache far above what tensors use is fragmentation
+                "memory_reserved",
+                f"PyTorch's caching allocator holds far more of {g.label}'s memory than its tensors use",
+                f"NVML: {gib(peak)} of {gib(total)} GiB in use; reserved at most {gib(r.framework_memory_reserved, '.2f')} "
+                f"GiB, allocated at most {gib(own, '.2f')} GiB (torch.cuda.max_memory_reserved / max_memory_allocated)",
+                "only if other work needs the GPU or an allocation fails: PYTORCH_CUDA_ALLOC_CONF=expandable_segments:True "
+                "in the environment before torch starts (less fragmentation), torch.cuda.empty_cache() between runs",
+            )
+        if own is not None and own < 0.5 * peak and not _torch(r):
             fix = (
                 "tf.config.experimental.set_memory_growth(gpu, True) for each GPU before TensorFlow runs anything"
                 if r.backend == "tensorflow"
@@ -161,8 +189,12 @@ def memory(r: FitReport) -> Finding | None:
         return Finding(
             "memory_full",
             f"{g.label}'s memory is nearly full: out-of-memory risk",
-            f"peak {gib(peak)} of {gib(total)} GiB ({100 * peak / total:.0f}%)",
+            f"peak {gib(peak)} of {gib(total)} GiB ({100 * peak / total:.0f}%)"
+            + (f"; PyTorch's tensors at most {gib(own, '.2f')} GiB" if _torch(r) and own is not None else ""),
+            "a smaller batch, torch.autocast (bfloat16 activations), or activation checkpointing "
+            "(torch.utils.checkpoint)" if _torch(r) else
             "a smaller batch, mixed precision (keras.mixed_precision.set_global_policy('mixed_float16')), or a smaller model",
+            "a smaller batch or torch.autocast" if _torch(r) else "",
         )
     return None
 
@@ -179,8 +211,10 @@ def dispatch_bound(r: FitReport) -> Finding | None:
         "dispatch_bound",
         "Dispatch-bound: tiny steps, mostly overhead",
         f"median step {ms(r.step.median, '.2f')}" + (f" at batch {r.batch_size}" if r.batch_size else "")
-        + f", one step per call{busy}",
+        + ("" if _torch(r) else ", one step per call") + busy,
+        TORCH_DISPATCH_FIX if _torch(r) else
         "a larger batch; model.compile(..., steps_per_execution=32) to run many steps per call; or jit_compile=True",
+        "a larger batch or torch.compile" if _torch(r) else "",
     )
 
 
@@ -216,8 +250,14 @@ def tensor_cores_idle(r: FitReport) -> Finding | None:
     elif peak.tf32 is None:
         evidence = (f"float32 on {gpu.label}, which has no TF32: its {peak.fp32:g} TFLOP/s FP32 units do the work "
                     f"beside {peak.fp16:g} TFLOP/s of FP16 tensor cores")
+    elif r.tf32 is False:  # PyTorch says so: its float32 matrix products stay off the tensor cores
+        evidence = (f"float32 with TF32 off (PyTorch's default for matrix products): {peak.fp32:g} TFLOP/s of FP32 "
+                    f"units beside {peak.tf32:g} TFLOP/s TF32 and {peak.fp16:g} TFLOP/s BF16/FP16 tensor cores")
     else:
         return None  # TF32 may be in use, and without GPM it cannot be told apart
+    if _torch(r):
+        return Finding("tensor_cores_idle", "Tensor cores idle: the model computes in float32", evidence,
+                       TORCH_AUTOCAST_FIX, "torch.autocast in bfloat16")
     return Finding("tensor_cores_idle", "Tensor cores idle: the model computes in float32", evidence, MIXED_PRECISION_FIX)
 
 

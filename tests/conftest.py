@@ -73,6 +73,11 @@ def leaves_nothing_running(shell):
         problems.append("keras.Model.fit left patched")
     if _torch_hooks():
         problems.append(f"torch hooks or patches left: {_torch_hooks()}")
+    watchers = [f for f in sys.meta_path if type(f).__name__ == "ImportWatcher"]
+    if watchers:
+        problems.append(f"import watchers left on sys.meta_path: {[w.name for w in watchers]}")
+        for watcher in watchers:
+            sys.meta_path.remove(watcher)
     assert not problems, "; ".join(problems)
 
 

@@ -134,8 +134,10 @@ def test_trials_on_a_torch_loop_are_one_line_and_no_step_names_both_ways(kip, ca
             "colab_magic.step() in your own loop marks one") in out
 
 
-def test_torch_imported_inside_the_cell_is_still_seen():
-    """The hooks go in when the cell imports torch (Colab ships it, but a cell may be the first to import it)."""
+def test_torch_imported_inside_the_cell_is_still_seen_and_keras_is_never_imported_for_it():
+    """The hooks go in when the cell imports torch (Colab ships it, but a cell may be the first to import
+    it); a PyTorch cell does not import Keras or TensorFlow (seconds, and memory, for nothing); a later cell
+    that imports Keras itself has its fit timed."""
     code = textwrap.dedent('''
         import sys
         from IPython.core.interactiveshell import InteractiveShell
@@ -146,10 +148,17 @@ def test_torch_imported_inside_the_cell_is_still_seen():
                     "o = torch.optim.SGD(w.parameters(), lr=0.1)\\nfor i in range(7):\\n    w(torch.ones(1, 2)).sum().backward(); o.step()").raise_error()
         r = ip.user_ns["R"]
         print(len(r.reports), r.reports[0].loop, r.reports[0].total_steps, r.reports[0].model)
+        print("keras" in sys.modules, "tensorflow" in sys.modules)
+        ip.run_cell("%%timed_fit -q -v K --no-history\\nimport keras, numpy as np\\n"
+                    "k = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)]); k.compile('sgd', 'mse')\\n"
+                    "_ = k.fit(np.zeros((64, 2)), np.zeros((64, 1)), epochs=2, verbose=0)").raise_error()
+        k = ip.user_ns["K"]
+        print(len(k.reports), k.reports[0].loop, k.reports[0].total_steps, "fit" in vars(sys.modules["keras"].Model),
+              [type(f).__name__ for f in sys.meta_path if type(f).__name__ == "ImportWatcher"])
     ''')
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr[-2000:]
-    assert out.stdout.strip().splitlines()[-1] == "1 torch 7 Linear"
+    assert out.stdout.strip().splitlines()[-3:] == ["1 torch 7 Linear", "False False", "1 keras 4 False []"]
 
 
 def test_flops_of_an_mlp_step_match_a_hand_count(kip):
@@ -190,3 +199,67 @@ def test_module_hooks_come_off_when_modules_run_without_an_optimizer(kip, monkey
                  "before = len(_m._global_forward_pre_hooks)\nfor i in range(10):\n    net(torch.ones(1, 16))\n"
                  "after = len(_m._global_forward_pre_hooks)").raise_error()
     assert (kip.user_ns["before"], kip.user_ns["after"]) == (1, 0)
+
+
+def test_gradscaler_skipped_steps_are_counted_and_said(kip):
+    """A GradScaler that finds inf gradients skips optimizer.step(): the step was worked all the same."""
+    cell = textwrap.dedent('''
+        model = Net()
+        opt = torch.optim.SGD(model.parameters(), lr=0.01)
+        scaler = torch.amp.GradScaler("cpu")
+        x, y = torch.randn(16, 16), torch.randn(16, 1)
+        for i in range(10):
+            opt.zero_grad()
+            loss = torch.nn.functional.mse_loss(model(x), y) * (float("inf") if i in (3, 6) else 1.0)
+            scaler.scale(loss).backward()
+            scaler.step(opt)
+            scaler.update()
+    ''')
+    kip.run_cell("%%timed_fit -q -v R --no-history\n" + cell).raise_error()
+    (r,) = kip.user_ns["R"].reports
+    assert (r.total_steps, r.skipped_steps) == (10, 2)
+    assert any(n.startswith("GradScaler skipped the update of 2 of 10 steps") for n in r.notes)
+    from torch.amp.grad_scaler import GradScaler
+
+    assert GradScaler.step.__module__ == "torch.amp.grad_scaler"  # put back
+
+
+def test_autocast_dtype_and_tf32_reach_the_report(kip):
+    """What matrix products ran in: autocast's dtype on the weights' device, else the weights' own."""
+    kip.run_cell("%%timed_fit -q -v R --no-history\nmodel = Net()\nopt = torch.optim.SGD(model.parameters(), lr=0.01)\n"
+                 "for i in range(4):\n    opt.zero_grad()\n"
+                 "    with torch.autocast('cpu', dtype=torch.bfloat16):\n        out = model(torch.randn(8, 16))\n"
+                 "    out.float().sum().backward()\n    opt.step()").raise_error()
+    (r,) = kip.user_ns["R"].reports
+    assert r.compute_dtype == "bfloat16" and "autocast: cpu in bfloat16." in r.notes
+    assert r.tf32 is (torch.backends.cuda.matmul.allow_tf32 or torch.get_float32_matmul_precision() != "highest")
+    kip.run_cell("%%timed_fit -q -v R --no-history\nmodel = Net().to(torch.bfloat16)\n"
+                 "opt = torch.optim.SGD(model.parameters(), lr=0.01)\nfor i in range(3):\n"
+                 "    opt.zero_grad(); model(torch.randn(8, 16, dtype=torch.bfloat16)).float().sum().backward(); opt.step()"
+                 ).raise_error()
+    assert kip.user_ns["R"].reports[0].compute_dtype == "bfloat16"
+    kip.run_cell("%%timed_fit -q -v R --no-history\nmodel = Net()\nopt = torch.optim.SGD(model.parameters(), lr=0.01)\n"
+                 "for i in range(3):\n    opt.zero_grad(); model(torch.randn(8, 16)).sum().backward(); opt.step()").raise_error()
+    assert kip.user_ns["R"].reports[0].compute_dtype == "float32"
+
+
+def test_compute_dtype_rule():
+    from colab_magic.torch_loop import compute_dtype
+
+    assert compute_dtype({"cuda": "float16"}, ["cuda:0"], ["float32"]) == "float16"
+    assert compute_dtype({"cpu": "bfloat16"}, ["cuda:0"], ["float32"]) == "float32"  # autocast on another device
+    assert compute_dtype({}, ["cuda:0"], ["bfloat16"]) == "bfloat16"
+    assert compute_dtype({}, ["cuda:0"], ["bfloat16", "float32"]) == "float32"
+
+
+def test_mfu_of_a_counted_torch_step_uses_its_dtype_and_tf32():
+    """The torch source counts its own FLOPs: the report's MFU is against the peak of autocast's dtype."""
+    from colab_magic.mfu import against_peak
+    from tests import builders as b
+
+    r = b.report(device="GPU:0", gpus=[b.gpu(name="NVIDIA H100 80GB HBM3")], step=0.02, loop="torch")
+    bf16 = against_peak(r, 494.7e12, "bfloat16", False)
+    assert bf16["peak_flops_per_s"] == 989.4e12 and abs(bf16["mfu"] - 0.5) < 1e-9
+    assert against_peak(r, 67e12, "float32", False)["mfu"] == 1.0
+    assert "TF32" in against_peak(r, 67e12, "float32", True)["peak_basis"]
+    assert "no MFU on the CPU" in against_peak(b.report(device="CPU:0", gpus=[]), 1e9, "float32", False)["peak_basis"]

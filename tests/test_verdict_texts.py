@@ -135,6 +135,64 @@ EXPECTED = {
     ],
 }
 
+# The same reports from a PyTorch loop: the advice in PyTorch's terms (tf32 False: PyTorch said TF32 is off).
+TORCH = dict(loop="torch", backend="torch")
+SCENARIOS.update({
+    "gpu_unused_torch": dict(device="CPU:0", gpus=[b.gpu(util=2.0)], step=0.02, **TORCH),
+    "idle_gpus_torch": dict(device="GPU:0", gpus=[b.gpu(0, util=90.0), b.gpu(1, "T4", util=1.0)], step=0.02, **TORCH),
+    "memory_reserved_torch": dict(device="GPU:0", gpus=[b.gpu(util=90.0, memory_peak=39.5 * GiB)], step=0.02, framework_memory_peak=1 * GiB, framework_memory_reserved=38 * GiB, **TORCH),
+    "memory_full_torch": dict(device="GPU:0", gpus=[b.gpu(util=90.0, memory_peak=39.0 * GiB)], step=0.02, framework_memory_peak=30 * GiB, framework_memory_reserved=38 * GiB, **TORCH),
+    "dispatch_bound_torch": dict(device="GPU:0", gpus=[b.gpu(util=20.0)], step=0.0029949, batch_size=32, **TORCH),
+    "tensor_a100_torch": dict(device="GPU:0", gpus=[b.gpu(util=60.0)], step=0.02, compute_dtype="float32", tf32=False, **TORCH),
+    "tensor_a100_torch_tf32": dict(device="GPU:0", gpus=[b.gpu(util=60.0)], step=0.02, compute_dtype="float32", tf32=True, **TORCH),
+})
+EXPECTED.update({
+    'gpu_unused_torch': [
+        ('gpu_unused',
+         'GPU present but unused: the model trained on the CPU',
+         'weights on CPU:0; GPU 0 (A100) 2% busy',
+         "run %device_info: if the framework sees no GPU it says why and how to fix it; otherwise model.to('cuda') before making the optimizer, and each batch .to('cuda')",
+         '%device_info says why'),
+    ],
+    'idle_gpus_torch': [
+        ('idle_gpus',
+         '1 of 2 GPUs sat idle: GPU 1 (T4)',
+         'mean utilisation GPU 1 (T4) (1%), while the fit ran on GPU 0 (A100) (90%)',
+         'to train on every GPU: torchrun --nproc-per-node=N with DistributedDataParallel(model)',
+         'torchrun with DistributedDataParallel'),
+    ],
+    'memory_reserved_torch': [
+        ('memory_reserved',
+         "PyTorch's caching allocator holds far more of GPU 0 (A100)'s memory than its tensors use",
+         'NVML: 39.5 of 40.0 GiB in use; reserved at most 38.00 GiB, allocated at most 1.00 GiB (torch.cuda.max_memory_reserved / max_memory_allocated)',
+         'only if other work needs the GPU or an allocation fails: PYTORCH_CUDA_ALLOC_CONF=expandable_segments:True in the environment before torch starts (less fragmentation), torch.cuda.empty_cache() between runs',
+         'only matters if other work needs the GPU'),
+    ],
+    'memory_full_torch': [
+        ('memory_full',
+         "GPU 0 (A100)'s memory is nearly full: out-of-memory risk",
+         "peak 39.0 of 40.0 GiB (98%); PyTorch's tensors at most 30.00 GiB",
+         'a smaller batch, torch.autocast (bfloat16 activations), or activation checkpointing (torch.utils.checkpoint)',
+         'a smaller batch or torch.autocast'),
+    ],
+    'dispatch_bound_torch': [
+        ('dispatch_bound',
+         'Dispatch-bound: tiny steps, mostly overhead',
+         'median step 2.99 ms at batch 32; GPU 0 (A100) busy 20% of the time',
+         "a larger batch (DataLoader batch_size), and model = torch.compile(model) to fuse the small kernels (mode='reduce-overhead' also replays each step as one CUDA graph)",
+         'a larger batch or torch.compile'),
+    ],
+    'tensor_a100_torch': [
+        ('tensor_cores_idle',
+         'Tensor cores idle: the model computes in float32',
+         "float32 with TF32 off (PyTorch's default for matrix products): 19.5 TFLOP/s of FP32 units beside 156 TFLOP/s TF32 and 312 TFLOP/s BF16/FP16 tensor cores",
+         "with torch.autocast('cuda', dtype=torch.bfloat16): around the forward pass and the loss (torch.float16 with torch.amp.GradScaler before Ampere); or torch.set_float32_matmul_precision('high') for TF32 on Ampere or newer",
+         'torch.autocast in bfloat16'),
+    ],
+    'tensor_a100_torch_tf32': [
+    ],
+})
+
 
 @pytest.mark.parametrize("name", sorted(SCENARIOS))
 def test_each_verdict_says_exactly_this(name):
