@@ -15,9 +15,12 @@ the cell's end, after an exception or Ctrl-C too.
 
 from __future__ import annotations
 
+import gc
 import sys
 import threading
 import time
+import weakref
+from dataclasses import dataclass
 from typing import Any
 
 from . import frameworks
@@ -46,7 +49,7 @@ class _TorchFit:
         self.last_end: float | None = None
         self.first_next_pending = False  # a new epoch: its first step starts at its first __next__
         self.epoch_first = True  # the epoch's first step: timed by the step timer, left out of the wait share
-        self.loader: Any = None
+        self.loader: _Feed | None = None  # the DataLoader whose batches feed the steps
         self.model: Any = None  # the outermost nn.Module called before its first step
         self.counter: Any = None  # torch's FlopCounterMode, open over the second step
         self.batches = 0  # batches the loader gave since the last step (several: gradient accumulation)
@@ -67,7 +70,7 @@ class TorchLoop:
         self._patched: list[tuple[Any, str, Any]] = []
         self._watcher: ImportWatcher | None = None
         self.installed = False
-        self._last_loader: Any = None  # the loader whose __next__ ran last
+        self._last_loader: Any = None  # a weak reference to the loader whose __next__ ran last
         self._pending = False  # an optimizer waits for its epoch's first batch
         self._module_hooks: list[Any] = []  # the global module hooks, while they are on
         self._outermost: Any = None  # the last module called from outside any other module
@@ -112,7 +115,9 @@ class TorchLoop:
 
         def __init__(it: Any, loader: Any, *args: Any, **kwargs: Any) -> None:
             original_init(it, loader, *args, **kwargs)
-            it._colab_magic_loader = loader
+            # the iterator keeps its loader (`for b in DataLoader(...)` holds nothing else); the loop holds
+            # loaders weakly: one the user dropped is seen gone (then one of its kind is its next epoch)
+            it._colab_magic_loader, it._colab_magic_ref = loader, weakref.ref(loader)
             loop._new_iterator(loader)
 
         clock = time.perf_counter
@@ -122,7 +127,7 @@ class TorchLoop:
             loader = getattr(it, "_colab_magic_loader", None)
             if loop._pending:  # an epoch's first step starts with its first batch (rare: no lock otherwise)
                 loop._next_called(loader)
-            loop._last_loader = loader
+            loop._last_loader = getattr(it, "_colab_magic_ref", None)
             start = clock()
             try:
                 return original_next(it)
@@ -177,8 +182,8 @@ class TorchLoop:
             run = self._by_optimizer.get(id(optimizer))
             if run is None:
                 return
-            if run.loader is None:
-                run.loader = self._last_loader  # the loader whose batches fed this step
+            if run.loader is None and self._last_loader is not None and self._last_loader() is not None:
+                run.loader = _Feed.of(self._last_loader())  # the loader whose batches fed this step
             if run.model is None:
                 run.model, run.autocast = self._outermost, self._autocast
             if not run.epoch_first and run.last_end is not None:  # an epoch's first step stays apart
@@ -241,7 +246,7 @@ class TorchLoop:
             for run in self._by_optimizer.values():
                 if not _same_feed(loader, run.loader) or run.step == 0:
                     continue
-                run.loader = loader
+                run.loader = _Feed.of(loader)
                 run.fit.epoch_ended(run.epoch)
                 run.epoch += 1
                 run.step = 0
@@ -253,7 +258,7 @@ class TorchLoop:
     def _next_called(self, loader: Any) -> None:
         with self._lock:
             for run in self._by_optimizer.values():
-                if run.first_next_pending and run.loader is loader:
+                if run.first_next_pending and run.loader is not None and run.loader.ref() is loader:
                     run.first_next_pending = False
                     run.fit.step_started(0)  # the epoch's first step starts with its first batch
             self._pending = any(run.first_next_pending for run in self._by_optimizer.values())
@@ -261,7 +266,7 @@ class TorchLoop:
     def _waited(self, loader: Any, seconds: float) -> None:
         with self._lock:
             for run in self._by_optimizer.values():
-                if run.loader is None or run.loader is loader:
+                if run.loader is None or run.loader.ref() is loader:
                     run.waiting += seconds
                     run.batches += 1
 
@@ -298,6 +303,41 @@ class TorchLoop:
         self._module_hooks = []
 
 
+def _model_name(run: _TorchFit) -> str:
+    if run.model is None:
+        return f"{type(run.optimizer).__name__} optimizer"
+    if "lightning" in sys.modules or "pytorch_lightning" in sys.modules:
+        return type(_lightning_owner(run.model)).__name__
+    return type(run.model).__name__
+
+
+def _lightning_owner(module: Any, depth: int = 4) -> Any:
+    """The LightningModule that holds ``module``: Lightning calls ``training_step``, not the
+    LightningModule itself, so the outermost module called is one of its parts. Found through the
+    parent's ``_modules`` dict and its instance dict (gc's referrers: once per report, only with Lightning
+    imported)."""
+    for _ in range(depth):
+        parent = _parent(module)
+        if parent is None:
+            return module
+        module = parent
+        if any(k.__name__ == "LightningModule" for k in type(module).__mro__):
+            return module
+    return module
+
+
+def _parent(module: Any) -> Any:
+    for held in gc.get_referrers(module):  # the parent's _modules dict
+        if not isinstance(held, dict):
+            continue
+        for attrs in gc.get_referrers(held):  # the parent's __dict__, holding _modules
+            if isinstance(attrs, dict) and attrs.get("_modules") is held:
+                for owner in gc.get_referrers(attrs):
+                    if getattr(owner, "__dict__", None) is attrs:
+                        return owner
+    return None
+
+
 def _autocast_now(torch: Any) -> dict[str, str]:
     """The device types autocast is on for, with its dtype ("bfloat16"...), as the model is called."""
     out = {}
@@ -321,17 +361,46 @@ def compute_dtype(autocast: dict[str, str], devices: list[str], dtypes: list[str
     return "float32"
 
 
-def _same_feed(loader: Any, feeding: Any) -> bool:
+@dataclass(frozen=True)
+class _Feed:
+    """The DataLoader that feeds a loop's steps: held weakly (a loop that makes a new loader each epoch
+    drops the old one), with what the report says of it."""
+
+    ref: Any  # weakref.ref to the DataLoader
+    kind: tuple  # the dataset's type and the batch size
+    batch_size: int | None
+    num_workers: int
+    pin_memory: bool
+
+    @classmethod
+    def of(cls, loader: Any) -> _Feed:
+        batch = _batch_size(loader)
+        return cls(weakref.ref(loader), (type(getattr(loader, "dataset", None)), batch), batch,
+                   int(getattr(loader, "num_workers", 0) or 0), bool(getattr(loader, "pin_memory", False)))
+
+
+def _batch_size(loader: Any) -> int | None:
+    """Samples per batch: the loader's own, else its batch sampler's (Hugging Face's Trainer, through
+    Accelerate, gives the DataLoader a batch sampler)."""
+    size = getattr(loader, "batch_size", None)
+    if size is None:
+        size = getattr(getattr(loader, "batch_sampler", None), "batch_size", None)
+    return size if isinstance(size, int) else None
+
+
+def _same_feed(loader: Any, feeding: _Feed | None) -> bool:
     """Whether a new pass over ``loader`` is the next epoch of the steps ``feeding`` fed: the same loader,
-    or one made anew each epoch (the same kind of dataset, the same batch size). A validation loader of
-    another kind or batch size starts nothing (one of the same kind starts the next epoch early: its
-    time then counts as that epoch's time before its first step)."""
-    if loader is feeding:
-        return True
+    or, once that one is gone, one made anew (the same kind of dataset, the same batch size). While the
+    loader that fed the steps is alive, a pass over another one (validation, Lightning's sanity check)
+    starts nothing."""
     if feeding is None:
         return False
-    return (type(getattr(loader, "dataset", None)) is type(getattr(feeding, "dataset", None))
-            and getattr(loader, "batch_size", None) == getattr(feeding, "batch_size", None))
+    current = feeding.ref()
+    if loader is current:
+        return True
+    if current is not None:
+        return False
+    return (type(getattr(loader, "dataset", None)), _batch_size(loader)) == feeding.kind
 
 
 def torch_facts(run: _TorchFit) -> FitFacts:
@@ -344,11 +413,11 @@ def torch_facts(run: _TorchFit) -> FitFacts:
     loader = run.loader
     notes = []
     if loader is not None:
-        notes.append(f"DataLoader: batch_size {getattr(loader, 'batch_size', None)}, num_workers "
-                     f"{getattr(loader, 'num_workers', 0)}, pin_memory {getattr(loader, 'pin_memory', False)}.")
+        notes.append(f"DataLoader: batch_size {loader.batch_size}, num_workers {loader.num_workers}, "
+                     f"pin_memory {loader.pin_memory}.")
     notes.append(f"{count:,} parameters in {', '.join(dtypes) or 'no dtype'}.")
     micro = run.batches_stepped / run.timed if run.timed and run.batches_stepped else 1.0
-    batch = getattr(loader, "batch_size", None) if loader is not None else None
+    batch = loader.batch_size if loader is not None else None
     if micro >= 1.5:  # gradient accumulation: a step's samples are its micro-batches'
         notes.append(f"{micro:.0f} batches per optimizer step (gradient accumulation): a step is all of them.")
         batch = round(batch * micro) if batch else None
@@ -366,7 +435,7 @@ def torch_facts(run: _TorchFit) -> FitFacts:
         framework_memory_reserved=frameworks.torch_memory_reserved(device),
         skipped_steps=run.skipped,
         loop=LOOP,
-        model=type(run.model).__name__ if run.model is not None else f"{type(run.optimizer).__name__} optimizer",
+        model=_model_name(run),
         backend="torch",
         device=device,
         devices=[normalise_device(d) for d in devices],

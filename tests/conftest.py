@@ -18,7 +18,7 @@ def pytest_sessionstart(session):
         return
     required = ["keras", "tensorflow", "jax", "hypothesis", "matplotlib", "nbclient", "nbconvert", "nbformat", "ipykernel", "PIL", "ipywidgets"]
     if os.environ.get("COLAB_PARITY") != "1":  # Colab's torch is a CUDA build the parity run goes without
-        required.append("torch")
+        required += ["torch", "transformers", "accelerate", "lightning"]
     missing = [name for name in required if importlib.util.find_spec(name) is None]
     if not (shutil.which("chromium") or shutil.which("chromium-browser")):
         missing.append("chromium (the browser check)")
