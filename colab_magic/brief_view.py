@@ -66,10 +66,12 @@ def _figures(r: Any) -> str:
         text += f" of {r.steps_per_epoch:,} steps"
     if r.batch_size:
         text += f", batch {r.batch_size:,}"
-    text += f": {fmt(r.samples_per_s, ',.0f')} samples/s"
-    if r.first_step_s is not None:
-        why = "compiling" if r.loop == "keras" else "its warm-up"
-        text += f"; the first step took {fmt_s(r.first_step_s)} ({why}; left out of ms/step)"
+    if r.samples_per_s:
+        text += f": {fmt(r.samples_per_s, ',.0f')} samples/s"
+    if r.first_step_s is not None and r.loop == "keras":
+        text += f"; the first step took {fmt_s(r.first_step_s)} (compiling; left out of ms/step)"
+    elif r.first_step_s is not None:  # timed from its own optimizer step only: its duration would mislead
+        text += "; the first step left out of ms/step (its warm-up)"
     return text + "."
 
 

@@ -16,6 +16,7 @@ import os
 import platform
 import socket
 import stat
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -218,17 +219,20 @@ def latest_per_device(runs: list[RunSummary], signature_id: str | None,
 
 
 def environment(runtime: Runtime, gpu_names: list[str | None]) -> dict:
-    import keras
-
-    return {
+    """Where the runs were made; the versions of the frameworks the session imported (a record never
+    imports one: a PyTorch notebook would pay seconds for TensorFlow)."""
+    env = {
         "runtime": runtime.label,
         "runtime_kind": runtime.kind,
         "colab_accelerator": runtime.accelerator,
         "host": socket.gethostname(),
         "gpus": gpu_names,
         "python": platform.python_version(),
-        "keras": keras.__version__,
     }
+    for name in ("keras", "torch"):
+        if name in sys.modules:
+            env[name] = getattr(sys.modules[name], "__version__", None)
+    return env
 
 
 @dataclass

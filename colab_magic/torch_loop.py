@@ -27,7 +27,7 @@ from . import frameworks
 from .frameworks import normalise_device
 from .import_watch import ImportWatcher
 from .observer import FitFacts, LoopPlan
-from .parts import InputWait
+from .parts import InputWait, ModelSignature
 from .recorder import CellFits, FitRecording
 
 LOOP = "torch"
@@ -71,6 +71,7 @@ class TorchLoop:
         self._watcher: ImportWatcher | None = None
         self.installed = False
         self._last_loader: Any = None  # a weak reference to the loader whose __next__ ran last
+        self._iterators: weakref.WeakSet = weakref.WeakSet()  # those given their loader, until they let it go
         self._pending = False  # an optimizer waits for its epoch's first batch
         self._module_hooks: list[Any] = []  # the global module hooks, while they are on
         self._outermost: Any = None  # the last module called from outside any other module
@@ -91,6 +92,9 @@ class TorchLoop:
         for owner, name, original in reversed(self._patched):
             setattr(owner, name, original)
         self._handles, self._patched = [], []
+        for it in list(self._iterators):
+            _let_go(it)
+        self._iterators.clear()
         for run in list(self._by_optimizer.values()):
             if run.counter is not None:  # the cell ended inside the counted step: no count
                 run.counter.__exit__(None, None, None)
@@ -111,13 +115,14 @@ class TorchLoop:
         self._watch_modules()
         base = dataloader._BaseDataLoaderIter
         loop = self
-        original_init, original_next = base.__init__, base.__next__
+        original_init, original_next, original_reset = base.__init__, base.__next__, base._reset
 
         def __init__(it: Any, loader: Any, *args: Any, **kwargs: Any) -> None:
             original_init(it, loader, *args, **kwargs)
             # the iterator keeps its loader (`for b in DataLoader(...)` holds nothing else); the loop holds
             # loaders weakly: one the user dropped is seen gone (then one of its kind is its next epoch)
             it._colab_magic_loader, it._colab_magic_ref = loader, weakref.ref(loader)
+            loop._iterators.add(it)
             loop._new_iterator(loader)
 
         clock = time.perf_counter
@@ -131,12 +136,23 @@ class TorchLoop:
             start = clock()
             try:
                 return original_next(it)
+            except StopIteration:
+                _let_go(it)  # the pass is over
+                raise
             finally:
                 loop._waited(loader, clock() - start)
 
-        self._patched += [(base, "__init__", original_init), (base, "__next__", original_next)]
+        def _reset(it: Any, loader: Any, first_iter: bool = False) -> None:
+            original_reset(it, loader, first_iter)
+            if not first_iter:  # persistent_workers: the same iterator starts the loader's next pass
+                it._colab_magic_loader = loader
+                loop._new_iterator(loader)
+
+        self._patched += [(base, "__init__", original_init), (base, "__next__", original_next),
+                          (base, "_reset", original_reset)]
         setattr(base, "__init__", __init__)  # noqa: B010 - a class attribute set for the cell, put back after it
         setattr(base, "__next__", __next__)  # noqa: B010
+        setattr(base, "_reset", _reset)  # noqa: B010
         self._watch_scaler()
 
     def _watch_scaler(self) -> None:
@@ -303,12 +319,14 @@ class TorchLoop:
         self._module_hooks = []
 
 
-def _model_name(run: _TorchFit) -> str:
+def _owner(run: _TorchFit) -> Any:
+    """The model: the outermost module called before the first step (with Lightning, the LightningModule
+    that holds it); None when no module was seen."""
     if run.model is None:
-        return f"{type(run.optimizer).__name__} optimizer"
+        return None
     if "lightning" in sys.modules or "pytorch_lightning" in sys.modules:
-        return type(_lightning_owner(run.model)).__name__
-    return type(run.model).__name__
+        return _lightning_owner(run.model)
+    return run.model
 
 
 def _lightning_owner(module: Any, depth: int = 4) -> Any:
@@ -359,6 +377,12 @@ def compute_dtype(autocast: dict[str, str], devices: list[str], dtypes: list[str
     if len(dtypes) == 1 and dtypes[0] in ("bfloat16", "float16"):
         return dtypes[0]
     return "float32"
+
+
+def _let_go(it: Any) -> None:
+    """An iterator's reference to its loader, dropped: with persistent_workers the loader holds its
+    iterator, and the pair, a cycle, would keep the worker processes alive until the garbage collector ran."""
+    it.__dict__.pop("_colab_magic_loader", None)
 
 
 @dataclass(frozen=True)
@@ -428,14 +452,17 @@ def torch_facts(run: _TorchFit) -> FitFacts:
     dtype = compute_dtype(run.autocast, devices, dtypes)
     if run.autocast:
         notes.append("autocast: " + ", ".join(f"{kind} in {dt}" for kind, dt in sorted(run.autocast.items())) + ".")
+    owner = _owner(run)
     return FitFacts(
+        signature=ModelSignature(layers=[type(m).__name__ for m in owner.modules() if not any(True for _ in m.children())],
+                                 params=count) if owner is not None else None,
         compute_dtype=dtype,
         tf32=frameworks.tf32_enabled("torch"),
         framework_memory_peak=frameworks.framework_memory_peak("torch", device),
         framework_memory_reserved=frameworks.torch_memory_reserved(device),
         skipped_steps=run.skipped,
         loop=LOOP,
-        model=_model_name(run),
+        model=type(owner).__name__ if owner is not None else f"{type(run.optimizer).__name__} optimizer",
         backend="torch",
         device=device,
         devices=[normalise_device(d) for d in devices],

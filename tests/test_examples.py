@@ -91,3 +91,27 @@ def test_input_pipeline_verdict_then_fix(monkeypatch, tmp_path):
     assert "Highly input-bound" in naive and "num_parallel_calls=tf.data.AUTOTUNE" in naive
     assert re.search(r"Highly input-bound: \d+% \(\d+-\d+\) of each step waits for data", " ".join(naive.split()))
     assert "Highly input-bound" not in fixed
+
+
+def test_pytorch_quickstart(monkeypatch, tmp_path):
+    """A PyTorch loop in a real kernel: the answer first, the DataLoader wait measured in the user's own
+    steps, the fix (worker processes) measured by the same cell run again, and both runs in the history."""
+    pytest.importorskip("torch")
+    monkeypatch.setenv("HOME", str(tmp_path))  # the history, in a home of its own
+    cells, text_of = execute("pytorch_quickstart", monkeypatch, tmp_path, PYTORCH_QUICKSTART_SAMPLES="1024")
+    assert not any(o.output_type == "error" for c in cells for o in c.get("outputs", []))
+    by_source = {c.source.splitlines()[0]: outputs(c, text_of) for c in cells}
+    assert "synthetic CIFAR-sized images (no dataset is downloaded)" in by_source["import os, time"]
+    first, fixed = (c for c in cells if c.source.startswith("%%timed_fit"))
+    answer = first.outputs[0]
+    assert answer.output_type == "display_data" and answer["data"]["text/plain"].startswith("Net on the CPU: ")
+    text = " ".join(answer["data"]["text/plain"].split())
+    # 32 images of 0.3 ms each per batch, made between the steps: most of each step waits for them
+    assert re.search(r"Highly input-bound: \d+% of each step waits for data \(fix: DataLoader num_workers", text)
+    assert "2 epochs, batch 32" in text and "DataLoader: batch_size 32, num_workers 0, pin_memory False." in text
+    assert "DataLoader: batch_size 32, num_workers 2" in " ".join(outputs(fixed, text_of).split())
+    line = by_source["before, after = first.reports[0], fixed.reports[0]"]
+    waits = re.search(r"Waiting for data: (\d+)% of a step with num_workers=0, (\d+)% with 2; ([\d.]+) ms -> ([\d.]+) ms", line)
+    assert waits and int(waits[2]) < int(waits[1]) and float(waits[4]) < float(waits[3]), line
+    history = " ".join(by_source["%fit_history"].split())
+    assert history.count("model: Net (62,006 params)") == 2

@@ -2,6 +2,7 @@
 DataLoader iterators, the model named by its outermost module; colab_magic.step() for any other loop;
 everything taken off after the cell. Real torch (CPU), real threads."""
 
+import os
 import subprocess
 import sys
 import textwrap
@@ -134,7 +135,7 @@ def test_trials_on_a_torch_loop_are_one_line_and_no_step_names_both_ways(kip, ca
             "colab_magic.step() in your own loop marks one") in out
 
 
-def test_torch_imported_inside_the_cell_is_still_seen_and_keras_is_never_imported_for_it():
+def test_torch_imported_inside_the_cell_is_still_seen_and_keras_is_never_imported_for_it(tmp_path):
     """The hooks go in when the cell imports torch (Colab ships it, but a cell may be the first to import
     it); a PyTorch cell does not import Keras or TensorFlow (seconds, and memory, for nothing); a later cell
     that imports Keras itself has its fit timed."""
@@ -144,7 +145,7 @@ def test_torch_imported_inside_the_cell_is_still_seen_and_keras_is_never_importe
         ip = InteractiveShell.instance()
         ip.run_line_magic("load_ext", "colab_magic")
         assert "torch" not in sys.modules
-        ip.run_cell("%%timed_fit -q -v R --no-history\\nimport torch\\nw = torch.nn.Linear(2, 1)\\n"
+        ip.run_cell("%%timed_fit -q -v R\\nimport torch\\nw = torch.nn.Linear(2, 1)\\n"
                     "o = torch.optim.SGD(w.parameters(), lr=0.1)\\nfor i in range(7):\\n    w(torch.ones(1, 2)).sum().backward(); o.step()").raise_error()
         r = ip.user_ns["R"]
         print(len(r.reports), r.reports[0].loop, r.reports[0].total_steps, r.reports[0].model)
@@ -156,8 +157,10 @@ def test_torch_imported_inside_the_cell_is_still_seen_and_keras_is_never_importe
         print(len(k.reports), k.reports[0].loop, k.reports[0].total_steps, "fit" in vars(sys.modules["keras"].Model),
               [type(f).__name__ for f in sys.meta_path if type(f).__name__ == "ImportWatcher"])
     ''')
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    env = dict(os.environ, HOME=str(tmp_path))  # the run is recorded (the history is written) in a home of its own
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, env=env)
     assert out.returncode == 0, out.stderr[-2000:]
+    assert (tmp_path / ".colab_magic" / "runs.jsonl").exists()
     assert out.stdout.strip().splitlines()[-3:] == ["1 torch 7 Linear", "False False", "1 keras 4 False []"]
 
 
@@ -263,3 +266,14 @@ def test_mfu_of_a_counted_torch_step_uses_its_dtype_and_tf32():
     assert against_peak(r, 67e12, "float32", False)["mfu"] == 1.0
     assert "TF32" in against_peak(r, 67e12, "float32", True)["peak_basis"]
     assert "no MFU on the CPU" in against_peak(b.report(device="CPU:0", gpus=[]), 1e9, "float32", False)["peak_basis"]
+
+
+def test_persistent_workers_start_an_epoch_per_pass_and_the_model_is_signed(kip):
+    """persistent_workers keeps one iterator and resets it for each pass: each reset is an epoch. The
+    history's signature: the leaf layers and the parameter count."""
+    kip.run_cell("%%timed_fit -q -v R --no-history\nmodel = Net()\nopt = torch.optim.SGD(model.parameters(), lr=0.01)\n"
+                 "train(model, opt, DataLoader(Slow(64, 0), batch_size=16, num_workers=1, persistent_workers=True), 3)"
+                 ).raise_error()
+    (r,) = kip.user_ns["R"].reports
+    assert [e.steps for e in r.epochs] == [4, 4, 4]
+    assert r.signature.layers == ["Linear", "ReLU", "Linear"] and r.signature.params == 16 * 64 + 64 + 64 + 1
