@@ -1,17 +1,22 @@
-"""Which process of a multi-process run this is (Keras' distribution API on JAX), and the id that the
-processes of one fit share, so that their history records can be grouped.
+"""Which process of a multi-process run this is (Keras' distribution API on JAX, or PyTorch's
+``torch.distributed`` under torchrun), and the id that the processes of one fit share, so that their
+history records can be grouped.
 
-The id is agreed through JAX's own coordination service, which ``keras.distribution.initialize``
-starts: process 0 puts a fresh id in its key-value store, the others read it (waiting at most
-``WAIT_MS`` for process 0 to reach the same fit). Every process times the same fits in the same
-order, so the n-th timed fit of each process is the same fit.
+The id is agreed through the framework's own key-value store: JAX's coordination service, which
+``keras.distribution.initialize`` starts, or the store of PyTorch's default process group (torchrun's
+TCPStore). Process 0 puts a fresh id there, the others read it (waiting at most ``WAIT_MS`` for
+process 0 to reach the same fit). Every process times the same fits in the same order, so the n-th
+timed fit of each process is the same fit.
 """
 
 from __future__ import annotations
 
+import datetime
 import itertools
+import os
 import sys
 import uuid
+from typing import Any
 
 from .frameworks import normalise_device
 
@@ -20,8 +25,11 @@ _fits = itertools.count()
 
 
 def current() -> dict | None:
-    """``{"task_index", "workers", "run", "local_devices", "coordinator"}`` in a multi-process JAX run,
-    else None. Call once per fit, at its start, in every process."""
+    """``{"task_index", "workers", "run", "local_devices", "coordinator"}`` in a multi-process JAX or
+    torch.distributed run, else None. Call once per fit, at its start, in every process."""
+    torch_run = _torch_process()
+    if torch_run is not None:
+        return torch_run
     keras = sys.modules.get("keras")
     if keras is None or keras.backend.backend() != "jax":
         return None
@@ -58,3 +66,41 @@ def _shared_id(n: int, index: int) -> tuple[str | None, str]:
         return coordinator, str(state.client.blocking_key_value_get(key, WAIT_MS))  # type: ignore[union-attr]
     except Exception:  # noqa: BLE001 - grouping is a convenience: never stop the fit for it
         return coordinator, f"{coordinator or 'jax'}#{n}"
+
+
+def _torch_process() -> dict | None:
+    torch = sys.modules.get("torch")
+    if torch is None or not torch.distributed.is_available() or not torch.distributed.is_initialized():
+        return None
+    dist = torch.distributed
+    workers = dist.get_world_size()
+    if workers <= 1:
+        return None
+    n, index = next(_fits), dist.get_rank()
+    coordinator = f"{os.environ['MASTER_ADDR']}:{os.environ['MASTER_PORT']}" if "MASTER_ADDR" in os.environ else None
+    device = f"cuda:{torch.cuda.current_device()}" if torch.cuda.is_available() and torch.cuda.is_initialized() else "cpu:0"
+    return {
+        "task_index": index,
+        "workers": workers,
+        "run": _torch_shared_id(dist, n, index, coordinator),
+        "local_devices": [normalise_device(device)],
+        "coordinator": coordinator,
+    }
+
+
+def _torch_shared_id(dist: Any, n: int, index: int, coordinator: str | None) -> str:
+    # the default group's store is reached through a private name; if it moves, the processes fall back
+    # to an id made of what they already share (the same coordinator, the same n)
+    try:
+        from torch.distributed import distributed_c10d
+
+        store = distributed_c10d._get_default_store()
+        key = f"colab_magic/run/{n}"
+        if index == 0:
+            run = uuid.uuid4().hex[:12]
+            store.set(key, run)
+            return run
+        store.wait([key], datetime.timedelta(milliseconds=WAIT_MS))
+        return bytes(store.get(key)).decode()
+    except Exception:  # noqa: BLE001 - grouping is a convenience: never stop the training for it
+        return f"{coordinator or 'torch'}#{n}"

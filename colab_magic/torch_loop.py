@@ -329,6 +329,21 @@ def _owner(run: _TorchFit) -> Any:
     return run.model
 
 
+WRAPPERS = {"DistributedDataParallel": "module", "DataParallel": "module", "OptimizedModule": "_orig_mod",
+            "FullyShardedDataParallel": "module"}  # a wrapper's class name -> the attribute holding the model
+
+
+def _unwrapped(model: Any) -> tuple[Any, list[str]]:
+    """The user's model inside DistributedDataParallel, DataParallel or torch.compile's wrapper (its name
+    is the one the report gives), and the wrappers, outermost first ("torch.compile" for the last)."""
+    wrappers = []
+    while model is not None and type(model).__name__ in WRAPPERS:
+        name = type(model).__name__
+        wrappers.append("torch.compile" if name == "OptimizedModule" else name)
+        model = getattr(model, WRAPPERS[name], None)
+    return model, wrappers
+
+
 def _lightning_owner(module: Any, depth: int = 4) -> Any:
     """The LightningModule that holds ``module``: Lightning calls ``training_step``, not the
     LightningModule itself, so the outermost module called is one of its parts. Found through the
@@ -452,7 +467,9 @@ def torch_facts(run: _TorchFit) -> FitFacts:
     dtype = compute_dtype(run.autocast, devices, dtypes)
     if run.autocast:
         notes.append("autocast: " + ", ".join(f"{kind} in {dt}" for kind, dt in sorted(run.autocast.items())) + ".")
-    owner = _owner(run)
+    owner, wrappers = _unwrapped(_owner(run))
+    if wrappers:
+        notes.append(f"The model ran inside {' inside '.join(wrappers)}.")
     return FitFacts(
         signature=ModelSignature(layers=[type(m).__name__ for m in owner.modules() if not any(True for _ in m.children())],
                                  params=count) if owner is not None else None,

@@ -136,13 +136,20 @@ def test_the_latest_run_of_a_model_on_each_device_and_machine():
     assert [r.name for r in history.latest_per_device(after, "s1", keep=lambda r: r.is_gpu)] == ["T4"]
 
 
-def test_a_records_environment():
+def test_a_records_environment(monkeypatch):
+    """The versions of the frameworks imported, and only of those (a record never imports one)."""
+    import sys
+
     import keras
 
+    monkeypatch.delitem(sys.modules, "torch", raising=False)
     env = history.environment(environment.Runtime("colab", "Google Colab (GPU runtime)", "GPU"), ["Tesla T4"])
     assert env == {"runtime": "Google Colab (GPU runtime)", "runtime_kind": "colab", "colab_accelerator": "GPU",
                    "host": __import__("socket").gethostname(), "gpus": ["Tesla T4"],
                    "python": __import__("platform").python_version(), "keras": keras.__version__}
+    monkeypatch.delitem(sys.modules, "keras")
+    assert "keras" not in history.environment(environment.Runtime("colab", "Colab", "GPU"), [])
+    assert "keras" not in sys.modules
 
 
 def test_the_history_view_as_data(tmp_path):
