@@ -101,7 +101,7 @@ class FitRecording(FitObserver):
         """Stop the sampler and deliver what was measured so far, marked incomplete; what the fit
         delivers when it does end is then ignored."""
         with self._lock:
-            if self.done:
+            if self.done or self.abandoned:  # delivered once
                 return
             self.abandoned = True
         self.sampler.stop()

@@ -57,6 +57,7 @@ class _TorchFit:
         self.flops: float | None = None  # of that step: forward, backward and update
         self.autocast: dict[str, str] = {}  # device type -> dtype autocast ran the model's forward in
         self.skipped = 0  # steps a GradScaler skipped (inf or NaN gradients): no optimizer.step() call
+        self.thread = threading.current_thread()  # the loop's thread (where its first step ran)
 
 
 class TorchLoop:
@@ -99,6 +100,10 @@ class TorchLoop:
             if run.counter is not None:  # the cell ended inside the counted step: no count
                 run.counter.__exit__(None, None, None)
                 run.counter = None
+            if run.thread is not threading.current_thread() and run.thread.is_alive():
+                # as for a Keras fit in a thread: the cell's end reports what ran, marked incomplete
+                # (CellFits.close); the steps it takes after the cell are not seen (the hooks are off)
+                continue
             run.fit.epoch_ended(run.epoch)
             run.fit.fit_ended(error if isinstance(error, BaseException) else None)
         self._by_optimizer.clear()

@@ -277,3 +277,35 @@ def test_persistent_workers_start_an_epoch_per_pass_and_the_model_is_signed(kip)
     (r,) = kip.user_ns["R"].reports
     assert [e.steps for e in r.epochs] == [4, 4, 4]
     assert r.signature.layers == ["Linear", "ReLU", "Linear"] and r.signature.params == 16 * 64 + 64 + 64 + 1
+
+
+def test_a_loop_still_running_in_another_thread_is_reported_as_such(kip):
+    """As a Keras fit in a thread: what ran is reported, marked incomplete, and the hooks still come off."""
+    import threading
+
+    stop = threading.Event()
+    kip.user_ns["stop"] = stop
+    cell = textwrap.dedent('''
+        import threading, time
+        taken = []
+        def loop():
+            model = Net()
+            opt = torch.optim.SGD(model.parameters(), lr=0.01)
+            while not stop.is_set():
+                opt.zero_grad(); model(torch.randn(8, 16)).sum().backward(); opt.step(); taken.append(1)
+                time.sleep(0.005)
+        trainer = threading.Thread(target=loop)
+        trainer.start()
+        deadline = time.monotonic() + 60  # a process's first optimizer step can take seconds (lazy imports)
+        while len(taken) < 20 and time.monotonic() < deadline:
+            time.sleep(0.01)
+    ''')
+    try:
+        kip.run_cell(f"%%timed_fit -q -v R --no-history\n{cell}").raise_error()
+        (r,) = kip.user_ns["R"].reports
+        assert r.complete is False and r.error == "still running in another thread when the cell ended"
+        assert r.total_steps > 10 and r.model == "Net"
+        assert hooks_left() == (0, 0, 0, 0, False)
+    finally:
+        stop.set()
+        kip.user_ns["trainer"].join(30)
