@@ -1,7 +1,7 @@
 """PyTorch loops under %%timed_fit, against independent clocks: steps, the mean step, the DataLoader wait,
 and what the hooks cost.
 
-Run: python bench/torch_check.py [--reps 5] [--epochs 2]
+Run: python bench/torch_check.py [--epochs 2]
 
 A small MLP (16 -> 256 -> 256 -> 1, batch 32) fed by a DataLoader whose Dataset sleeps a known time per
 sample, in one IPython shell, on the CPU:
@@ -12,8 +12,7 @@ sample, in one IPython shell, on the CPU:
 - the input wait: the report's share of a step spent in the DataLoader, against the loop's own timing
   of next() (the same cell, perf_counter around each next()); target within 5 points, with num_workers 0
   and 2;
-- cost: the same loop without the magic and under it, interleaved, --reps pairs each; CPU time
-  (process_time) and wall time; target at most 1% more CPU time (the hooks cost microseconds).
+What the hooks cost is measured by bench/overhead.py --torch.
 """
 
 import argparse
@@ -78,9 +77,7 @@ def independent(ends: list, waits: list) -> tuple[float, float]:
 
 def main() -> int:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--reps", type=int, default=5)
     parser.add_argument("--epochs", type=int, default=2)
-    parser.add_argument("--cost-epochs", type=int, default=4, help="epochs of 256 steps for the cost pairs")
     args = parser.parse_args()
     ip = InteractiveShell.instance()
     ip.run_line_magic("load_ext", "colab_magic")
@@ -102,23 +99,6 @@ def main() -> int:
               f"vs the optimizer's own hook {1000 * mean:.2f} ms ({step_err:+.2f}%, target within 3%); wait "
               f"{100 * wait.wait_share:.1f}% vs the loop's own next() timing {100 * share:.1f}% ({points:+.1f} points, "
               f"target within 5) {'ok' if good else 'MISSED'}", flush=True)
-    cpu = {"plain": [], "timed": []}
-    wall = {"plain": [], "timed": []}
-    for _ in range(args.reps):
-        for kind in ("plain", "timed"):
-            prefix = "%%timed_fit -q --no-history\n" if kind == "timed" else ""
-            ip.run_cell("t0, c0 = time.perf_counter(), time.process_time()").raise_error()
-            ip.run_cell(f"{prefix}_ = run(0, 0.0, {args.cost_epochs}, 8192)").raise_error()
-            ip.run_cell("t1, c1 = time.perf_counter() - t0, time.process_time() - c0").raise_error()
-            wall[kind].append(ip.user_ns["t1"])
-            cpu[kind].append(ip.user_ns["c1"])
-    cpu_ratio = statistics.median(t / p for t, p in zip(cpu["timed"], cpu["plain"], strict=True)) - 1
-    wall_ratio = statistics.median(t / p for t, p in zip(wall["timed"], wall["plain"], strict=True)) - 1
-    good = cpu_ratio <= 0.01
-    ok = ok and good
-    print(f"cost, {args.reps} interleaved pairs of {args.cost_epochs} epochs of 256 steps without a sleep: CPU time "
-          f"{100 * cpu_ratio:+.2f}% (median of the pairs; target <= 1%) {'ok' if good else 'MISSED'}; wall time "
-          f"{100 * wall_ratio:+.2f}%; plain median {statistics.median(wall['plain']):.2f} s")
     print("PASS" if ok else "FAIL")
     return 0 if ok else 1
 
