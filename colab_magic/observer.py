@@ -75,8 +75,9 @@ class FitObserver:
     def step_started(self, step: int) -> None:
         """Before a step is dispatched (only the first of an epoch is needed)."""
 
-    def step_ended(self, step: int) -> None:
-        """The step (and every step up to it) has finished."""
+    def step_ended(self, step: int, at: float | None = None) -> None:
+        """The step (and every step up to it) has finished; ``at``: when, on ``time.perf_counter``'s clock,
+        for a source that tells its steps in batches (None: now)."""
 
     def validation_started(self) -> None:
         pass

@@ -69,8 +69,8 @@ class FitRecording(FitObserver):
     def step_started(self, step: int) -> None:
         self.timer.step_started(step)
 
-    def step_ended(self, step: int) -> None:
-        self.timer.step_ended(step)
+    def step_ended(self, step: int, at: float | None = None) -> None:
+        self.timer.step_ended(step, at)
 
     def validation_started(self) -> None:
         self.timer.validation_started()

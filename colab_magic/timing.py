@@ -96,9 +96,9 @@ class StepTimer(FitObserver):
             if self.epochs:
                 self.epochs[-1].first_step_start = self._epoch_first_begin
 
-    def step_ended(self, step: int) -> None:
+    def step_ended(self, step: int, at: float | None = None) -> None:
         batch = step
-        now = self.clock()
+        now = self.clock() if at is None else at
         with self._lock:
             if self.closed or not self.epochs or self._epoch_first_begin is None:
                 return

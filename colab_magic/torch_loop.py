@@ -31,6 +31,9 @@ from .parts import InputWait, ModelSignature
 from .recorder import CellFits, FitRecording
 
 LOOP = "torch"
+# Steady steps are told to the step timer in batches, at least this often (seconds): the hot path only
+# notes a timestamp (bench/overhead.py --torch), and the live view is never more than this behind.
+FLUSH_S = 0.1
 MODULE_CALLS_WATCHED = 100_000  # module calls without any optimizer step: the module hooks come off
 
 
@@ -58,6 +61,10 @@ class _TorchFit:
         self.autocast: dict[str, str] = {}  # device type -> dtype autocast ran the model's forward in
         self.skipped = 0  # steps a GradScaler skipped (inf or NaN gradients): no optimizer.step() call
         self.thread = threading.current_thread()  # the loop's thread (where its first step ran)
+        self.calls = 0  # optimizer steps seen, told to the timer or not yet
+        self.fast = False  # steady: the next step only notes its end (no naming, counting or new epoch due)
+        self.pending: list[tuple[float, float, int]] = []  # steps not yet told: (end, wait, batches)
+        self.flushed = 0.0
 
 
 class TorchLoop:
@@ -66,6 +73,7 @@ class TorchLoop:
     def __init__(self, fits: CellFits) -> None:
         self.fits = fits
         self._by_optimizer: dict[int, _TorchFit] = {}
+        self._runs: tuple[_TorchFit, ...] = ()  # the same, for the DataLoader wrapper to read without a lock
         self._lock = threading.Lock()
         self._handles: list[Any] = []
         self._patched: list[tuple[Any, str, Any]] = []
@@ -100,6 +108,7 @@ class TorchLoop:
             if run.counter is not None:  # the cell ended inside the counted step: no count
                 run.counter.__exit__(None, None, None)
                 run.counter = None
+            self._flush(run)
             if run.thread is not threading.current_thread() and run.thread.is_alive():
                 # as for a Keras fit in a thread: the cell's end reports what ran, marked incomplete
                 # (CellFits.close); the steps it takes after the cell are not seen (the hooks are off)
@@ -172,10 +181,10 @@ class TorchLoop:
 
         def step(scaler: Any, optimizer: Any, *args: Any, **kwargs: Any) -> Any:
             run = loop._by_optimizer.get(id(optimizer))
-            before = run.steps if run is not None else 0
+            before = run.calls if run is not None else 0
             out = original_step(scaler, optimizer, *args, **kwargs)
             run = loop._by_optimizer.get(id(optimizer))
-            if (run.steps if run is not None else 0) == before and scaler.is_enabled():
+            if (run.calls if run is not None else 0) == before and scaler.is_enabled():
                 loop._before_step(optimizer, args, kwargs)
                 loop._after_step(optimizer, args, kwargs)
                 loop._by_optimizer[id(optimizer)].skipped += 1
@@ -199,30 +208,53 @@ class TorchLoop:
 
     def _after_step(self, optimizer: Any, args: Any, kwargs: Any) -> None:
         now = time.perf_counter()
+        run = self._by_optimizer.get(id(optimizer))
+        if run is not None and run.fast:  # the hot path: a timestamp, told to the timer in batches
+            run.calls += 1
+            run.pending.append((now, run.waiting, run.batches))
+            run.waiting, run.batches = 0.0, 0
+            if now - run.flushed > FLUSH_S:
+                with self._lock:
+                    self._flush(run)
+            return
         with self._lock:
             run = self._by_optimizer.get(id(optimizer))
             if run is None:
                 return
+            run.calls += 1
+            self._flush(run)
             if run.loader is None and self._last_loader is not None and self._last_loader() is not None:
                 run.loader = _Feed.of(self._last_loader())  # the loader whose batches fed this step
             if run.model is None:
                 run.model, run.autocast = self._outermost, self._autocast
-            if not run.epoch_first and run.last_end is not None:  # an epoch's first step stays apart
-                run.wait_s += run.waiting
-                run.steps_s += now - run.last_end
-                run.timed += 1
-                run.batches_stepped += run.batches
-            run.batches = 0
+            self._record(run, now, run.waiting, run.batches)
             run.epoch_first = False
-            run.waiting = 0.0
-            run.last_end = now
-            run.fit.step_ended(run.step)
-            run.step += 1
-            run.steps += 1
+            run.waiting, run.batches = 0.0, 0
             if self._module_hooks and all(r.model is not None for r in self._by_optimizer.values()):
                 self._unwatch_modules()  # every loop has its model's name: later steps pay nothing for it
             if run.steps <= 2 or run.counter is not None:  # the FLOP count is over by the third step
                 self._count_flops(run)
+            run.fast = (run.model is not None and run.counter is None and run.steps > 2 and not self._module_hooks
+                        and (run.loader is not None or self._last_loader is None))
+
+    @staticmethod
+    def _record(run: _TorchFit, end: float, waiting: float, batches: int) -> None:
+        if not run.epoch_first and run.last_end is not None:  # an epoch's first step stays apart
+            run.wait_s += waiting
+            run.steps_s += end - run.last_end
+            run.timed += 1
+            run.batches_stepped += batches
+        run.last_end = end
+        run.fit.step_ended(run.step, end)
+        run.step += 1
+        run.steps += 1
+
+    def _flush(self, run: _TorchFit) -> None:
+        """The steps the hot path noted, told to the step timer (under the lock)."""
+        pending, run.pending = run.pending, []
+        for end, waiting, batches in pending:
+            self._record(run, end, waiting, batches)
+        run.flushed = time.perf_counter()
 
     def _count_flops(self, run: _TorchFit) -> None:
         """FLOPs of the second step, under torch's FlopCounterMode (opened after the first step's update,
@@ -258,6 +290,7 @@ class TorchLoop:
         fit.fit_started(LoopPlan())
         fit.epoch_started(0)
         self._by_optimizer[id(optimizer)] = run
+        self._runs = tuple(self._by_optimizer.values())
         return run
 
     def _new_iterator(self, loader: Any) -> None:
@@ -265,6 +298,8 @@ class TorchLoop:
         feeds none, starts nothing)."""
         with self._lock:
             for run in self._by_optimizer.values():
+                self._flush(run)
+                run.fast = False  # the next step looks again: its loader, an epoch's first step
                 if not _same_feed(loader, run.loader) or run.step == 0:
                     continue
                 run.loader = _Feed.of(loader)
@@ -285,11 +320,11 @@ class TorchLoop:
             self._pending = any(run.first_next_pending for run in self._by_optimizer.values())
 
     def _waited(self, loader: Any, seconds: float) -> None:
-        with self._lock:
-            for run in self._by_optimizer.values():
-                if run.loader is None or run.loader.ref() is loader:
-                    run.waiting += seconds
-                    run.batches += 1
+        # no lock: a run's wait is added and taken on its own loop's thread (the snapshot never changes size)
+        for run in self._runs:
+            if run.loader is None or run.loader.ref() is loader:
+                run.waiting += seconds
+                run.batches += 1
 
     def _watch_modules(self) -> None:
         """Global module hooks, until the cell's first optimizer step: the outermost module called before
