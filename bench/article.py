@@ -24,3 +24,17 @@ rng = np.random.default_rng(0)
 x = rng.random(({samples}, 32, 32, 3), dtype=np.float32)
 y = rng.integers(0, 10, {samples})
 '''
+
+# The CNN of PyTorch's beginner tutorial "Training a Classifier" (pytorch/tutorials), for the PyTorch
+# benches: the tutorial whose text asks this product's question ("Why don't I notice MASSIVE speedup?").
+TORCH_TUTORIAL_NET = '''
+class Net(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv1, self.pool, self.conv2 = torch.nn.Conv2d(3, 6, 5), torch.nn.MaxPool2d(2, 2), torch.nn.Conv2d(6, 16, 5)
+        self.fc1, self.fc2, self.fc3 = torch.nn.Linear(400, 120), torch.nn.Linear(120, 84), torch.nn.Linear(84, 10)
+    def forward(self, x):
+        x = self.pool(torch.relu(self.conv1(x)))
+        x = self.pool(torch.relu(self.conv2(x)))
+        return self.fc3(torch.relu(self.fc2(torch.relu(self.fc1(torch.flatten(x, 1))))))
+'''

@@ -23,9 +23,10 @@ import os
 import sys
 import time
 
+from article import TORCH_TUTORIAL_NET  # bench/ is the script's folder, so on sys.path
 from IPython.core.interactiveshell import InteractiveShell
 
-SETUP = '''
+DATA = """
 import time, torch
 from torch.utils.data import DataLoader, Dataset
 device = "cuda" if torch.cuda.is_available() else "cpu"
@@ -40,17 +41,9 @@ class Images(Dataset):
         if self.sleep:
             time.sleep(self.sleep)
         return self.x[i], self.y[i]
+"""
 
-class Net(torch.nn.Module):  # "Training a Classifier", pytorch/tutorials
-    def __init__(self):
-        super().__init__()
-        self.conv1, self.pool, self.conv2 = torch.nn.Conv2d(3, 6, 5), torch.nn.MaxPool2d(2, 2), torch.nn.Conv2d(6, 16, 5)
-        self.fc1, self.fc2, self.fc3 = torch.nn.Linear(400, 120), torch.nn.Linear(120, 84), torch.nn.Linear(84, 10)
-    def forward(self, x):
-        x = self.pool(torch.relu(self.conv1(x)))
-        x = self.pool(torch.relu(self.conv2(x)))
-        return self.fc3(torch.relu(self.fc2(torch.relu(self.fc1(torch.flatten(x, 1))))))
-
+LOOPS = '''
 class Clock:
     """The independent clock: an event after each optimizer step (CUDA events on a GPU, perf_counter on
     the CPU), from a hook registered on the optimizer itself."""
@@ -130,6 +123,8 @@ def mlp(steps=60):
         opt.step()
     return clock
 '''
+
+SETUP = DATA + TORCH_TUTORIAL_NET + LOOPS
 
 
 def run(ip, cell: str):

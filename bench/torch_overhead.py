@@ -18,6 +18,7 @@ report: a 2-step cell under the magic against plain), as a share of the plain lo
 
 import statistics
 
+from article import TORCH_TUTORIAL_NET  # bench/ is the script's folder, so on sys.path
 from IPython.core.interactiveshell import InteractiveShell
 
 SETUP = '''
@@ -26,21 +27,7 @@ from torch.utils.data import DataLoader, TensorDataset
 torch.set_num_threads({threads})
 torch.manual_seed(0)
 
-class Net(torch.nn.Module):  # "Training a Classifier", pytorch/tutorials
-    def __init__(self):
-        super().__init__()
-        self.conv1 = torch.nn.Conv2d(3, 6, 5)
-        self.pool = torch.nn.MaxPool2d(2, 2)
-        self.conv2 = torch.nn.Conv2d(6, 16, 5)
-        self.fc1 = torch.nn.Linear(16 * 5 * 5, 120)
-        self.fc2 = torch.nn.Linear(120, 84)
-        self.fc3 = torch.nn.Linear(84, 10)
-    def forward(self, x):
-        x = self.pool(torch.relu(self.conv1(x)))
-        x = self.pool(torch.relu(self.conv2(x)))
-        x = torch.flatten(x, 1)
-        return self.fc3(torch.relu(self.fc2(torch.relu(self.fc1(x)))))
-
+{net}
 def mlp():
     return torch.nn.Sequential(torch.nn.Linear(16, 256), torch.nn.ReLU(), torch.nn.Linear(256, 256), torch.nn.ReLU(),
                                torch.nn.Linear(256, 1))
@@ -104,7 +91,7 @@ def ratio(timed_s: list, plain_s: list) -> float:
 def main(args) -> int:
     ip = InteractiveShell.instance()
     ip.run_line_magic("load_ext", "colab_magic")
-    ip.run_cell(SETUP.format(threads=args.threads)).raise_error()
+    ip.run_cell(SETUP.format(threads=args.threads, net=TORCH_TUTORIAL_NET)).raise_error()
     import torch
 
     print(f"PyTorch {torch.__version__} on the CPU, {args.threads} thread(s); {args.reps} interleaved pairs; "
