@@ -247,7 +247,7 @@ def test_autocast_dtype_and_tf32_reach_the_report(kip):
 
 
 def test_compute_dtype_rule():
-    from colab_magic.torch_loop import compute_dtype
+    from colab_magic.torch_facts import compute_dtype
 
     assert compute_dtype({"cuda": "float16"}, ["cuda:0"], ["float32"]) == "float16"
     assert compute_dtype({"cpu": "bfloat16"}, ["cuda:0"], ["float32"]) == "float32"  # autocast on another device
