@@ -16,7 +16,7 @@ import itertools
 import os
 import sys
 import uuid
-from typing import Any
+from collections.abc import Callable
 
 from .frameworks import normalise_device
 
@@ -52,20 +52,31 @@ def current() -> dict | None:
 def _shared_id(n: int, index: int) -> tuple[str | None, str]:
     # jax._src.distributed is private, but it is where the coordination client lives; if it moves,
     # the processes fall back to an id made of what they already share (same coordinator, same n).
-    coordinator = None
     try:
         from jax._src import distributed
 
         state = distributed.global_state
         coordinator = state.coordinator_address
-        key = f"colab_magic/run/{n}"
+    except Exception:  # noqa: BLE001 - grouping is a convenience: never stop the fit for it
+        return None, f"jax#{n}"
+    client = state.client  # None until keras.distribution.initialize: the fallback then
+    return coordinator, _agreed_id(n, index, lambda key, run: client.key_value_set(key, run),  # type: ignore[union-attr]
+                                   lambda key: str(client.blocking_key_value_get(key, WAIT_MS)),  # type: ignore[union-attr]
+                                   f"{coordinator or 'jax'}#{n}")
+
+
+def _agreed_id(n: int, index: int, put: Callable[[str, str], object], get: Callable[[str], str], fallback: str) -> str:
+    """The n-th fit's run id: process 0 puts a fresh one in the framework's key-value store, the others
+    wait for it there (at most WAIT_MS). Any failure gives ``fallback``, made of what they already share."""
+    key = f"colab_magic/run/{n}"
+    try:
         if index == 0:
             run = uuid.uuid4().hex[:12]
-            state.client.key_value_set(key, run)  # type: ignore[union-attr]  # None: caught below
-            return coordinator, run
-        return coordinator, str(state.client.blocking_key_value_get(key, WAIT_MS))  # type: ignore[union-attr]
-    except Exception:  # noqa: BLE001 - grouping is a convenience: never stop the fit for it
-        return coordinator, f"{coordinator or 'jax'}#{n}"
+            put(key, run)
+            return run
+        return get(key)
+    except Exception:  # noqa: BLE001 - grouping is a convenience: never stop the training for it
+        return fallback
 
 
 def _torch_process() -> dict | None:
@@ -82,25 +93,25 @@ def _torch_process() -> dict | None:
     return {
         "task_index": index,
         "workers": workers,
-        "run": _torch_shared_id(dist, n, index, coordinator),
+        "run": _torch_shared_id(n, index, coordinator),
         "local_devices": [normalise_device(device)],
         "coordinator": coordinator,
     }
 
 
-def _torch_shared_id(dist: Any, n: int, index: int, coordinator: str | None) -> str:
+def _torch_shared_id(n: int, index: int, coordinator: str | None) -> str:
     # the default group's store is reached through a private name; if it moves, the processes fall back
     # to an id made of what they already share (the same coordinator, the same n)
+    fallback = f"{coordinator or 'torch'}#{n}"
     try:
         from torch.distributed import distributed_c10d
 
         store = distributed_c10d._get_default_store()
-        key = f"colab_magic/run/{n}"
-        if index == 0:
-            run = uuid.uuid4().hex[:12]
-            store.set(key, run)
-            return run
+    except Exception:  # noqa: BLE001 - grouping is a convenience: never stop the training for it
+        return fallback
+
+    def get(key: str) -> str:
         store.wait([key], datetime.timedelta(milliseconds=WAIT_MS))
         return bytes(store.get(key)).decode()
-    except Exception:  # noqa: BLE001 - grouping is a convenience: never stop the training for it
-        return f"{coordinator or 'torch'}#{n}"
+
+    return _agreed_id(n, index, store.set, get, fallback)

@@ -63,7 +63,7 @@ def build_report(index: int, timer: StepTimer, sampler: Sampler, facts: FitFacts
         step_times=timer.steps.values[:] if timer.steps.count == len(timer.steps.values) else None,
     )
     report = dataclasses.replace(report, notes=_notes(report, sampler) + list(facts.notes),
-                                 compute_dtype=facts.compute_dtype or report.compute_dtype,
+                                 compute_dtype=facts.compute_dtype,
                                  framework_memory_reserved=facts.framework_memory_reserved,
                                  skipped_steps=facts.skipped_steps, tf32=facts.tf32)
     if report.achieved_flops_per_s and facts.compute_dtype:  # a source that counted its own FLOPs (torch)

@@ -11,6 +11,15 @@ from collections.abc import Callable
 from typing import Any
 
 
+def when_imported(name: str, install: Callable[[], None]) -> ImportWatcher | None:
+    """``install`` now if ``name`` is imported already, else once the cell imports it: the watcher to
+    remove at the cell's end (None when it ran now)."""
+    if name in sys.modules:
+        install()
+        return None
+    return ImportWatcher(name, install).__enter__()
+
+
 class ImportWatcher(importlib.abc.MetaPathFinder):
     """On ``sys.meta_path`` while it waits: the other finders find the module; this one only runs
     ``on_import`` after the module has been executed, then takes itself off."""

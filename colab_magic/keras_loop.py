@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import functools
 import inspect
-import sys
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -23,7 +22,7 @@ from . import frameworks
 from .backup import Backup, backup_for
 from .callback_clock import CallbackClock
 from .errors import describe
-from .import_watch import ImportWatcher
+from .import_watch import ImportWatcher, when_imported
 from .observer import FitFacts
 from .parts import ModelSignature
 from .recorder import CellFits, FitRecording
@@ -72,15 +71,12 @@ class KerasLoop:
         self.captured: list[CapturedFit] = []
         self._local = threading.local()
         self._lock = threading.Lock()
+        self._patched = False
+        self._watcher: ImportWatcher | None = None
 
     def __enter__(self) -> KerasLoop:
         # Keras not imported yet: patched once the cell imports it (a PyTorch cell never imports it)
-        self._patched = False
-        self._watcher: ImportWatcher | None = None
-        if "keras" in sys.modules:
-            self._patch()
-        else:
-            self._watcher = ImportWatcher("keras", self._patch).__enter__()
+        self._watcher = when_imported("keras", self._patch)
         return self
 
     def _patch(self) -> None:
@@ -105,6 +101,7 @@ class KerasLoop:
             self._watcher.remove()
         if not self._patched:
             return
+        self._patched = False
         if self._own is None:
             del self._model.fit
         else:

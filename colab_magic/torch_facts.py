@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import gc
 import sys
+from collections.abc import Callable
 from typing import Any
 
 from . import frameworks
@@ -19,28 +20,32 @@ from .parts import InputWait, ModelSignature
 LOOP = "torch"
 
 
-def _owner(run: Any) -> Any:
+def _owner(run: Any, params: list) -> Any:
     """The model: the outermost module called before the first step, if it holds the optimizer's
     parameters, else the outermost module that does (a second model trained later in the cell, after the
     module hooks came off); with Lightning, the LightningModule that holds it. None when none is found."""
-    first = next((p for group in run.optimizer.param_groups for p in group["params"]), None)
+    first = params[0] if params else None
     model = run.model
     if model is not None and first is not None and not any(p is first for p in model.parameters()):
         model = None  # the module seen last is another model's
     if model is None and first is not None:
-        model = _top(_parent(first, "_parameters"))
+        model = _ancestor(_parent(first, "_parameters"))
     if model is not None and ("lightning" in sys.modules or "pytorch_lightning" in sys.modules):
-        return _lightning_owner(model)
+        # Lightning calls training_step, not the LightningModule itself: the module called is one of its parts
+        return _ancestor(model, depth=4, stop=lambda m: any(k.__name__ == "LightningModule" for k in type(m).__mro__))
     return model
 
 
-def _top(module: Any, depth: int = 8) -> Any:
-    """The outermost module that holds ``module`` (itself if none does)."""
+def _ancestor(module: Any, depth: int = 8, stop: Callable[[Any], bool] = lambda m: False) -> Any:
+    """The outermost module that holds ``module`` (itself if none does), or the first on the way up that
+    ``stop`` accepts. Found through each parent's ``_modules`` dict (gc's referrers: once per report)."""
     for _ in range(depth):
         parent = _parent(module) if module is not None else None
         if parent is None:
             break
         module = parent
+        if stop(module):
+            break
     return module
 
 
@@ -57,21 +62,6 @@ def _unwrapped(model: Any) -> tuple[Any, list[str]]:
         wrappers.append("torch.compile" if name == "OptimizedModule" else name)
         model = getattr(model, WRAPPERS[name], None)
     return model, wrappers
-
-
-def _lightning_owner(module: Any, depth: int = 4) -> Any:
-    """The LightningModule that holds ``module``: Lightning calls ``training_step``, not the
-    LightningModule itself, so the outermost module called is one of its parts. Found through the
-    parent's ``_modules`` dict and its instance dict (gc's referrers: once per report, only with Lightning
-    imported)."""
-    for _ in range(depth):
-        parent = _parent(module)
-        if parent is None:
-            return module
-        module = parent
-        if any(k.__name__ == "LightningModule" for k in type(module).__mro__):
-            return module
-    return module
 
 
 def _parent(held: Any, slot: str = "_modules") -> Any:
@@ -136,7 +126,7 @@ def torch_facts(run: Any) -> FitFacts:
     dtype = compute_dtype(run.autocast, devices, dtypes)
     if run.autocast:
         notes.append("autocast: " + ", ".join(f"{kind} in {dt}" for kind, dt in sorted(run.autocast.items())) + ".")
-    owner, wrappers = _unwrapped(_owner(run))
+    owner, wrappers = _unwrapped(_owner(run, params))
     if wrappers:
         notes.append(f"The model ran inside {' inside '.join(wrappers)}.")
     return FitFacts(

@@ -20,14 +20,13 @@ the cell's end, after an exception or Ctrl-C too.
 
 from __future__ import annotations
 
-import sys
 import threading
 import time
 import weakref
 from dataclasses import dataclass
 from typing import Any
 
-from .import_watch import ImportWatcher
+from .import_watch import ImportWatcher, when_imported
 from .observer import LoopPlan
 from .recorder import CellFits, FitRecording
 from .torch_facts import autocast_now, torch_facts
@@ -62,10 +61,13 @@ class _TorchFit:
         self.autocast: dict[str, str] = {}  # device type -> dtype autocast ran the model's forward in
         self.skipped = 0  # steps a GradScaler skipped (inf or NaN gradients): no optimizer.step() call
         self.thread = threading.current_thread()  # the loop's thread (where its first step ran)
-        self.calls = 0  # optimizer steps seen, told to the timer or not yet
         self.fast = False  # steady: the next step only notes its end (no naming, counting or new epoch due)
         self.pending: list[tuple[float, float, int]] = []  # steps not yet told: (end, wait, batches)
         self.flushed = 0.0
+
+    def seen(self) -> int:
+        """Optimizer steps seen, told to the step timer or not yet."""
+        return self.steps + len(self.pending)
 
 
 class TorchLoop:
@@ -88,10 +90,7 @@ class TorchLoop:
         self._autocast: dict[str, str] = {}  # autocast as it was at that call
 
     def __enter__(self) -> TorchLoop:
-        if "torch" in sys.modules:
-            self._install()
-        else:
-            self._watcher = ImportWatcher("torch", self._install).__enter__()
+        self._watcher = when_imported("torch", self._install)
         return self
 
     def __exit__(self, kind: object, error: object, traceback: object) -> None:
@@ -183,10 +182,10 @@ class TorchLoop:
 
         def step(scaler: Any, optimizer: Any, *args: Any, **kwargs: Any) -> Any:
             run = loop._by_optimizer.get(id(optimizer))
-            before = run.calls if run is not None else 0
+            before = run.seen() if run is not None else 0
             out = original_step(scaler, optimizer, *args, **kwargs)
             run = loop._by_optimizer.get(id(optimizer))
-            if (run.calls if run is not None else 0) == before and scaler.is_enabled():
+            if (run.seen() if run is not None else 0) == before and scaler.is_enabled():
                 loop._before_step(optimizer, args, kwargs)
                 loop._after_step(optimizer, args, kwargs)
                 loop._by_optimizer[id(optimizer)].skipped += 1
@@ -212,7 +211,6 @@ class TorchLoop:
         now = time.perf_counter()
         run = self._by_optimizer.get(id(optimizer))
         if run is not None and run.fast:  # the hot path: a timestamp, told to the timer in batches
-            run.calls += 1
             run.pending.append((now, run.waiting, run.batches))
             run.waiting, run.batches = 0.0, 0
             if now - run.flushed > FLUSH_S:
@@ -223,7 +221,6 @@ class TorchLoop:
             run = self._by_optimizer.get(id(optimizer))
             if run is None:
                 return
-            run.calls += 1
             self._flush(run)
             if run.loader is None and self._last_loader is not None and self._last_loader() is not None:
                 run.loader = _Feed.of(self._last_loader())  # the loader whose batches fed this step
@@ -331,12 +328,11 @@ class TorchLoop:
     def _watch_modules(self) -> None:
         """Global module hooks, until the cell's first optimizer step: the outermost module called before
         it names the model. Taken off then, so that later steps pay nothing for them."""
+        import torch
         from torch.nn.modules import module
 
         depth = threading.local()
         calls = [0]
-
-        import torch
 
         def before(mod: Any, args: Any) -> None:
             level = getattr(depth, "n", 0)
@@ -380,9 +376,13 @@ class _Feed:
 
     @classmethod
     def of(cls, loader: Any) -> _Feed:
-        batch = _batch_size(loader)
-        return cls(weakref.ref(loader), (type(getattr(loader, "dataset", None)), batch), batch,
+        return cls(weakref.ref(loader), _kind(loader), _batch_size(loader),
                    int(getattr(loader, "num_workers", 0) or 0), bool(getattr(loader, "pin_memory", False)))
+
+
+def _kind(loader: Any) -> tuple:
+    """What a loader made anew each epoch keeps: its dataset's type and its batch size."""
+    return type(getattr(loader, "dataset", None)), _batch_size(loader)
 
 
 def _batch_size(loader: Any) -> int | None:
@@ -406,4 +406,4 @@ def _same_feed(loader: Any, feeding: _Feed | None) -> bool:
         return True
     if current is not None:
         return False
-    return (type(getattr(loader, "dataset", None)), _batch_size(loader)) == feeding.kind
+    return _kind(loader) == feeding.kind
