@@ -23,6 +23,7 @@ import os
 import sys
 import time
 
+import torch_check
 from article import TORCH_TUTORIAL_NET  # bench/ is the script's folder, so on sys.path
 from IPython.core.interactiveshell import InteractiveShell
 
@@ -61,18 +62,6 @@ class Clock:
     def epoch(self):
         self.marks.append(None)
         self.host.append(None)
-    def wait_share(self, waits):
-        """Of the steps after each epoch's first (as the report counts them): the share of their host
-        time spent in next(); waits: (index of the step's end in self.host, seconds)."""
-        wait_of = {}
-        for index, seconds in waits:
-            wait_of[index] = wait_of.get(index, 0.0) + seconds
-        spent = waited = 0.0
-        for i in range(1, len(self.host)):
-            if self.host[i] is not None and self.host[i - 1] is not None:
-                spent += self.host[i] - self.host[i - 1]
-                waited += wait_of.get(i, 0.0)
-        return waited / spent
     def mean_step_s(self):
         if device == "cuda":
             torch.cuda.synchronize()
@@ -163,7 +152,7 @@ def main() -> int:
         clock, waits, steps = ip.user_ns["clock"], ip.user_ns["waits"], ip.user_ns["steps"]
         independent = clock.mean_step_s()
         step_err = 100 * (r.step.mean - independent) / independent
-        own_share = clock.wait_share(waits)
+        own_share = torch_check.independent(clock.host, waits)[1]  # the same reckoning as bench/torch_check.py
         points = 100 * (r.input_wait.wait_share - own_share) if r.input_wait else float("nan")
         good = r.total_steps == steps and abs(step_err) <= 3 and abs(points) <= 5
         ok &= good
