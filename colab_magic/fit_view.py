@@ -189,7 +189,10 @@ def _training(r: Any, which: str) -> Table:
     rows.append(["steps", steps])
     if len(r.devices) > 1:  # data parallel: each step's batch is split over these
         rows.append(["replicas", f"{len(r.devices)}: {', '.join(r.devices)}"])
-    rows.append(["first step", f"{fmt_s(r.first_step_s)}: tracing and compiling, left out of ms/step"])
+    if r.loop == "keras":
+        rows.append(["first step", f"{fmt_s(r.first_step_s)}: tracing and compiling, left out of ms/step"])
+    else:  # timed from its own optimizer step (or mark) only: its duration would mislead, as in the brief text
+        rows.append(["first step", "left out of ms/step (its warm-up)"])
     if r.flops_per_step is not None:
         rows.append(["compute", _compute(r)])
     rows.append(["fit wall time", fmt_s(r.wall_s)])

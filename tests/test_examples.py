@@ -109,6 +109,9 @@ def test_pytorch_quickstart(monkeypatch, tmp_path):
     # 32 images of 0.3 ms each per batch, made between the steps: most of each step waits for them
     assert re.search(r"Highly input-bound: \d+% of each step waits for data \(fix: DataLoader num_workers", text)
     assert "2 epochs, batch 32" in text and "DataLoader: batch_size 32, num_workers 0, pin_memory False." in text
+    # the details say what the first step is for a PyTorch loop (no compiling, no misleading duration)
+    html = answer["data"]["text/html"]
+    assert "left out of ms/step (its warm-up)" in html and "tracing and compiling" not in html
     assert "DataLoader: batch_size 32, num_workers 2" in " ".join(outputs(fixed, text_of).split())
     line = by_source["before, after = first.reports[0], fixed.reports[0]"]
     waits = re.search(r"Waiting for data: (\d+)% of a step with num_workers=0, (\d+)% with 2; ([\d.]+) ms -> ([\d.]+) ms", line)
