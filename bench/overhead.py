@@ -1,7 +1,8 @@
 """What %%timed_fit costs, and whether its step times are right.
 
 Run: python bench/overhead.py [--reps 9] [--cnn-steps 60] [--dense-steps 1500] [--live] [--json FILE]
-     python bench/overhead.py --torch [--reps 9] [--steps 2000]: a PyTorch loop (bench/torch_overhead.py)
+     python bench/overhead.py --torch [--rounds 300] [--reps 5] [--steps 2000]: a PyTorch loop
+     (bench/torch_overhead.py)
 
 For (a) the article's CIFAR-10 CNN (Conv2D 32-64-64, Dense 64, 10; batch 32) on synthetic data and
 (b) a tiny dense model (dispatch-bound steps, the worst case), in one IPython shell:
@@ -183,7 +184,7 @@ def bench_case(ip, name: str, steps: int, reps: int, per_step_cost: float, live:
 
 def main() -> int:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--reps", type=int, default=9)
+    parser.add_argument("--reps", type=int, default=None, help="interleaved pairs (9; with --torch 5)")
     parser.add_argument("--cnn-steps", type=int, default=60)
     parser.add_argument("--dense-steps", type=int, default=1500)
     parser.add_argument("--json", help="also write the figures to this file")
@@ -191,7 +192,10 @@ def main() -> int:
     parser.add_argument("--torch", action="store_true", help="a PyTorch loop instead of Keras fits (bench/torch_overhead.py)")
     parser.add_argument("--steps", type=int, default=2000, help="with --torch: steps per loop")
     parser.add_argument("--threads", type=int, default=1, help="with --torch: torch's CPU threads")
+    parser.add_argument("--rounds", type=int, default=300, help="with --torch: rounds of chunks in the loop")
     args = parser.parse_args()
+    if args.reps is None:
+        args.reps = 5 if args.torch else 9
     if args.torch:
         import torch_overhead
 

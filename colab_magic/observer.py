@@ -13,6 +13,7 @@ Colab's runtime check, a trial's timed window) is told about each fit while a ce
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -78,6 +79,12 @@ class FitObserver:
     def step_ended(self, step: int, at: float | None = None) -> None:
         """The step (and every step up to it) has finished; ``at``: when, on ``time.perf_counter``'s clock,
         for a source that tells its steps in batches (None: now)."""
+
+    def steps_ended(self, first: int, ends: Sequence[float]) -> None:
+        """Steps ``first``, ``first + 1``, ... ended at ``ends`` (``time.perf_counter``'s clock): a source
+        that tells its steps in batches (PyTorch's hot path) says them in one call."""
+        for i, at in enumerate(ends):
+            self.step_ended(first + i, at)
 
     def validation_started(self) -> None:
         pass

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -71,6 +71,9 @@ class FitRecording(FitObserver):
 
     def step_ended(self, step: int, at: float | None = None) -> None:
         self.timer.step_ended(step, at)
+
+    def steps_ended(self, first: int, ends: Sequence[float]) -> None:
+        self.timer.steps_ended(first, ends)
 
     def validation_started(self) -> None:
         self.timer.validation_started()

@@ -23,8 +23,9 @@ from __future__ import annotations
 import heapq
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from itertools import chain
 
 from .observer import FitObserver, LoopPlan
 from .stats import Reservoir
@@ -110,6 +111,46 @@ class StepTimer(FitObserver):
             self._record(batch, now)
             while self._early and self._early[0][0] <= self._prev_end + self.steps_per_execution:
                 self._record(*heapq.heappop(self._early))
+
+    def steps_ended(self, first: int, ends: Sequence[float]) -> None:
+        """As ``step_ended`` for each of ``ends`` (consecutive steps from ``first``), in one call: steady
+        steps in order are added as a batch (PyTorch's hot path tells its steps this way)."""
+        with self._lock:
+            if self._in_order(first, ends):
+                self._record_all(first, ends)
+                return
+        for i, at in enumerate(ends):  # out of the ordinary: one at a time, as they would have come
+            self.step_ended(first + i, at)
+
+    def _in_order(self, first: int, ends: Sequence[float]) -> bool:
+        return (bool(ends) and not self.closed and bool(self.epochs) and self._epoch_first_begin is not None
+                and not self._early and self.steps_per_execution == 1 and first == self._prev_end + 1)
+
+    def _record_all(self, first: int, ends: Sequence[float]) -> None:
+        i = 0
+        while i < len(ends) and (self.first_step is None or self._warm < self.warmup_steps):
+            self._record(first + i, ends[i])  # the first step and the warm-up: as one by one
+            i += 1
+        rest = ends[i:]
+        if not rest:
+            return
+        assert self._last is not None  # a step was recorded: the first, at least
+        # each step starts where the one before ended (the starts run one past the ends: not strict)
+        per_step = [end - start for start, end in zip(chain((self._last,), rest), rest, strict=False)]
+        if min(per_step) < 0:  # not in order: _record's rule (a step starts at the latest end), one by one
+            for j, at in enumerate(rest):
+                self._record(first + i + j, at)
+            return
+        self._last = rest[-1]
+        self._prev_end = first + len(ends) - 1
+        self.executions += len(rest)
+        self.total_steps += len(rest)
+        epoch = self.epochs[-1]
+        epoch.steps += len(rest)
+        epoch.steps_s += sum(per_step)
+        epoch.train_end = self._last
+        self.steps.extend(per_step)
+        self._epoch_steps.extend(per_step)
 
     def _record(self, batch: int, now: float) -> None:
         if batch <= self._prev_end:

@@ -23,6 +23,7 @@ from __future__ import annotations
 import threading
 import time
 import weakref
+from array import array
 from dataclasses import dataclass
 from typing import Any
 
@@ -45,7 +46,6 @@ class _TorchFit:
         self.epoch = 0
         self.step = 0  # steps in the open epoch
         self.steps = 0  # all steps, the first included
-        self.waiting = 0.0  # seconds in DataLoader.__next__ since the last step ended
         self.wait_s = 0.0  # of the steps timed for the wait share (not an epoch's first)
         self.steps_s = 0.0
         self.timed = 0
@@ -55,15 +55,26 @@ class _TorchFit:
         self.loader: _Feed | None = None  # the DataLoader whose batches feed the steps
         self.model: Any = None  # the outermost nn.Module called before its first step
         self.counter: Any = None  # torch's FlopCounterMode, open over the second step
-        self.batches = 0  # batches the loader gave since the last step (several: gradient accumulation)
+        # the feed's meter as it read when the last step was told: its wait and batches since are the next
+        # step's (several batches: gradient accumulation)
+        self.wait_mark = 0.0
+        self.batch_mark = 0
         self.batches_stepped = 0  # of the steps after the first: the micro-batches they took
         self.flops: float | None = None  # of that step: forward, backward and update
         self.autocast: dict[str, str] = {}  # device type -> dtype autocast ran the model's forward in
         self.skipped = 0  # steps a GradScaler skipped (inf or NaN gradients): no optimizer.step() call
         self.thread = threading.current_thread()  # the loop's thread (where its first step ran)
-        self.fast = False  # steady: the next step only notes its end (no naming, counting or new epoch due)
-        self.pending: list[tuple[float, float, int]] = []  # steps not yet told: (end, wait, batches)
-        self.flushed = 0.0
+        self.pending = array("d")  # the ends of steady steps not yet told to the step timer
+
+    def take_wait(self) -> tuple[float, int]:
+        """Input wait and batches of the feed since the last time they were taken."""
+        if self.loader is None:
+            return 0.0, 0
+        meter = self.loader.meter
+        waited, batches = meter.waited, meter.batches
+        out = waited - self.wait_mark, batches - self.batch_mark
+        self.wait_mark, self.batch_mark = waited, batches
+        return out
 
     def seen(self) -> int:
         """Optimizer steps seen, told to the step timer or not yet."""
@@ -82,9 +93,11 @@ class TorchLoop:
         self._patched: list[tuple[Any, str, Any]] = []
         self._watcher: ImportWatcher | None = None
         self.installed = False
-        self._last_loader: Any = None  # a weak reference to the loader whose __next__ ran last
+        self._hot = _Hot()
+        self._pre_hook: Any = None  # the optimizer pre-hook's handle, while some loop needs it
+        self._after: Any = None  # the optimizer post-hook (GradScaler's wrapper calls it too)
+        self._meters: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # a DataLoader's _Meter
         self._iterators: weakref.WeakSet = weakref.WeakSet()  # those given their loader, until they let it go
-        self._pending = False  # an optimizer waits for its epoch's first batch
         self._module_hooks: list[Any] = []  # the global module hooks, while they are on
         self._outermost: Any = None  # the last module called from outside any other module
         self._autocast: dict[str, str] = {}  # autocast as it was at that call
@@ -96,6 +109,7 @@ class TorchLoop:
     def __exit__(self, kind: object, error: object, traceback: object) -> None:
         if self._watcher is not None:
             self._watcher.remove()
+        self._unwatch_starts()
         for handle in self._handles:
             handle.remove()
         for owner, name, original in reversed(self._patched):
@@ -117,58 +131,82 @@ class TorchLoop:
             run.fit.fit_ended(error if isinstance(error, BaseException) else None)
         self._by_optimizer.clear()
         self._runs = ()
+        self._hot.steady.clear()
 
     def _install(self) -> None:
         if self.installed:
             return
         import torch.optim.optimizer as optim
-        from torch.utils.data import dataloader
 
         self.installed = True
-        self._handles.append(optim.register_optimizer_step_pre_hook(self._before_step))
-        self._handles.append(optim.register_optimizer_step_post_hook(self._after_step))
+        loop, hot, clock = self, self._hot, time.perf_counter
+
+        # The hot paths below run once per step or batch, between steps that push them out of the CPU's
+        # caches: measured inside a real loop, each object they touch costs far more than the same code
+        # timed alone (bench/overhead.py --torch). So they touch few: a slotted state, a step's pending
+        # array, the batch's meter; and the pre-hook is off while every loop is steady.
+        def after_step(optimizer: Any, args: Any, kwargs: Any) -> None:
+            now = clock()
+            pending = hot.steady.get(optimizer)
+            if pending is None:
+                loop._after_step(optimizer, now)
+            else:
+                pending.append(now)  # told to the step timer in batches
+                if now > hot.due:
+                    loop._flush_all(now)
+
+        self._after = after_step
+        self._watch_starts()
+        self._handles.append(optim.register_optimizer_step_post_hook(after_step))
         self._watch_modules()
+        self._watch_loaders()
+        self._watch_scaler()
+
+    def _watch_loaders(self) -> None:
+        """Each DataLoader iterator: a new pass (an epoch, for the loops it feeds), and the time its
+        ``__next__`` takes (the input wait), counted on its loader's meter."""
+        from torch.utils.data import dataloader
+
+        loop, hot, clock = self, self._hot, time.perf_counter
         base = dataloader._BaseDataLoaderIter
-        loop = self
         original_init, original_next, original_reset = base.__init__, base.__next__, base._reset
 
         def __init__(it: Any, loader: Any, *args: Any, **kwargs: Any) -> None:
             original_init(it, loader, *args, **kwargs)
             # the iterator keeps its loader (`for b in DataLoader(...)` holds nothing else); the loop holds
             # loaders weakly: one the user dropped is seen gone (then one of its kind is its next epoch)
-            it._colab_magic_loader, it._colab_magic_ref = loader, weakref.ref(loader)
+            it._colab_magic_loader, it._colab_magic_meter = loader, loop._meter(loader)
             loop._iterators.add(it)
-            loop._new_iterator(loader)
-
-        clock = time.perf_counter
+            loop._new_iterator(it._colab_magic_meter)
 
         def __next__(it: Any) -> Any:
-            # runs once per batch: kept to two clock reads and one method call (bench/overhead.py --torch)
-            loader = getattr(it, "_colab_magic_loader", None)
-            if loop._pending:  # an epoch's first step starts with its first batch (rare: no lock otherwise)
-                loop._next_called(loader)
-            loop._last_loader = getattr(it, "_colab_magic_ref", None)
+            meter = getattr(it, "_colab_magic_meter", UNMETERED)
+            if hot.first_batch_due:  # an epoch's first step starts with its first batch (rare: no lock otherwise)
+                loop._next_called(meter)
+            hot.last_meter = meter
             start = clock()
             try:
-                return original_next(it)
-            except StopIteration:
-                _let_go(it)  # the pass is over
+                batch = original_next(it)
+            except StopIteration:  # the pass is over: the time it took to say so is no step's input wait
+                _let_go(it)
                 raise
-            finally:
-                loop._waited(loader, clock() - start)
+            # no lock: a loader's batches are taken on one thread (two threads drawing from one loader at
+            # once could lose an addition, no more)
+            meter.waited += clock() - start
+            meter.batches += 1
+            return batch
 
         def _reset(it: Any, loader: Any, first_iter: bool = False) -> None:
             original_reset(it, loader, first_iter)
             if not first_iter:  # persistent_workers: the same iterator starts the loader's next pass
                 it._colab_magic_loader = loader
-                loop._new_iterator(loader)
+                loop._new_iterator(it._colab_magic_meter)
 
         self._patched += [(base, "__init__", original_init), (base, "__next__", original_next),
                           (base, "_reset", original_reset)]
         setattr(base, "__init__", __init__)  # noqa: B010 - a class attribute set for the cell, put back after it
         setattr(base, "__next__", __next__)  # noqa: B010
         setattr(base, "_reset", _reset)  # noqa: B010
-        self._watch_scaler()
 
     def _watch_scaler(self) -> None:
         """A GradScaler that finds inf or NaN gradients skips ``optimizer.step()``: the work of that step was
@@ -187,7 +225,7 @@ class TorchLoop:
             run = loop._by_optimizer.get(id(optimizer))
             if (run.seen() if run is not None else 0) == before and scaler.is_enabled():
                 loop._before_step(optimizer, args, kwargs)
-                loop._after_step(optimizer, args, kwargs)
+                loop._after(optimizer, args, kwargs)
                 loop._by_optimizer[id(optimizer)].skipped += 1
             return out
 
@@ -207,34 +245,50 @@ class TorchLoop:
             if run.step == 0 and run.fit.timer.epochs and run.fit.timer.epochs[-1].first_step_start is None:
                 run.fit.step_started(0)  # no DataLoader told where the epoch's first step began
 
-    def _after_step(self, optimizer: Any, args: Any, kwargs: Any) -> None:
-        now = time.perf_counter()
-        run = self._by_optimizer.get(id(optimizer))
-        if run is not None and run.fast:  # the hot path: a timestamp, told to the timer in batches
-            run.pending.append((now, run.waiting, run.batches))
-            run.waiting, run.batches = 0.0, 0
-            if now - run.flushed > FLUSH_S:
-                with self._lock:
-                    self._flush(run)
-            return
+    def _after_step(self, optimizer: Any, now: float) -> None:
+        """A step that is not steady: an optimizer's first steps, an epoch's first, the FLOP-counted one.
+        It is recorded in full, and the loop made steady when nothing is left to look at."""
         with self._lock:
             run = self._by_optimizer.get(id(optimizer))
-            if run is None:
-                return
+            if run is None:  # a new optimizer while every other loop was steady (no pre-hook): its first
+                run = self._begin(optimizer)  # step is seen at its end, and timed as none
+                run.fit.step_started(0)
+                self._watch_starts()
             self._flush(run)
-            if run.loader is None and self._last_loader is not None and self._last_loader() is not None:
-                run.loader = _Feed.of(self._last_loader())  # the loader whose batches fed this step
+            last = self._hot.last_meter
+            if run.loader is None and last is not None and last.ref() is not None:
+                run.loader = _Feed.of(last)  # the loader whose batches fed this step: its wait counts from here
+                run.wait_mark, run.batch_mark = last.waited, last.batches  # (a first step's is left out anyway)
             if run.model is None:
                 run.model, run.autocast = self._outermost, self._autocast
-            self._record(run, now, run.waiting, run.batches)
+            self._record(run, now, *run.take_wait())
             run.epoch_first = False
-            run.waiting, run.batches = 0.0, 0
             if self._module_hooks and all(r.model is not None for r in self._by_optimizer.values()):
                 self._unwatch_modules()  # every loop has its model's name: later steps pay nothing for it
             if run.steps <= 2 or run.counter is not None:  # the FLOP count is over by the third step
                 self._count_flops(run)
-            run.fast = (run.model is not None and run.counter is None and run.steps > 2 and not self._module_hooks
-                        and (run.loader is not None or self._last_loader is None))
+            if (run.model is not None and run.counter is None and run.steps > 2 and not self._module_hooks
+                    and (run.loader is not None or last is None)):
+                self._hot.steady[optimizer] = run.pending  # steady: its next steps only note their end
+                if len(self._hot.steady) == len(self._by_optimizer):
+                    self._unwatch_starts()  # no loop's step needs its start: the pre-hook costs for nothing
+
+    def _watch_starts(self) -> None:
+        """The optimizer pre-hook: a new optimizer's first step, an epoch's first step without a DataLoader."""
+        if self._pre_hook is None:
+            import torch.optim.optimizer as optim
+
+            self._pre_hook = optim.register_optimizer_step_pre_hook(self._before_step)
+
+    def _unwatch_starts(self) -> None:
+        if self._pre_hook is not None:
+            self._pre_hook.remove()
+            self._pre_hook = None
+
+    def _unsteady(self, run: _TorchFit) -> None:
+        """The loop's next step is looked at in full (a new epoch, its loader)."""
+        self._hot.steady.pop(run.optimizer, None)
+        self._watch_starts()
 
     @staticmethod
     def _record(run: _TorchFit, end: float, waiting: float, batches: int) -> None:
@@ -249,11 +303,32 @@ class TorchLoop:
         run.steps += 1
 
     def _flush(self, run: _TorchFit) -> None:
-        """The steps the hot path noted, told to the step timer (under the lock)."""
-        pending, run.pending = run.pending, []
-        for end, waiting, batches in pending:
-            self._record(run, end, waiting, batches)
-        run.flushed = time.perf_counter()
+        """The steps the hot path noted, told to the step timer in one call (under the lock). They are
+        steady steps, none an epoch's first (a new epoch flushes before it begins); their input wait is
+        what the feed's meter counted since the last step told."""
+        pending = run.pending
+        n = len(pending)  # the hot path appends without the lock: what it adds meanwhile stays for next time
+        if not n:
+            return
+        ends = pending[:n]
+        del pending[:n]
+        assert run.last_end is not None  # the hot path starts after a step recorded in full
+        waited, batches = run.take_wait()
+        run.wait_s += waited
+        run.batches_stepped += batches
+        run.steps_s += ends[-1] - run.last_end
+        run.timed += n
+        run.last_end = ends[-1]
+        run.fit.steps_ended(run.step, ends)
+        run.step += n
+        run.steps += n
+
+    def _flush_all(self, now: float) -> None:
+        """Every loop's steady steps to the step timer, at most ``FLUSH_S`` after the last time."""
+        with self._lock:
+            self._hot.due = now + FLUSH_S
+            for run in self._by_optimizer.values():
+                self._flush(run)
 
     def _count_flops(self, run: _TorchFit) -> None:
         """FLOPs of the second step, under torch's FlopCounterMode (opened after the first step's update,
@@ -292,38 +367,40 @@ class TorchLoop:
         self._runs = tuple(self._by_optimizer.values())
         return run
 
-    def _new_iterator(self, loader: Any) -> None:
-        """A new pass over a loader: a new epoch for the optimizers it feeds (a validation loader, which
-        feeds none, starts nothing)."""
+    def _meter(self, loader: Any) -> _Meter:
+        meter = self._meters.get(loader)
+        if meter is None:
+            meter = self._meters[loader] = _Meter(weakref.ref(loader))
+        return meter
+
+    def _new_iterator(self, meter: _Meter) -> None:
+        """A new pass over a loader (``meter``'s): a new epoch for the optimizers it feeds (a validation
+        loader, which feeds none, starts nothing)."""
+        loader = meter.ref()
         with self._lock:
             for run in self._by_optimizer.values():
                 self._flush(run)
-                run.fast = False  # the next step looks again: its loader, an epoch's first step
+                self._unsteady(run)  # the next step looks again: its loader, an epoch's first step
                 if not _same_feed(loader, run.loader) or run.step == 0:
                     continue
-                run.loader = _Feed.of(loader)
+                if run.loader is None or run.loader.meter is not meter:  # a loader made anew
+                    run.loader = _Feed.of(meter)
+                    run.wait_mark, run.batch_mark = meter.waited, meter.batches
                 run.fit.epoch_ended(run.epoch)
                 run.epoch += 1
                 run.step = 0
                 run.fit.epoch_started(run.epoch)
                 run.first_next_pending = True
                 run.epoch_first = True
-                self._pending = True
+                self._hot.first_batch_due = True
 
-    def _next_called(self, loader: Any) -> None:
+    def _next_called(self, meter: _Meter) -> None:
         with self._lock:
             for run in self._by_optimizer.values():
-                if run.first_next_pending and run.loader is not None and run.loader.ref() is loader:
+                if run.first_next_pending and run.loader is not None and run.loader.meter is meter:
                     run.first_next_pending = False
                     run.fit.step_started(0)  # the epoch's first step starts with its first batch
-            self._pending = any(run.first_next_pending for run in self._by_optimizer.values())
-
-    def _waited(self, loader: Any, seconds: float) -> None:
-        # no lock: a run's wait is added and taken on its own loop's thread (the snapshot never changes size)
-        for run in self._runs:
-            if run.loader is None or run.loader.ref() is loader:
-                run.waiting += seconds
-                run.batches += 1
+            self._hot.first_batch_due = any(run.first_next_pending for run in self._by_optimizer.values())
 
     def _watch_modules(self) -> None:
         """Global module hooks, until the cell's first optimizer step: the outermost module called before
@@ -363,20 +440,53 @@ def _let_go(it: Any) -> None:
     it.__dict__.pop("_colab_magic_loader", None)
 
 
+class _Hot:
+    """What the per-step and per-batch hooks read: kept to one small object (see ``_install``)."""
+
+    __slots__ = ("steady", "due", "first_batch_due", "last_meter")
+
+    def __init__(self) -> None:
+        self.steady: dict[Any, array] = {}  # optimizer -> the ends of its steps not yet told, while steady
+        self.due = 0.0  # perf_counter time by which the steady steps are next told to the step timer
+        self.first_batch_due = False  # an optimizer waits for its epoch's first batch
+        self.last_meter: _Meter | None = None  # of the loader whose __next__ ran last
+
+
+class _Meter:
+    """A DataLoader's input wait, as its iterators' ``__next__`` counts it: seconds and batches, running
+    totals (a loop reads the change since its last step)."""
+
+    __slots__ = ("ref", "waited", "batches")
+
+    def __init__(self, ref: Any) -> None:
+        self.ref = ref  # weakref.ref to the DataLoader
+        self.waited = 0.0
+        self.batches = 0
+
+
+UNMETERED = _Meter(lambda: None)  # an iterator made before the hooks went in: counted, never read
+
+
 @dataclass(frozen=True)
 class _Feed:
     """The DataLoader that feeds a loop's steps: held weakly (a loop that makes a new loader each epoch
     drops the old one), with what the report says of it."""
 
-    ref: Any  # weakref.ref to the DataLoader
+    meter: _Meter  # the DataLoader's (it holds it weakly: a loop that makes a new loader each epoch drops
+    # the old one)
     kind: tuple  # the dataset's type and the batch size
     batch_size: int | None
     num_workers: int
     pin_memory: bool
 
+    @property
+    def ref(self) -> Any:
+        return self.meter.ref
+
     @classmethod
-    def of(cls, loader: Any) -> _Feed:
-        return cls(weakref.ref(loader), _kind(loader), _batch_size(loader),
+    def of(cls, meter: _Meter) -> _Feed:
+        loader = meter.ref()
+        return cls(meter, _kind(loader), _batch_size(loader),
                    int(getattr(loader, "num_workers", 0) or 0), bool(getattr(loader, "pin_memory", False)))
 
 

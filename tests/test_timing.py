@@ -163,3 +163,62 @@ def test_validation_time_is_counted_per_epoch_and_kept_out_of_the_steps():
     t.close()
     epoch = t.epochs[0]
     assert (epoch.val_s, epoch.steps_s, epoch.end) == (0.75, 1.0, 3.0)
+
+
+def drive(batches, warmup=0, spe=1):
+    """A timer told steps one by one, and one told the same steps in batches (PyTorch's hot path)."""
+    one, many = (StepTimer(clock=Clock(), warmup_steps=warmup, steps_per_execution=spe) for _ in range(2))
+    for t in (one, many):
+        t.fit_started(t.plan)
+        t.epoch_started(0)
+        t.clock.now = 0.5
+        t.step_started(0)
+    first = 0
+    for ends in batches:
+        for i, at in enumerate(ends):
+            one.step_ended(first + i, at)
+        many.steps_ended(first, ends)
+        first += len(ends)
+    for t in (one, many):
+        t.epoch_ended(0)
+    return one, many
+
+
+def same(one, many):
+    a, b = one.steps.step_stats(), many.steps.step_stats()
+    assert (one.first_step, one.total_steps, one.executions) == (many.first_step, many.total_steps, many.executions)
+    assert list(one.steps.values) == pytest.approx(list(many.steps.values))
+    assert (a is None) == (b is None) and (a is None or (a.n, a.median, a.min, a.max) == pytest.approx((b.n, b.median, b.min, b.max)))
+    e, f = one.epochs[0], many.epochs[0]
+    assert (e.steps, e.train_end, e.step_median) == pytest.approx((f.steps, f.train_end, f.step_median))
+    assert e.steps_s == pytest.approx(f.steps_s)
+
+
+@pytest.mark.parametrize("warmup", [0, 2, 40])
+def test_steps_told_in_batches_are_timed_as_one_by_one(warmup):
+    ends = [1.0 + 0.01 * i + 0.003 * (i % 3) for i in range(30)]
+    one, many = drive([ends[:1], ends[1:3], [], ends[3:17], ends[17:]], warmup=warmup)
+    same(one, many)
+    assert many.total_steps == 30 and many.first_step == pytest.approx(0.5)
+
+
+def test_steps_told_in_batches_out_of_order_or_with_gaps_fall_back_to_one_by_one():
+    # an end earlier than the one before (two threads), and a batch that does not follow on
+    one, many = drive([[1.0, 1.1], [1.3, 1.2, 1.4], [1.5]])
+    same(one, many)
+    one, many = drive([[1.0, 2.0], [], [2.5]])
+    many.steps_ended(7, [4.0])  # ahead of step 3: held until the earlier steps come, as step_ended holds it
+    one.step_ended(7, 4.0)
+    for t in (one, many):
+        t.close_epoch()
+    same(one, many)
+    assert many.total_steps == 8
+
+
+def test_steps_told_in_batches_after_the_fit_closed_are_ignored():
+    t = timer_at(Clock())
+    t.step_started(0)
+    t.steps_ended(0, [1.0])
+    t.close()
+    t.steps_ended(1, [2.0, 3.0])
+    assert t.total_steps == 1

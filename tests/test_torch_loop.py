@@ -355,3 +355,32 @@ def test_two_models_trained_one_after_the_other_are_each_named(kip):
             o.zero_grad(); (w.weight.sum() * 2).backward(); o.step()
     ''').strip()).raise_error()
     assert [(r.model, r.total_steps) for r in kip.user_ns["R"].reports] == [("Net", 4), ("Big", 4), ("Linear", 3)]
+
+
+def test_the_pre_hook_is_off_while_every_loop_is_steady_and_a_new_optimizer_is_still_seen(kip):
+    """Steady steps pay for the post-hook only (bench/overhead.py --torch): the pre-hook comes off once
+    every loop is steady, goes back for each new DataLoader pass, and an optimizer that first steps
+    while it is off is still its own report, every step counted."""
+    kip.run_cell(textwrap.dedent('''
+        %%timed_fit -q -v R --no-history
+        import torch.optim.optimizer as optim
+        from torch.utils.data import TensorDataset
+        model, other = Net(), torch.nn.Linear(16, 1)
+        opt = torch.optim.SGD(model.parameters(), lr=0.01)
+        loader = DataLoader(TensorDataset(torch.randn(64, 16), torch.randn(64, 1)), batch_size=8)
+        pre = []
+        for epoch in range(2):
+            for i, (xb, yb) in enumerate(loader):
+                pre.append(len(optim._global_optimizer_pre_hooks))
+                opt.zero_grad(); torch.nn.functional.mse_loss(model(xb), yb).backward(); opt.step()
+                if epoch == 1 and i == 5:  # a second optimizer, first stepping while the first is steady
+                    o2 = torch.optim.SGD(other.parameters(), lr=0.01)
+                    for _ in range(3):
+                        o2.zero_grad(); other(xb).sum().backward(); o2.step()
+    ''').strip()).raise_error()
+    pre, reports = kip.user_ns["pre"], kip.user_ns["R"].reports
+    # epoch 0: on for the first steps (naming, the FLOP count), off once steady; on again at epoch 1's start
+    assert pre[0] == 1 and pre[7] == 0 and pre[8] == 1 and pre[-1] == 0, pre
+    assert [(r.model, r.total_steps) for r in reports] == [("Net", 16), ("Linear", 3)]
+    assert [e.steps for e in reports[0].epochs] == [8, 8]
+    assert hooks_left() == (0, 0, 0, 0, False)
