@@ -119,8 +119,7 @@ class StepTimer(FitObserver):
             if self._in_order(first, ends):
                 self._record_all(first, ends)
                 return
-        for i, at in enumerate(ends):  # out of the ordinary: one at a time, as they would have come
-            self.step_ended(first + i, at)
+        super().steps_ended(first, ends)  # out of the ordinary: one at a time, as they would have come
 
     def _in_order(self, first: int, ends: Sequence[float]) -> bool:
         return (bool(ends) and not self.closed and bool(self.epochs) and self._epoch_first_begin is not None
@@ -128,8 +127,8 @@ class StepTimer(FitObserver):
 
     def _record_all(self, first: int, ends: Sequence[float]) -> None:
         i = 0
-        while i < len(ends) and (self.first_step is None or self._warm < self.warmup_steps):
-            self._record(first + i, ends[i])  # the first step and the warm-up: as one by one
+        while i < len(ends) and (self.first_step is None or self._warm < self.warmup_steps or self._last is None):
+            self._record(first + i, ends[i])  # the fit's first, the warm-up, an epoch's first: as one by one
             i += 1
         rest = ends[i:]
         if not rest:

@@ -24,6 +24,7 @@ import threading
 import time
 import weakref
 from array import array
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -66,6 +67,11 @@ class _TorchFit:
         self.thread = threading.current_thread()  # the loop's thread (where its first step ran)
         self.pending = array("d")  # the ends of steady steps not yet told to the step timer
 
+    def fed_by(self, meter: _Meter) -> None:
+        """The loader whose batches feed the steps from now: its wait and batches count from here."""
+        self.loader = _Feed.of(meter)
+        self.wait_mark, self.batch_mark = meter.waited, meter.batches
+
     def take_wait(self) -> tuple[float, int]:
         """Input wait and batches of the feed since the last time they were taken."""
         if self.loader is None:
@@ -87,7 +93,6 @@ class TorchLoop:
     def __init__(self, fits: CellFits) -> None:
         self.fits = fits
         self._by_optimizer: dict[int, _TorchFit] = {}
-        self._runs: tuple[_TorchFit, ...] = ()  # the same, for the DataLoader wrapper to read without a lock
         self._lock = threading.Lock()
         self._handles: list[Any] = []
         self._patched: list[tuple[Any, str, Any]] = []
@@ -130,7 +135,6 @@ class TorchLoop:
             run.fit.epoch_ended(run.epoch)
             run.fit.fit_ended(error if isinstance(error, BaseException) else None)
         self._by_optimizer.clear()
-        self._runs = ()
         self._hot.steady.clear()
 
     def _install(self) -> None:
@@ -257,11 +261,10 @@ class TorchLoop:
             self._flush(run)
             last = self._hot.last_meter
             if run.loader is None and last is not None and last.ref() is not None:
-                run.loader = _Feed.of(last)  # the loader whose batches fed this step: its wait counts from here
-                run.wait_mark, run.batch_mark = last.waited, last.batches  # (a first step's is left out anyway)
+                run.fed_by(last)  # the loader whose batches fed this step (a first step's wait is left out anyway)
             if run.model is None:
                 run.model, run.autocast = self._outermost, self._autocast
-            self._record(run, now, *run.take_wait())
+            self._record(run, (now,), *run.take_wait())
             run.epoch_first = False
             if self._module_hooks and all(r.model is not None for r in self._by_optimizer.values()):
                 self._unwatch_modules()  # every loop has its model's name: later steps pay nothing for it
@@ -291,37 +294,27 @@ class TorchLoop:
         self._watch_starts()
 
     @staticmethod
-    def _record(run: _TorchFit, end: float, waiting: float, batches: int) -> None:
+    def _record(run: _TorchFit, ends: Sequence[float], waiting: float, batches: int) -> None:
+        """Steps that ended at ``ends``, with the input wait and batches they took, to the step timer."""
         if not run.epoch_first and run.last_end is not None:  # an epoch's first step stays apart
             run.wait_s += waiting
-            run.steps_s += end - run.last_end
-            run.timed += 1
+            run.steps_s += ends[-1] - run.last_end
+            run.timed += len(ends)
             run.batches_stepped += batches
-        run.last_end = end
-        run.fit.step_ended(run.step, end)
-        run.step += 1
-        run.steps += 1
-
-    def _flush(self, run: _TorchFit) -> None:
-        """The steps the hot path noted, told to the step timer in one call (under the lock). They are
-        steady steps, none an epoch's first (a new epoch flushes before it begins); their input wait is
-        what the feed's meter counted since the last step told."""
-        pending = run.pending
-        n = len(pending)  # the hot path appends without the lock: what it adds meanwhile stays for next time
-        if not n:
-            return
-        ends = pending[:n]
-        del pending[:n]
-        assert run.last_end is not None  # the hot path starts after a step recorded in full
-        waited, batches = run.take_wait()
-        run.wait_s += waited
-        run.batches_stepped += batches
-        run.steps_s += ends[-1] - run.last_end
-        run.timed += n
         run.last_end = ends[-1]
         run.fit.steps_ended(run.step, ends)
-        run.step += n
-        run.steps += n
+        run.step += len(ends)
+        run.steps += len(ends)
+
+    def _flush(self, run: _TorchFit) -> None:
+        """The steady steps the hot path noted, told to the step timer in one call (under the lock); their
+        input wait is what the feed's meter counted since the last step told."""
+        pending = run.pending
+        n = len(pending)  # the hot path appends without the lock: what it adds meanwhile stays for next time
+        if n:
+            ends = pending[:n]
+            del pending[:n]
+            self._record(run, ends, *run.take_wait())
 
     def _flush_all(self, now: float) -> None:
         """Every loop's steady steps to the step timer, at most ``FLUSH_S`` after the last time."""
@@ -364,7 +357,6 @@ class TorchLoop:
         fit.fit_started(LoopPlan())
         fit.epoch_started(0)
         self._by_optimizer[id(optimizer)] = run
-        self._runs = tuple(self._by_optimizer.values())
         return run
 
     def _meter(self, loader: Any) -> _Meter:
@@ -384,8 +376,7 @@ class TorchLoop:
                 if not _same_feed(loader, run.loader) or run.step == 0:
                     continue
                 if run.loader is None or run.loader.meter is not meter:  # a loader made anew
-                    run.loader = _Feed.of(meter)
-                    run.wait_mark, run.batch_mark = meter.waited, meter.batches
+                    run.fed_by(meter)
                 run.fit.epoch_ended(run.epoch)
                 run.epoch += 1
                 run.step = 0
@@ -479,10 +470,6 @@ class _Feed:
     num_workers: int
     pin_memory: bool
 
-    @property
-    def ref(self) -> Any:
-        return self.meter.ref
-
     @classmethod
     def of(cls, meter: _Meter) -> _Feed:
         loader = meter.ref()
@@ -511,7 +498,7 @@ def _same_feed(loader: Any, feeding: _Feed | None) -> bool:
     starts nothing."""
     if feeding is None:
         return False
-    current = feeding.ref()
+    current = feeding.meter.ref()
     if loader is current:
         return True
     if current is not None:

@@ -222,3 +222,19 @@ def test_steps_told_in_batches_after_the_fit_closed_are_ignored():
     t.close()
     t.steps_ended(1, [2.0, 3.0])
     assert t.total_steps == 1
+
+
+def test_an_epochs_first_step_told_in_a_batch_is_timed_from_its_start():
+    # PyTorch tells the first step of each later epoch through steps_ended too
+    one, many = drive([[1.0, 1.1, 1.2]])
+    for t in (one, many):
+        t.epoch_started(1)
+        t.clock.now = 2.0
+        t.step_started(0)
+    one.step_ended(0, 2.5)
+    one.step_ended(1, 2.6)
+    many.steps_ended(0, [2.5])
+    many.steps_ended(1, [2.6])
+    assert many.epochs[1].steps == 2 and many.epochs[1].steps_s == pytest.approx(0.6)
+    assert list(many.steps.values) == pytest.approx(list(one.steps.values))
+    assert many.epochs[1].steps_s == pytest.approx(one.epochs[1].steps_s)
