@@ -21,7 +21,8 @@ What the target needs is measured in three parts instead:
    The loader draws with replacement, so the chunks are one epoch's steady steps (an epoch's first
    steps take the slow path; they are in part 3's cells);
 2. **per cell**: a 2-step cell under the magic against plain (setting up, the sampler, the first
-   steps' naming and FLOP count, the report), and the sampler's CPU time over the whole loop;
+   steps' naming and FLOP count, the report), and the sampler's CPU time over the whole loop (which
+   includes telling the steady steps to the step timer: the sampler's thread does that, not the loop's);
 3. **whole cells**: the loop plain and under ``%%timed_fit -q``, interleaved, --reps pairs (CPU time of
    every thread, the sampler's included), as a check on the sum of 1 and 2.
 The total against the target is 1 + 2 as a share of the plain loop of --steps steps (a longer loop
