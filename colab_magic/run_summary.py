@@ -21,7 +21,7 @@ from .parts import ModelSignature
 
 # The keys of a history record, in the order they are written.
 RECORD_KEYS = (
-    "id", "time", "kind", "model", "signature", "signature_id", "batch_size", "steps_per_epoch", "backend",
+    "id", "time", "kind", "loop", "model", "signature", "signature_id", "batch_size", "steps_per_epoch", "backend",
     "device", "device_name", "complete", "total_steps", "step_median_s", "step_p90_s", "step_mean_s",
     "first_step_s", "epoch_mean_s", "projected_epoch_s", "samples_per_s", "gpu_util_mean", "cpu_util_mean", "env",
     "input_wait_share", "cluster", "variant", "step_mean_interval_s", "projected_epoch_interval_s", "speedup",
@@ -35,6 +35,7 @@ GAIN_CLEAR = 1.15  # a speed-up whose interval starts this high is a clear gain
 class RunSummary:
     device: str  # "CPU:0", "GPU:0"
     kind: str = "fit"  # "fit": the user's own; "compare": a copy timed for a few steps
+    loop: str | None = None  # what drove the training: "keras", "torch", "marked" (None: an older record)
     model: str | None = None
     name: str | None = None  # the GPU's name, or "CPU"
     backend: str | None = None
@@ -149,6 +150,7 @@ class RunSummary:
         return cls(
             device=device,
             kind=kind,
+            loop=report.loop,
             model=report.model,
             name=gpu.name if gpu else ("CPU" if device.startswith("CPU") else None),
             backend=report.backend,

@@ -202,7 +202,7 @@ def test_a_run_summary_and_its_record_carry_every_figure(fake_nvml):
     run = RunSummary.from_report(report)
     got = {k: v for k, v in run.to_dict().items() if k not in ("report", "signature", "env", "cpu_util_mean")}
     assert got == {
-        "device": "GPU:0", "kind": "fit", "model": "scripted", "name": "NVIDIA H100 80GB HBM3", "backend": "jax",
+        "device": "GPU:0", "kind": "fit", "loop": "keras", "model": "scripted", "name": "NVIDIA H100 80GB HBM3", "backend": "jax",
         "batch_size": 32, "steps_per_epoch": 4, "complete": True, "total_steps": 12, "step_median_s": 0.5,
         "step_p90_s": pytest.approx(np.percentile(steps, 90)), "step_mean_s": pytest.approx(np.mean(steps)),
         "first_step_s": 0.5, "epoch_mean_s": pytest.approx(5.5 / 3), "projected_epoch_s": None,
@@ -227,7 +227,7 @@ def test_a_run_summary_and_its_record_carry_every_figure(fake_nvml):
     assert len(record["id"]) == 8 and record["time"].endswith("+00:00") and record["env"] == env
     assert record["device_name"] == "NVIDIA H100 80GB HBM3" and record["signature"] is None
     back = RunSummary.from_record(json.loads(json.dumps(record)))
-    for key in ("device", "kind", "model", "backend", "batch_size", "steps_per_epoch", "complete", "total_steps",
+    for key in ("device", "kind", "loop", "model", "backend", "batch_size", "steps_per_epoch", "complete", "total_steps",
                 "step_median_s", "step_p90_s", "step_mean_s", "first_step_s", "epoch_mean_s", "projected_epoch_s",
                 "samples_per_s", "gpu_util_mean", "cpu_util_mean", "time", "id", "input_wait_share", "cluster"):
         assert getattr(back, key) == record[key], key

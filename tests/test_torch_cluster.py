@@ -39,6 +39,7 @@ def test_two_torchrun_processes_one_run_in_one_history(tmp_path, ip):
     # named inside its DistributedDataParallel wrapper
     assert {r["total_steps"] for r in fits} == {16} and {r["batch_size"] for r in fits} == {32}
     assert {r["model"] for r in fits} == {"Sequential"} and {r["backend"] for r in fits} == {"torch"}
+    assert {r["loop"] for r in fits} == {"torch"}  # a PyTorch loop's record says so (a Keras fit on torch: "keras")
     view = ip.run_line_magic("fit_history", f"--cluster --history {history_file} -o -q")
     assert [r.cluster["task_index"] for r in view.runs] == [0, 1]
     assert view.note == f"Run {clusters[0]['run']}: 2 of 2 processes recorded."
