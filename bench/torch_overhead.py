@@ -88,7 +88,6 @@ def alternate(case, chunk, rounds, plain_next):
     loader = DataLoader(dataset, batch_size=batch,
                         sampler=RandomSampler(dataset, replacement=True, num_samples=steps * batch))
     hooked_next = dataloader._BaseDataLoaderIter.__next__
-    pre, post = dict(optim._global_optimizer_pre_hooks), dict(optim._global_optimizer_post_hooks)
 
     def attach(on):
         for hooks, saved in ((optim._global_optimizer_pre_hooks, pre), (optim._global_optimizer_post_hooks, post)):
@@ -109,6 +108,9 @@ def alternate(case, chunk, rounds, plain_next):
     it = iter(loader)
     for _ in range(4):  # the first steps (naming the model, the FLOP count): not steady, not timed
         chunk_cpu(it)
+    # the hooks as a steady loop has them (the optimizer pre-hook is off by now): what "on" puts back
+    pre, post = dict(optim._global_optimizer_pre_hooks), dict(optim._global_optimizer_post_hooks)
+    assert not pre and len(post) == 1, (pre, post)
     kinds = ["on", "off", "off2"]
     out = {{kind: [] for kind in kinds}}
     try:
