@@ -127,6 +127,7 @@ class TorchLoop:
         self._iterators.clear()
         for run in list(self._by_optimizer.values()):
             run.fit.sampler.listeners.remove(run.listener)  # the report keeps its sampler, not the loop
+            run.listener = None
             if run.counter is not None:  # the cell ended inside the counted step: no count
                 run.counter.__exit__(None, None, None)
                 run.counter = None
@@ -324,11 +325,11 @@ class TorchLoop:
             self._flush_locked(run)
 
     def _flush_locked(self, run: _TorchFit) -> None:
-        """A loop's steady steps to the step timer, from the sampler's thread: what telling them costs
-        (about 1 us a step inside a training loop, against 0.2 us in a batch elsewhere: the loop's caches)
-        is kept off the loop's thread. The wait its feed counted since the last step told goes with
-        them: a batch drawn for a step not yet ended counts with the steps told before it (the epoch's
-        and the fit's totals are exact)."""
+        """A loop's steady steps to the step timer, from any thread. The sampler's thread calls it at each
+        reading, so that telling them (0.4 us a step there) is kept off the loop's thread, where any
+        work after a step costs several times more (bench/results/README.md). The wait the feed counted
+        since the last step told goes with them: a batch drawn for a step not yet ended counts with the
+        steps told before it (the fit's totals are exact)."""
         with self._lock:
             if self._by_optimizer.get(id(run.optimizer)) is run:
                 self._flush(run)
