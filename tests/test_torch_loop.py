@@ -311,29 +311,36 @@ def test_a_loop_still_running_in_another_thread_is_reported_as_such(kip):
         kip.user_ns["trainer"].join(30)
 
 
-def test_steady_steps_reach_the_step_timer_at_each_sampler_reading(kip):
-    """The hot path notes a step's end only; the timer (which the live view reads) is told in batches on
-    the sampler's thread, at each of its readings, and every step by the cell's end, with the times they
-    ended; nothing of the loop is left in the sampler (the report keeps it)."""
-    kip.run_cell(textwrap.dedent('''
-        %%timed_fit -q -v R --no-history --interval 0.1
+def steps_seen(kip, interval, steps, sleep=0.0):
+    """A loop of ``steps`` steps under ``--interval``: after each, how many steps the step timer had been
+    told; the report; the fit's recording (its sampler)."""
+    kip.run_cell(textwrap.dedent(f'''
+        %%timed_fit -q -v R --no-history --interval {interval}
         from colab_magic import recorder
         model = Net()
         opt = torch.optim.SGD(model.parameters(), lr=0.01)
         seen = []
-        for i in range(100):
+        for i in range({steps}):
             opt.zero_grad(); model(torch.randn(4, 16)).sum().backward(); opt.step()
-            time.sleep(0.004)
+            time.sleep({sleep})
             fit = recorder.active()._running[0]
             seen.append(fit.timer.total_steps)
     ''').strip()).raise_error()
-    seen, (r,) = kip.user_ns["seen"], kip.user_ns["R"].reports
+    (report,) = kip.user_ns["R"].reports
+    return kip.user_ns["seen"], report, kip.user_ns["fit"]
+
+
+def test_steady_steps_reach_the_step_timer_at_each_sampler_reading(kip):
+    """The hot path notes a step's end only; the timer (which the live view reads) is told in batches on
+    the sampler's thread, at each of its readings, and every step by the cell's end, with the times they
+    ended; nothing of the loop is left in the sampler (the report keeps it)."""
+    seen, r, fit = steps_seen(kip, 0.1, 100, sleep=0.004)
     # 4 ms a step, a reading every 0.1 s: the timer is at most about 25 steps (and the step being noted)
     # behind, never ahead; it moves while the loop runs
     assert all(i + 1 - 30 <= n <= i + 1 for i, n in enumerate(seen)), seen
     assert len(set(seen[10:])) > 3
     assert r.total_steps == 100 and 0.004 <= r.step.median < 0.02
-    assert kip.user_ns["fit"].sampler.listeners == []
+    assert fit.sampler.listeners == []
 
 
 def test_with_readings_far_apart_the_loop_tells_its_steps_itself_past_pending_max(kip, monkeypatch):
@@ -342,17 +349,7 @@ def test_with_readings_far_apart_the_loop_tells_its_steps_itself_past_pending_ma
     from colab_magic import torch_loop
 
     monkeypatch.setattr(torch_loop, "PENDING_MAX", 8)
-    kip.run_cell(textwrap.dedent('''
-        %%timed_fit -q -v R --no-history --interval 3600
-        from colab_magic import recorder
-        model = Net()
-        opt = torch.optim.SGD(model.parameters(), lr=0.01)
-        seen = []
-        for i in range(60):
-            opt.zero_grad(); model(torch.randn(4, 16)).sum().backward(); opt.step()
-            seen.append(recorder.active()._running[0].timer.total_steps)
-    ''').strip()).raise_error()
-    seen, (r,) = kip.user_ns["seen"], kip.user_ns["R"].reports
+    seen, r, _ = steps_seen(kip, 3600, 60)
     assert all(i + 1 - 8 < n <= i + 1 for i, n in enumerate(seen)), seen
     assert any(n < i + 1 for i, n in enumerate(seen)) and r.total_steps == 60  # noted first, told in batches
 
