@@ -131,7 +131,7 @@ class TorchLoop:
             if run.counter is not None:  # the cell ended inside the counted step: no count
                 run.counter.__exit__(None, None, None)
                 run.counter = None
-            self._flush_locked(run)  # the sampler's thread may be telling them at this moment
+            self._flush_locked(run.optimizer)  # the sampler's thread may be telling them at this moment
             if run.thread is not threading.current_thread() and run.thread.is_alive():
                 # as for a Keras fit in a thread: the cell's end reports what ran, marked incomplete
                 # (CellFits.close); the steps it takes after the cell are not seen (the hooks are off)
@@ -160,7 +160,7 @@ class TorchLoop:
             else:  # told to the step timer in batches, off this thread (_begin)
                 pending.append(clock())
                 if len(pending) >= PENDING_MAX:  # a sampler reading far off (--interval up to an hour)
-                    loop._flush_now(optimizer)
+                    loop._flush_locked(optimizer)
 
         self._after = after_step
         self._watch_starts()
@@ -319,19 +319,15 @@ class TorchLoop:
             del pending[:n]
             self._record(run, ends, *run.take_wait())
 
-    def _flush_now(self, optimizer: Any) -> None:
-        run = self._by_optimizer.get(id(optimizer))
-        if run is not None:
-            self._flush_locked(run)
-
-    def _flush_locked(self, run: _TorchFit) -> None:
-        """A loop's steady steps to the step timer, from any thread. The sampler's thread calls it at each
+    def _flush_locked(self, optimizer: Any) -> None:
+        """An optimizer's steady steps to the step timer, from any thread. The sampler's thread calls it at each
         reading, so that telling them (0.4 us a step there) is kept off the loop's thread, where any
         work after a step costs several times more (bench/results/README.md). The wait the feed counted
         since the last step told goes with them: a batch drawn for a step not yet ended counts with the
         steps told before it (the fit's totals are exact)."""
         with self._lock:
-            if self._by_optimizer.get(id(run.optimizer)) is run:
+            run = self._by_optimizer.get(id(optimizer))  # None once the cell has ended
+            if run is not None:
                 self._flush(run)
 
     def _count_flops(self, run: _TorchFit) -> None:
@@ -366,7 +362,7 @@ class TorchLoop:
         run = _TorchFit(fit, optimizer)
         holder["run"] = run
         # at each of the sampler's readings, before the live view (a listener too) reads the timer
-        run.listener = lambda _sampler: self._flush_locked(run)
+        run.listener = lambda _sampler: self._flush_locked(optimizer)
         fit.sampler.listeners.insert(0, run.listener)
         fit.fit_started(LoopPlan())
         fit.epoch_started(0)
