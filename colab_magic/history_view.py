@@ -28,6 +28,10 @@ def _device(run: Any) -> str:
     return f"{run.device} ({run.name})" if run.name and run.name != "CPU" else run.device
 
 
+# a listing names the loops other than Keras' fit (records written before `loop` are Keras fits)
+LOOPS = {"torch": ", PyTorch loop", "marked": ", colab_magic.step()"}
+
+
 def _when(run: Any) -> str:
     return str(run.time or "unknown").replace("T", " ").replace("+00:00", "Z")
 
@@ -42,7 +46,7 @@ def _list_table(view: Any, notes: list[str]) -> Table:
             _when(run),
             _where(run),
             f"{run.model or 'unknown'} ({fmt(params, ',')} params)",
-            run.kind + (f" ({run.variant})" if run.variant else ""),
+            run.kind + (f" ({run.variant})" if run.variant else "") + LOOPS.get(run.loop or "keras", ""),
             _device(run),
             ms_figure(run.step_median_s),
             fmt(epoch, ".1f", " s") + (" (proj.)" if how == "projected" else ""),

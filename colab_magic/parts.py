@@ -185,6 +185,10 @@ class InputWait(Part):
     # "copy": the input check (a copy of the model on one batch held in memory); "DataLoader": the time
     # inside a PyTorch DataLoader's __next__, measured in the user's own steps
     source: str = "copy"
+    # that DataLoader's settings (None for "copy"): which fix applies depends on them
+    num_workers: int | None = None
+    pin_memory: bool | None = None
+    persistent_workers: bool | None = None
 
     @property
     def wait_share_low(self) -> float:

@@ -111,8 +111,9 @@ def torch_facts(run: Any) -> FitFacts:
     loader = run.loader
     notes = []
     if loader is not None:
+        persistent = f", persistent_workers {loader.persistent_workers}" if loader.num_workers else ""
         notes.append(f"DataLoader: batch_size {loader.batch_size}, num_workers {loader.num_workers}, "
-                     f"pin_memory {loader.pin_memory}.")
+                     f"pin_memory {loader.pin_memory}{persistent}.")
     notes.append(f"{count:,} parameters in {', '.join(dtypes) or 'no dtype'}.")
     micro = run.batches_stepped / run.timed if run.timed and run.batches_stepped else 1.0
     batch = loader.batch_size if loader is not None else None
@@ -160,5 +161,7 @@ def _input_wait(run: Any) -> InputWait | None:
         return None
     step = run.steps_s / timed
     share = min(1.0, run.wait_s / run.steps_s)
+    feed = run.loader
     return InputWait(step_s=step, compute_step_s=step * (1 - share), wait_share=share, check_s=0.0, steps=timed,
-                     wait_share_interval=None, source="DataLoader")
+                     wait_share_interval=None, source="DataLoader", num_workers=feed.num_workers,
+                     pin_memory=feed.pin_memory, persistent_workers=feed.persistent_workers)

@@ -478,12 +478,14 @@ class _Feed:
     batch_size: int | None
     num_workers: int
     pin_memory: bool
+    persistent_workers: bool
 
     @classmethod
     def of(cls, meter: _Meter) -> _Feed:
         loader = meter.ref()
         return cls(meter, _kind(loader), _batch_size(loader),
-                   int(getattr(loader, "num_workers", 0) or 0), bool(getattr(loader, "pin_memory", False)))
+                   int(getattr(loader, "num_workers", 0) or 0), bool(getattr(loader, "pin_memory", False)),
+                   bool(getattr(loader, "persistent_workers", False)))
 
 
 def _kind(loader: Any) -> tuple:

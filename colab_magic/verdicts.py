@@ -11,7 +11,7 @@ import dataclasses
 
 from . import peaks, variants
 from .epoch_verdicts import epoch_start, slow_callback, validation_heavy
-from .parts import Finding
+from .parts import Finding, InputWait
 from .report import FitReport
 from .run_summary import RunSummary, WhatIf
 from .units import fmt, fmt_interval, gib, ms
@@ -41,11 +41,7 @@ INPUT_FIX = (
 )
 
 
-TORCH_INPUT_FIX = (
-    "DataLoader(..., num_workers=N, pin_memory=True, persistent_workers=True): batches are made in N worker "
-    "processes while the model trains (N: the CPU's cores, 2 on Colab's free tier); keep the Dataset's "
-    "__getitem__ cheap (decode and augment once, or on the GPU)"
-)
+CHEAP_GETITEM = "keep the Dataset's __getitem__ cheap (decode and augment once, or on the GPU)"
 
 
 # The same advice in PyTorch's terms, for loop = "torch" (its own loop: no compile(), no policy)
@@ -62,6 +58,30 @@ TORCH_DISPATCH_FIX = (
 
 def _torch(r: FitReport) -> bool:
     return r.loop == "torch"
+
+
+def _loader_fix(r: FitReport, check: InputWait) -> tuple[str, str]:
+    """The fix for a DataLoader that keeps the steps waiting, and its few words: from the loader's own
+    settings and this machine's cores (more workers than cores only take turns; pinned memory only
+    speeds a copy to a GPU)."""
+    workers, cores = check.num_workers or 0, r.host.logical_cores
+    pin = ", pin_memory=True" if (r.device or "").startswith("GPU") and not check.pin_memory else ""
+    if cores is None:
+        return (f"DataLoader(..., num_workers=N{pin}, persistent_workers=True): batches are made in N worker "
+                f"processes while the model trains (N: the CPU's cores); {CHEAP_GETITEM}",
+                "more DataLoader workers")
+    if workers < cores:
+        return (f"DataLoader(..., num_workers={cores}{pin}, persistent_workers=True): batches are made in "
+                f"{cores} worker processes while the model trains (num_workers={workers} now; this machine has "
+                f"{cores} cores); {CHEAP_GETITEM}",
+                f"DataLoader num_workers={cores}" + (" and pin_memory=True" if pin else ""))
+    restart = ("; and persistent_workers=True, so the workers are not started afresh each epoch"
+               if not check.persistent_workers and len(r.epochs) > 1 else "")
+    return (f"a cheaper Dataset __getitem__ (decode and augment once and keep the tensors, or augment on the GPU): "
+            f"the DataLoader's {workers} workers already match this machine's {cores} cores, and a batch still takes "
+            f"longer to make than a step takes to train; more workers would only take turns{restart}"
+            f"{'; pin_memory=True for the copy to the GPU' if pin else ''}",
+            "a cheaper Dataset __getitem__")
 
 
 def gpu_unused(r: FitReport) -> Finding | None:
@@ -116,8 +136,7 @@ def input_bound(r: FitReport) -> Finding | None:
         if check.source == "DataLoader":  # measured in the user's own steps, not on a copy
             return Finding("input_bound", title,
                            f"{ms(check.step_s - check.compute_step_s)} of each {ms(check.step_s)} step spent in the "
-                           f"DataLoader's __next__ ({check.steps} steps)", TORCH_INPUT_FIX,
-                           "DataLoader num_workers and pin_memory")
+                           f"DataLoader's __next__ ({check.steps} steps)", *_loader_fix(r, check))
         return Finding(
             "input_bound",
             title,

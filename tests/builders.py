@@ -32,6 +32,12 @@ def input_wait(share: float, step_s: float = 0.030, compute_step_s: float = 0.01
                      wait_share_interval=interval)
 
 
+def loader_wait(share: float, workers: int, pin: bool = False, persistent: bool = False) -> InputWait:
+    """The wait a PyTorch loop measured in its DataLoader's __next__ (0.030 s steps, 20 of them)."""
+    return InputWait(step_s=0.030, compute_step_s=0.030 * (1 - share), wait_share=share, check_s=0.0, steps=20,
+                     source="DataLoader", num_workers=workers, pin_memory=pin, persistent_workers=persistent)
+
+
 def report(device="GPU:0", gpus=None, step=None, **kw) -> FitReport:
     values = dict(
         index=1, model="m", backend="jax", device=device, batch_size=32, epochs_planned=1, steps_per_epoch=10,

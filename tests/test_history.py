@@ -171,7 +171,8 @@ def _colab_runs(path):
                         step_median_s=0.0045, step_p90_s=0.005, step_mean_s=0.004, epoch_mean_s=7.0, gpu_util_mean=61.0,
                         env={"runtime": "Google Colab (GPU runtime)", "host": "vm-b"}), path)
     history.append(dict(base, id="oth1", signature_id="bbbb", model="other", time="2026-11-25T08:00:00+00:00",
-                        device="CPU:0", device_name="CPU", step_median_s=0.01, env={"runtime": "x", "host": "vm-a"}), path)
+                        device="CPU:0", device_name="CPU", step_median_s=0.01, env={"runtime": "x", "host": "vm-a"},
+                        loop="torch"), path)
 
 
 def test_fit_history_lists_and_compares_runs_across_runtimes(ip, tmp_path, capsys):
@@ -180,6 +181,9 @@ def test_fit_history_lists_and_compares_runs_across_runtimes(ip, tmp_path, capsy
     ip.run_line_magic("fit_history", f"--history {path}")
     out = capsys.readouterr().out
     assert all(i in out for i in ("cpu1", "gpu1", "oth1")) and "Google Colab (GPU runtime) on vm-b" in out
+    # a PyTorch loop is said as such; records without `loop` (written before it) are Keras fits
+    flat = " ".join(out.split())
+    assert flat.count("kind: fit; ") == 2 and flat.count("kind: fit, PyTorch loop; ") == 1, out
     view = ip.run_line_magic("fit_history", f"--history {path} -n 1 -o -q")
     assert [r["id"] for r in view.records] == ["oth1"]
     # the newest record is "other", so name the article's runs by id

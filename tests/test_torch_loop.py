@@ -7,6 +7,7 @@ import subprocess
 import sys
 import textwrap
 
+import psutil
 import pytest
 
 torch = pytest.importorskip("torch")
@@ -62,10 +63,14 @@ def test_a_torch_loop_is_one_report_with_epochs_steps_and_the_input_wait(kip):
     assert wait.source == "DataLoader" and wait.steps == 21  # each epoch's first step apart
     # 32 samples of a 2 ms sleep: at least 64 ms of each step waits in the DataLoader
     assert wait.step_s - wait.compute_step_s >= 0.064 and wait.wait_share > 0.5
-    finding = r.findings[0]
-    assert finding.rule == "input_bound" and "num_workers" in finding.fix and "DataLoader's __next__" in finding.evidence
+    assert (wait.num_workers, wait.pin_memory, wait.persistent_workers) == (0, False, False)
+    finding, cores = r.findings[0], psutil.cpu_count(logical=True)
+    assert finding.rule == "input_bound" and "DataLoader's __next__" in finding.evidence
+    # the fix from the loader's settings and this machine's cores; on the CPU, pinned memory helps nothing
+    assert f"num_workers={cores}, persistent_workers=True" in finding.fix and "num_workers=0 now" in finding.fix
+    assert "pin_memory" not in finding.fix
     assert "DataLoader: batch_size 32, num_workers 0, pin_memory False." in r.notes
-    assert r.headline.startswith("Net on the CPU: ") and "(fix: DataLoader num_workers and pin_memory)" in r.headline
+    assert r.headline.startswith("Net on the CPU: ") and f"(fix: DataLoader num_workers={cores})" in r.headline
     assert hooks_left() == (0, 0, 0, 0, False)
 
 
@@ -276,6 +281,8 @@ def test_persistent_workers_start_an_epoch_per_pass_and_the_model_is_signed(kip)
                  ).raise_error()
     (r,) = kip.user_ns["R"].reports
     assert [e.steps for e in r.epochs] == [4, 4, 4]
+    assert "DataLoader: batch_size 16, num_workers 1, pin_memory False, persistent_workers True." in r.notes
+    assert (r.input_wait.num_workers, r.input_wait.persistent_workers) == (1, True)
     assert r.signature.layers == ["Linear", "ReLU", "Linear"] and r.signature.params == 16 * 64 + 64 + 64 + 1
 
 

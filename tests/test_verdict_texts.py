@@ -3,6 +3,7 @@ figures, the fix and the headline's short fix. A changed figure, unit or word sh
 
 import pytest
 
+from colab_magic.parts import Epoch
 from colab_magic.verdicts import findings
 from tests import builders as b
 
@@ -135,6 +136,8 @@ EXPECTED = {
     ],
 }
 
+TWO_EPOCHS = [Epoch(n, 0.3, 0.3, 0.0, 10, 0.3, 0.03, True) for n in (1, 2)]  # all in their steps
+
 # The same reports from a PyTorch loop: the advice in PyTorch's terms (tf32 False: PyTorch said TF32 is off).
 TORCH = dict(loop="torch", backend="torch")
 SCENARIOS.update({
@@ -145,6 +148,15 @@ SCENARIOS.update({
     "dispatch_bound_torch": dict(device="GPU:0", gpus=[b.gpu(util=20.0)], step=0.0029949, batch_size=32, **TORCH),
     "tensor_a100_torch": dict(device="GPU:0", gpus=[b.gpu(util=60.0)], step=0.02, compute_dtype="float32", tf32=False, **TORCH),
     "tensor_a100_torch_tf32": dict(device="GPU:0", gpus=[b.gpu(util=60.0)], step=0.02, compute_dtype="float32", tf32=True, **TORCH),
+    # the DataLoader's fix follows its settings and the machine's cores (builders.host: 8 logical)
+    "input_torch_no_workers_gpu": dict(device="GPU:0", gpus=[b.gpu(util=40.0)], step=0.03, input_wait=b.loader_wait(0.245, 0), **TORCH),
+    "input_torch_no_workers_cpu": dict(device="CPU:0", step=0.03, input_wait=b.loader_wait(0.245, 0), **TORCH),
+    "input_torch_every_core_gpu": dict(device="GPU:0", gpus=[b.gpu(util=40.0)], step=0.03, input_wait=b.loader_wait(0.10, 8),
+                                       epochs=TWO_EPOCHS, **TORCH),
+    "input_torch_every_core_cpu": dict(device="CPU:0", step=0.03, input_wait=b.loader_wait(0.245, 8, persistent=True),
+                                       epochs=TWO_EPOCHS, **TORCH),
+    "input_torch_cores_unknown": dict(device="GPU:0", gpus=[b.gpu(util=40.0)], step=0.03, input_wait=b.loader_wait(0.245, 2, pin=True),
+                                      host=b.host(logical_cores=None), **TORCH),
 })
 EXPECTED.update({
     'gpu_unused_torch': [
@@ -190,6 +202,41 @@ EXPECTED.update({
          'torch.autocast in bfloat16'),
     ],
     'tensor_a100_torch_tf32': [
+    ],
+    'input_torch_no_workers_gpu': [
+        ('input_bound',
+         'Highly input-bound: 24% of each step waits for data',
+         "7.3 ms of each 30.0 ms step spent in the DataLoader's __next__ (20 steps)",
+         "DataLoader(..., num_workers=8, pin_memory=True, persistent_workers=True): batches are made in 8 worker processes while the model trains (num_workers=0 now; this machine has 8 cores); keep the Dataset's __getitem__ cheap (decode and augment once, or on the GPU)",
+         'DataLoader num_workers=8 and pin_memory=True'),
+    ],
+    'input_torch_no_workers_cpu': [
+        ('input_bound',
+         'Highly input-bound: 24% of each step waits for data',
+         "7.3 ms of each 30.0 ms step spent in the DataLoader's __next__ (20 steps)",
+         "DataLoader(..., num_workers=8, persistent_workers=True): batches are made in 8 worker processes while the model trains (num_workers=0 now; this machine has 8 cores); keep the Dataset's __getitem__ cheap (decode and augment once, or on the GPU)",
+         'DataLoader num_workers=8'),
+    ],
+    'input_torch_every_core_gpu': [
+        ('input_bound',
+         'Moderately input-bound: 10% of each step waits for data',
+         "3.0 ms of each 30.0 ms step spent in the DataLoader's __next__ (20 steps)",
+         "a cheaper Dataset __getitem__ (decode and augment once and keep the tensors, or augment on the GPU): the DataLoader's 8 workers already match this machine's 8 cores, and a batch still takes longer to make than a step takes to train; more workers would only take turns; and persistent_workers=True, so the workers are not started afresh each epoch; pin_memory=True for the copy to the GPU",
+         'a cheaper Dataset __getitem__'),
+    ],
+    'input_torch_every_core_cpu': [
+        ('input_bound',
+         'Highly input-bound: 24% of each step waits for data',
+         "7.3 ms of each 30.0 ms step spent in the DataLoader's __next__ (20 steps)",
+         "a cheaper Dataset __getitem__ (decode and augment once and keep the tensors, or augment on the GPU): the DataLoader's 8 workers already match this machine's 8 cores, and a batch still takes longer to make than a step takes to train; more workers would only take turns",
+         'a cheaper Dataset __getitem__'),
+    ],
+    'input_torch_cores_unknown': [
+        ('input_bound',
+         'Highly input-bound: 24% of each step waits for data',
+         "7.3 ms of each 30.0 ms step spent in the DataLoader's __next__ (20 steps)",
+         "DataLoader(..., num_workers=N, persistent_workers=True): batches are made in N worker processes while the model trains (N: the CPU's cores); keep the Dataset's __getitem__ cheap (decode and augment once, or on the GPU)",
+         'more DataLoader workers'),
     ],
 })
 
