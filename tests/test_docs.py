@@ -32,6 +32,9 @@ def test_the_readme_starts_with_the_user_and_is_short():
     # the two commands first, then what it answers, install and three lines to try, before any internals
     first_block = readme[readme.index("```bash"):readme.index("```", readme.index("```bash") + 3)]
     assert "examples/run_notebook.py examples/quickstart.ipynb" in first_block and "pytest -q" in first_block
+    # CI runs the README's test command, as written there
+    test_command = next(line for line in first_block.splitlines() if "pytest" in line)
+    assert test_command in (ROOT / ".ci" / "run").read_text().splitlines()
     order = [readme.index(h) for h in ("## What it answers", "## Install and load", "## Try it: three lines",
                                        "## On a GPU: a real run", "## The magics")]
     assert order == sorted(order) and readme.index("pip install colab-magic") < 60 * 80

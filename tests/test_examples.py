@@ -107,8 +107,9 @@ def test_pytorch_quickstart(monkeypatch, tmp_path):
     answer = first.outputs[0]
     assert answer.output_type == "display_data" and answer["data"]["text/plain"].startswith("Net on the CPU: ")
     text = " ".join(answer["data"]["text/plain"].split())
-    # 32 images of 0.3 ms each per batch, made between the steps: most of each step waits for them
-    assert re.search(r"Highly input-bound: \d+% of each step waits for data \(fix: DataLoader num_workers="
+    # 32 images of 0.3 ms each per batch, made between the steps: most of each step waits for them (on a
+    # loaded machine the model's share of a step grows, and the wait may read only "moderately")
+    assert re.search(r"(Highly|Moderately) input-bound: \d+% of each step waits for data \(fix: DataLoader num_workers="
                      + str(psutil.cpu_count(logical=True)), text)
     assert "2 epochs, batch 32" in text and "DataLoader: batch_size 32, num_workers 0, pin_memory False." in text
     # the details say what the first step is for a PyTorch loop (no compiling, no misleading duration)
