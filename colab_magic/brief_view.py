@@ -51,7 +51,9 @@ def _fit_lines(r: Any, which: str, comparison: Any, whatif: Any) -> list[str]:
     check = r.input_wait
     if check is not None and all(f.rule != "input_bound" for f in r.findings):
         share = fmt_interval(check.wait_share, check.wait_share_interval, ".1f", "%", 100)
-        lines.append(f"{which}Input check passed: {share} of each step waits for data.")
+        passed = ("Not input-bound: {} of each step waits in the DataLoader." if check.source == "DataLoader"
+                  else "Input check passed: {} of each step waits for data.")
+        lines.append(which + passed.format(share))
     if comparison is not None:
         lines.append(which + compare_line(comparison))
     if whatif is not None:

@@ -85,9 +85,11 @@ def _verdicts(r: Any, which: str) -> Table:
         share = fmt_interval(check.wait_share, interval, ".1f", "%", 100)
         # with an interval, the verdict went by its low end: a wait the noise could explain was let pass
         verdict = "not input-bound beyond the noise of the timing" if interval else "not input-bound"
-        how = (f"measured in the DataLoader over {check.steps} steps" if check.source == "DataLoader"
-               else f"{check.steps} steps of a copy of the model, {fmt_s(check.check_s)}")
-        lines.append(f"Input check passed: {share} of each step waits for data: {verdict} ({how}).")
+        if check.source == "DataLoader":  # measured in the steps themselves: no check ran
+            lines.append(f"Not input-bound: {share} of each step waits in the DataLoader ({check.steps} steps).")
+        else:
+            lines.append(f"Input check passed: {share} of each step waits for data: {verdict} ({check.steps} steps "
+                         f"of a copy of the model, {fmt_s(check.check_s)}).")
     if not lines:
         lines.append("No bottleneck found: none of the verdicts' conditions held (README: Verdicts).")
     title = _title(which, "verdicts")

@@ -173,6 +173,18 @@ class CallbackTime(Part):
 
 
 @dataclass
+class Loader(Part):
+    """The PyTorch DataLoader whose batches fed a loop's steps: its settings and what a batch cost."""
+
+    dataset: str  # the Dataset's class name
+    batch_size: int | None
+    num_workers: int
+    pin_memory: bool
+    persistent_workers: bool
+    batch_wait_s: float  # the mean time inside its __next__ per batch (steps' micro-batches included)
+
+
+@dataclass
 class InputWait(Part):
     """The input check: the user's mean step against the same step with one batch held in memory."""
 
@@ -185,10 +197,7 @@ class InputWait(Part):
     # "copy": the input check (a copy of the model on one batch held in memory); "DataLoader": the time
     # inside a PyTorch DataLoader's __next__, measured in the user's own steps
     source: str = "copy"
-    # that DataLoader's settings (None for "copy"): which fix applies depends on them
-    num_workers: int | None = None
-    pin_memory: bool | None = None
-    persistent_workers: bool | None = None
+    loader: Loader | None = None  # that DataLoader (None for "copy"): which fix applies depends on it
 
     @property
     def wait_share_low(self) -> float:

@@ -15,7 +15,7 @@ from typing import Any
 from . import frameworks
 from .frameworks import normalise_device
 from .observer import FitFacts
-from .parts import InputWait, ModelSignature
+from .parts import InputWait, Loader, ModelSignature
 
 LOOP = "torch"
 
@@ -162,6 +162,8 @@ def _input_wait(run: Any) -> InputWait | None:
     step = run.steps_s / timed
     share = min(1.0, run.wait_s / run.steps_s)
     feed = run.loader
+    loader = Loader(dataset=feed.kind[0].__name__, batch_size=feed.batch_size, num_workers=feed.num_workers,
+                    pin_memory=feed.pin_memory, persistent_workers=feed.persistent_workers,
+                    batch_wait_s=run.wait_s / max(run.batches_stepped, timed))
     return InputWait(step_s=step, compute_step_s=step * (1 - share), wait_share=share, check_s=0.0, steps=timed,
-                     wait_share_interval=None, source="DataLoader", num_workers=feed.num_workers,
-                     pin_memory=feed.pin_memory, persistent_workers=feed.persistent_workers)
+                     wait_share_interval=None, source="DataLoader", loader=loader)

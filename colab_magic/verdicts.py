@@ -41,6 +41,10 @@ INPUT_FIX = (
 )
 
 
+# What receiving one batch from a DataLoader worker process costs the training process, at the least
+# (bench/loader_handoff.py: 1.0 to 2.7 ms a batch of images held in memory, on 2 vCPUs): a batch that
+# takes less to make in the training process would wait longer with workers.
+WORKER_HANDOFF_S = 0.001
 CHEAP_GETITEM = "keep the Dataset's __getitem__ cheap (decode and augment once, or on the GPU)"
 
 
@@ -62,21 +66,34 @@ def _torch(r: FitReport) -> bool:
 
 def _loader_fix(r: FitReport, check: InputWait) -> tuple[str, str]:
     """The fix for a DataLoader that keeps the steps waiting, and its few words: from the loader's own
-    settings and this machine's cores (more workers than cores only take turns; pinned memory only
-    speeds a copy to a GPU)."""
-    workers, cores = check.num_workers or 0, r.host.logical_cores
-    pin = ", pin_memory=True" if (r.device or "").startswith("GPU") and not check.pin_memory else ""
-    if cores is None:
+    settings, what a batch cost it, and this machine's cores. Workers only help where a batch costs more
+    to make than to receive from one, and more workers than cores only take turns; pinned memory only
+    speeds a copy to a GPU."""
+    loader, cores = check.loader, r.host.logical_cores
+    pin = ", pin_memory=True" if (r.device or "").startswith("GPU") and not (loader and loader.pin_memory) else ""
+    if loader is None or cores is None:
         return (f"DataLoader(..., num_workers=N{pin}, persistent_workers=True): batches are made in N worker "
                 f"processes while the model trains (N: the CPU's cores); {CHEAP_GETITEM}",
                 "more DataLoader workers")
+    workers, in_memory = loader.num_workers, loader.dataset == "TensorDataset"
+    whole_batches = (", or whole batches taken from the tensors at once, with no collation: DataLoader(data, "
+                     "sampler=BatchSampler(RandomSampler(data), batch_size, False), batch_size=None)")
+    if workers and in_memory:
+        return (f"num_workers=0: a TensorDataset's batch is an index into tensors already in memory, made in this "
+                f"process faster than it is received from a worker process ({ms(WORKER_HANDOFF_S)} or more a "
+                f"batch); then a larger batch_size{whole_batches}", "num_workers=0")
+    if not workers and loader.batch_wait_s < WORKER_HANDOFF_S:
+        return (f"a larger batch_size, which spreads what each batch costs over more samples"
+                f"{whole_batches if in_memory else ', and a cheaper __getitem__'}; not worker processes: a batch "
+                f"takes {ms(loader.batch_wait_s, '.2f')} in the DataLoader here, and receiving one from a worker "
+                f"takes longer ({ms(WORKER_HANDOFF_S)} or more)", "a larger batch_size")
     if workers < cores:
         return (f"DataLoader(..., num_workers={cores}{pin}, persistent_workers=True): batches are made in "
                 f"{cores} worker processes while the model trains (num_workers={workers} now; this machine has "
                 f"{cores} cores); {CHEAP_GETITEM}",
                 f"DataLoader num_workers={cores}" + (" and pin_memory=True" if pin else ""))
     restart = ("; and persistent_workers=True, so the workers are not started afresh each epoch"
-               if not check.persistent_workers and len(r.epochs) > 1 else "")
+               if not loader.persistent_workers and len(r.epochs) > 1 else "")
     return (f"a cheaper Dataset __getitem__ (decode and augment once and keep the tensors, or augment on the GPU): "
             f"the DataLoader's {workers} workers already match this machine's {cores} cores, and a batch still takes "
             f"longer to make than a step takes to train; more workers would only take turns{restart}"

@@ -1,7 +1,7 @@
 """Complete typed report parts for the rule tests: every field set, so a rule that reads a field the
 test did not think of still gets a real value."""
 
-from colab_magic.parts import GpuSummary, HostSummary, InputWait, SamplerFigures, StepStats
+from colab_magic.parts import GpuSummary, HostSummary, InputWait, Loader, SamplerFigures, StepStats
 from colab_magic.report import FitReport, TimedFitResult
 
 
@@ -32,10 +32,13 @@ def input_wait(share: float, step_s: float = 0.030, compute_step_s: float = 0.01
                      wait_share_interval=interval)
 
 
-def loader_wait(share: float, workers: int, pin: bool = False, persistent: bool = False) -> InputWait:
-    """The wait a PyTorch loop measured in its DataLoader's __next__ (0.030 s steps, 20 of them)."""
-    return InputWait(step_s=0.030, compute_step_s=0.030 * (1 - share), wait_share=share, check_s=0.0, steps=20,
-                     source="DataLoader", num_workers=workers, pin_memory=pin, persistent_workers=persistent)
+def loader_wait(share: float, workers: int, pin: bool = False, persistent: bool = False,
+                dataset: str = "Images", step_s: float = 0.030) -> InputWait:
+    """The wait a PyTorch loop measured in its DataLoader's __next__ (20 steps, a batch each)."""
+    loader = Loader(dataset=dataset, batch_size=32, num_workers=workers, pin_memory=pin, persistent_workers=persistent,
+                    batch_wait_s=step_s * share)
+    return InputWait(step_s=step_s, compute_step_s=step_s * (1 - share), wait_share=share, check_s=0.0, steps=20,
+                     source="DataLoader", loader=loader)
 
 
 def report(device="GPU:0", gpus=None, step=None, **kw) -> FitReport:

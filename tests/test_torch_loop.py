@@ -63,7 +63,10 @@ def test_a_torch_loop_is_one_report_with_epochs_steps_and_the_input_wait(kip):
     assert wait.source == "DataLoader" and wait.steps == 21  # each epoch's first step apart
     # 32 samples of a 2 ms sleep: at least 64 ms of each step waits in the DataLoader
     assert wait.step_s - wait.compute_step_s >= 0.064 and wait.wait_share > 0.5
-    assert (wait.num_workers, wait.pin_memory, wait.persistent_workers) == (0, False, False)
+    loader = wait.loader
+    assert (loader.dataset, loader.batch_size, loader.num_workers, loader.pin_memory, loader.persistent_workers) == (
+        "Slow", 32, 0, False, False)
+    assert 0.064 <= loader.batch_wait_s <= wait.step_s  # 32 samples of 2 ms, in a step
     finding, cores = r.findings[0], psutil.cpu_count(logical=True)
     assert finding.rule == "input_bound" and "DataLoader's __next__" in finding.evidence
     # the fix from the loader's settings and this machine's cores; on the CPU, pinned memory helps nothing
@@ -71,6 +74,20 @@ def test_a_torch_loop_is_one_report_with_epochs_steps_and_the_input_wait(kip):
     assert "pin_memory" not in finding.fix
     assert "DataLoader: batch_size 32, num_workers 0, pin_memory False." in r.notes
     assert r.headline.startswith("Net on the CPU: ") and f"(fix: DataLoader num_workers={cores})" in r.headline
+    assert hooks_left() == (0, 0, 0, 0, False)
+
+
+def test_a_tensor_dataset_fed_by_a_worker_is_told_to_make_its_batches_here(kip):
+    """Receiving a batch from a worker process costs more than indexing tensors held in memory
+    (bench/loader_handoff.py): the fix is num_workers=0, not more workers."""
+    kip.run_cell("%%timed_fit -q -v R --no-history\nmodel = Net()\nopt = torch.optim.SGD(model.parameters(), lr=0.01)\n"
+                 "data = torch.utils.data.TensorDataset(torch.randn(320, 16), torch.randn(320, 1))\n"
+                 "train(model, opt, DataLoader(data, batch_size=16, num_workers=1, persistent_workers=True), 2)"
+                 ).raise_error()
+    (r,) = kip.user_ns["R"].reports
+    assert (r.input_wait.loader.dataset, r.input_wait.loader.num_workers) == ("TensorDataset", 1)
+    (finding,) = [f for f in r.findings if f.rule == "input_bound"]
+    assert finding.action == "num_workers=0" and finding.fix.startswith("num_workers=0: a TensorDataset's batch")
     assert hooks_left() == (0, 0, 0, 0, False)
 
 
@@ -282,7 +299,7 @@ def test_persistent_workers_start_an_epoch_per_pass_and_the_model_is_signed(kip)
     (r,) = kip.user_ns["R"].reports
     assert [e.steps for e in r.epochs] == [4, 4, 4]
     assert "DataLoader: batch_size 16, num_workers 1, pin_memory False, persistent_workers True." in r.notes
-    assert (r.input_wait.num_workers, r.input_wait.persistent_workers) == (1, True)
+    assert (r.input_wait.loader.num_workers, r.input_wait.loader.persistent_workers) == (1, True)
     assert r.signature.layers == ["Linear", "ReLU", "Linear"] and r.signature.params == 16 * 64 + 64 + 64 + 1
 
 

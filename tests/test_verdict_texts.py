@@ -157,6 +157,10 @@ SCENARIOS.update({
                                        epochs=TWO_EPOCHS, **TORCH),
     "input_torch_cores_unknown": dict(device="GPU:0", gpus=[b.gpu(util=40.0)], step=0.03, input_wait=b.loader_wait(0.245, 2, pin=True),
                                       host=b.host(logical_cores=None), **TORCH),
+    # batches that cost less to make here than to receive from a worker (under 1 ms): no workers
+    "input_torch_cheap_batches_tensors": dict(device="CPU:0", step=0.03, input_wait=b.loader_wait(0.245, 0, dataset="TensorDataset", step_s=0.004), **TORCH),
+    "input_torch_cheap_batches": dict(device="GPU:0", gpus=[b.gpu(util=40.0)], step=0.03, input_wait=b.loader_wait(0.245, 0, step_s=0.004), **TORCH),
+    "input_torch_tensors_from_workers": dict(device="CPU:0", step=0.03, input_wait=b.loader_wait(0.5, 2, dataset="TensorDataset"), **TORCH),
 })
 EXPECTED.update({
     'gpu_unused_torch': [
@@ -237,6 +241,27 @@ EXPECTED.update({
          "7.3 ms of each 30.0 ms step spent in the DataLoader's __next__ (20 steps)",
          "DataLoader(..., num_workers=N, persistent_workers=True): batches are made in N worker processes while the model trains (N: the CPU's cores); keep the Dataset's __getitem__ cheap (decode and augment once, or on the GPU)",
          'more DataLoader workers'),
+    ],
+    'input_torch_cheap_batches_tensors': [
+        ('input_bound',
+         'Highly input-bound: 24% of each step waits for data',
+         "1.0 ms of each 4.0 ms step spent in the DataLoader's __next__ (20 steps)",
+         'a larger batch_size, which spreads what each batch costs over more samples, or whole batches taken from the tensors at once, with no collation: DataLoader(data, sampler=BatchSampler(RandomSampler(data), batch_size, False), batch_size=None); not worker processes: a batch takes 0.98 ms in the DataLoader here, and receiving one from a worker takes longer (1.0 ms or more)',
+         'a larger batch_size'),
+    ],
+    'input_torch_cheap_batches': [
+        ('input_bound',
+         'Highly input-bound: 24% of each step waits for data',
+         "1.0 ms of each 4.0 ms step spent in the DataLoader's __next__ (20 steps)",
+         'a larger batch_size, which spreads what each batch costs over more samples, and a cheaper __getitem__; not worker processes: a batch takes 0.98 ms in the DataLoader here, and receiving one from a worker takes longer (1.0 ms or more)',
+         'a larger batch_size'),
+    ],
+    'input_torch_tensors_from_workers': [
+        ('input_bound',
+         'Highly input-bound: 50% of each step waits for data',
+         "15.0 ms of each 30.0 ms step spent in the DataLoader's __next__ (20 steps)",
+         "num_workers=0: a TensorDataset's batch is an index into tensors already in memory, made in this process faster than it is received from a worker process (1.0 ms or more a batch); then a larger batch_size, or whole batches taken from the tensors at once, with no collation: DataLoader(data, sampler=BatchSampler(RandomSampler(data), batch_size, False), batch_size=None)",
+         'num_workers=0'),
     ],
 })
 

@@ -267,6 +267,7 @@ def test_compare_progress_is_labelled_with_what_is_timed(kip, capsys):
 
 
 def test_an_input_check_that_passes_says_so():
+    from colab_magic.brief_view import _fit_lines
     from colab_magic.fit_view import _fit_tables
     from colab_magic.verdicts import findings
 
@@ -282,6 +283,16 @@ def test_an_input_check_that_passes_says_so():
     # a wait the noise could explain (the interval's low end under the threshold) passes, and says so
     assert ("Input check passed: 12.0% (4.9-19.1) of each step waits for data: not input-bound beyond the noise "
             "of the timing (20 steps of a copy of the model, 600.0 ms).") in text(0.12, (0.049, 0.191))
+    # a PyTorch loop's wait is measured in its own steps: no check ran, and none is named
+    report = builders.report(device="GPU:0", gpus=[builders.gpu()], step=0.030, loop="torch",
+                             input_wait=builders.loader_wait(0.031, 2))
+    report = dataclasses.replace(report, findings=findings(report))
+    detail = flat(to_text(_fit_tables(report, 1, None)))
+    assert "Not input-bound: 3.1% of each step waits in the DataLoader (20 steps)." in detail
+    assert "Input check" not in detail
+    brief = _fit_lines(report, "", None, None)  # the default text
+    assert "Not input-bound: 3.1% of each step waits in the DataLoader." in brief
+    assert not any("Input check" in line for line in brief)
 
 
 def test_batch_size_of_a_tf_data_input():
