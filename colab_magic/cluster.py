@@ -25,8 +25,10 @@ _fits = itertools.count()
 
 
 def current() -> dict | None:
-    """``{"task_index", "workers", "run", "local_devices", "coordinator"}`` in a multi-process JAX or
-    torch.distributed run, else None. Call once per fit, at its start, in every process."""
+    """``{"task_index", "workers", "run", "local_devices", "coordinator", "local_processes"}`` in a
+    multi-process JAX or torch.distributed run, else None (``local_processes``: the run's processes on
+    this machine, which share its cores; torchrun says, JAX does not: None). Call once per fit, at its
+    start, in every process."""
     torch_run = _torch_process()
     if torch_run is not None:
         return torch_run
@@ -46,6 +48,7 @@ def current() -> dict | None:
         "run": run,
         "local_devices": [normalise_device(str(d)) for d in jax.local_devices()],
         "coordinator": coordinator,
+        "local_processes": None,
     }
 
 
@@ -96,6 +99,7 @@ def _torch_process() -> dict | None:
         "run": _torch_shared_id(n, index, coordinator),
         "local_devices": [normalise_device(device)],
         "coordinator": coordinator,
+        "local_processes": int(os.environ.get("LOCAL_WORLD_SIZE") or 1),  # torchrun sets it
     }
 
 

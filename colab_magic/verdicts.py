@@ -76,6 +76,11 @@ def _loader_fix(r: FitReport, check: InputWait) -> tuple[str, str]:
                 f"processes while the model trains (N: the CPU's cores); {CHEAP_GETITEM}",
                 "more DataLoader workers")
     workers, in_memory = loader.num_workers, loader.dataset == "TensorDataset"
+    # under torchrun, the processes on this machine share its cores
+    local = (r.cluster or {}).get("local_processes") or 1
+    cores_here = f"this machine has {cores} cores" + (f", {max(1, cores // local)} for each of its {local} processes"
+                                                      if local > 1 else "")
+    cores = max(1, cores // local)
     whole_batches = (", or whole batches taken from the tensors at once, with no collation: DataLoader(data, "
                      "sampler=BatchSampler(RandomSampler(data), batch_size, False), batch_size=None)")
     if workers and in_memory:
@@ -89,13 +94,13 @@ def _loader_fix(r: FitReport, check: InputWait) -> tuple[str, str]:
                 f"takes longer ({ms(WORKER_HANDOFF_S)} or more)", "a larger batch_size")
     if workers < cores:
         return (f"DataLoader(..., num_workers={cores}{pin}, persistent_workers=True): batches are made in "
-                f"{cores} worker processes while the model trains (num_workers={workers} now; this machine has "
-                f"{cores} cores); {CHEAP_GETITEM}",
+                f"{cores} worker processes while the model trains (num_workers={workers} now; {cores_here}); "
+                f"{CHEAP_GETITEM}",
                 f"DataLoader num_workers={cores}" + (" and pin_memory=True" if pin else ""))
     restart = ("; and persistent_workers=True, so the workers are not started afresh each epoch"
                if not loader.persistent_workers and len(r.epochs) > 1 else "")
     return (f"a cheaper Dataset __getitem__ (decode and augment once and keep the tensors, or augment on the GPU): "
-            f"the DataLoader's {workers} workers already match this machine's {cores} cores, and a batch still takes "
+            f"the DataLoader's {workers} workers already match the cores ({cores_here}), and a batch still takes "
             f"longer to make than a step takes to train; more workers would only take turns{restart}"
             f"{'; pin_memory=True for the copy to the GPU' if pin else ''}",
             "a cheaper Dataset __getitem__")

@@ -34,7 +34,7 @@ def test_two_torchrun_processes_one_run_in_one_history(tmp_path, ip):
     clusters = [r["cluster"] for r in fits]
     assert sorted(c["task_index"] for c in clusters) == [0, 1]
     assert {c["workers"] for c in clusters} == {2} and len({c["run"] for c in clusters}) == 1
-    assert all(c["coordinator"] and c["local_devices"] == ["CPU:0"] for c in clusters)
+    assert all(c["coordinator"] and c["local_devices"] == ["CPU:0"] and c["local_processes"] == 2 for c in clusters)
     # each process trains on its half of 512 samples, batch 32: 8 steps an epoch, 2 epochs; the model is
     # named inside its DistributedDataParallel wrapper
     assert {r["total_steps"] for r in fits} == {16} and {r["batch_size"] for r in fits} == {32}

@@ -160,6 +160,10 @@ SCENARIOS.update({
     # batches that cost less to make here than to receive from a worker (under 1 ms): no workers
     "input_torch_cheap_batches_tensors": dict(device="CPU:0", step=0.03, input_wait=b.loader_wait(0.245, 0, dataset="TensorDataset", step_s=0.004), **TORCH),
     "input_torch_cheap_batches": dict(device="GPU:0", gpus=[b.gpu(util=40.0)], step=0.03, input_wait=b.loader_wait(0.245, 0, step_s=0.004), **TORCH),
+    # under torchrun, two processes on this machine: half its cores each
+    "input_torch_two_processes": dict(device="CPU:0", step=0.03, input_wait=b.loader_wait(0.245, 0), cluster=dict(
+        task_index=0, workers=2, run="r1", local_devices=["CPU:0"], coordinator="127.0.0.1:29500", local_processes=2),
+        **TORCH),
     "input_torch_tensors_from_workers": dict(device="CPU:0", step=0.03, input_wait=b.loader_wait(0.5, 2, dataset="TensorDataset"), **TORCH),
 })
 EXPECTED.update({
@@ -225,14 +229,14 @@ EXPECTED.update({
         ('input_bound',
          'Moderately input-bound: 10% of each step waits for data',
          "3.0 ms of each 30.0 ms step spent in the DataLoader's __next__ (20 steps)",
-         "a cheaper Dataset __getitem__ (decode and augment once and keep the tensors, or augment on the GPU): the DataLoader's 8 workers already match this machine's 8 cores, and a batch still takes longer to make than a step takes to train; more workers would only take turns; and persistent_workers=True, so the workers are not started afresh each epoch; pin_memory=True for the copy to the GPU",
+         "a cheaper Dataset __getitem__ (decode and augment once and keep the tensors, or augment on the GPU): the DataLoader's 8 workers already match the cores (this machine has 8 cores), and a batch still takes longer to make than a step takes to train; more workers would only take turns; and persistent_workers=True, so the workers are not started afresh each epoch; pin_memory=True for the copy to the GPU",
          'a cheaper Dataset __getitem__'),
     ],
     'input_torch_every_core_cpu': [
         ('input_bound',
          'Highly input-bound: 24% of each step waits for data',
          "7.3 ms of each 30.0 ms step spent in the DataLoader's __next__ (20 steps)",
-         "a cheaper Dataset __getitem__ (decode and augment once and keep the tensors, or augment on the GPU): the DataLoader's 8 workers already match this machine's 8 cores, and a batch still takes longer to make than a step takes to train; more workers would only take turns",
+         "a cheaper Dataset __getitem__ (decode and augment once and keep the tensors, or augment on the GPU): the DataLoader's 8 workers already match the cores (this machine has 8 cores), and a batch still takes longer to make than a step takes to train; more workers would only take turns",
          'a cheaper Dataset __getitem__'),
     ],
     'input_torch_cores_unknown': [
@@ -255,6 +259,13 @@ EXPECTED.update({
          "1.0 ms of each 4.0 ms step spent in the DataLoader's __next__ (20 steps)",
          'a larger batch_size, which spreads what each batch costs over more samples, and a cheaper __getitem__; not worker processes: a batch takes 0.98 ms in the DataLoader here, and receiving one from a worker takes longer (1.0 ms or more)',
          'a larger batch_size'),
+    ],
+    'input_torch_two_processes': [
+        ('input_bound',
+         'Highly input-bound: 24% of each step waits for data',
+         "7.3 ms of each 30.0 ms step spent in the DataLoader's __next__ (20 steps)",
+         "DataLoader(..., num_workers=4, persistent_workers=True): batches are made in 4 worker processes while the model trains (num_workers=0 now; this machine has 8 cores, 4 for each of its 2 processes); keep the Dataset's __getitem__ cheap (decode and augment once, or on the GPU)",
+         'DataLoader num_workers=4'),
     ],
     'input_torch_tensors_from_workers': [
         ('input_bound',
