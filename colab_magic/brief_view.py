@@ -61,10 +61,19 @@ def _fit_lines(r: Any, which: str, comparison: Any, whatif: Any) -> list[str]:
     return lines + [which + note for note in r.notes]
 
 
+def epochs_unseen(r: Any) -> str:
+    """Why a fit has no epochs (``r.epochs_seen`` False)."""
+    if r.loop == "marked":
+        return "colab_magic.step() marks steps, not epochs"
+    return "no DataLoader fed the steps, and a new pass over one is what starts an epoch"
+
+
 def _figures(r: Any) -> str:
     epochs = len(r.epochs)
     text = f"{epochs} epoch{'s' if epochs != 1 else ''}"
-    if r.steps_per_epoch:
+    if not r.epochs_seen:
+        text = f"{r.total_steps:,} steps, no epochs seen ({epochs_unseen(r)})"
+    elif r.steps_per_epoch:
         text += f" of {r.steps_per_epoch:,} steps"
     if r.batch_size:
         text += f", batch {r.batch_size:,}"

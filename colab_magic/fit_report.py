@@ -65,7 +65,7 @@ def build_report(index: int, timer: StepTimer, sampler: Sampler, facts: FitFacts
     report = dataclasses.replace(report, notes=_notes(report, sampler) + list(facts.notes),
                                  compute_dtype=facts.compute_dtype,
                                  framework_memory_reserved=facts.framework_memory_reserved,
-                                 skipped_steps=facts.skipped_steps, tf32=facts.tf32)
+                                 skipped_steps=facts.skipped_steps, tf32=facts.tf32, epochs_seen=facts.epochs_seen)
     if report.achieved_flops_per_s and facts.compute_dtype:  # a source that counted its own FLOPs (torch)
         report = dataclasses.replace(report, **against_peak(report, report.achieved_flops_per_s, facts.compute_dtype,
                                                             bool(facts.tf32)))

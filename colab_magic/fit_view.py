@@ -62,7 +62,8 @@ def _fit_tables(r: Any, count: int, comparison: Any, whatif: Any = None) -> list
     if whatif is not None:
         out.append(whatif_table(whatif))
     out.append(_training(r, which))
-    details = [_per_epoch(r, which)] + ([_callbacks(r, which)] if r.callbacks else []) + [_hardware(r, _title(which, "hardware: host (CPU)" + (" and GPUs" if r.gpus else "")))]
+    per_epoch = [_per_epoch(r, which)] if r.epochs_seen else []  # else one span, which the training table gives
+    details = per_epoch + ([_callbacks(r, which)] if r.callbacks else []) + [_hardware(r, _title(which, "hardware: host (CPU)" + (" and GPUs" if r.gpus else "")))]
     for table in details:
         table.kind = "details"
     return out + details
@@ -176,6 +177,8 @@ def _training(r: Any, which: str) -> Table:
     closed = r.closed_epochs
     epochs = f"{len(r.epochs)} epoch" + ("s" if len(r.epochs) != 1 else "")
     steps = f"{r.total_steps} ({epochs}" + (f" of {r.steps_per_epoch} steps" if r.steps_per_epoch else "") + ")"
+    if not r.epochs_seen:
+        steps = f"{r.total_steps} (no epochs seen: {brief_view.epochs_unseen(r)})"
     batch = fmt(r.batch_size) if r.batch_size else (r.batch_note or NA)
     steps += f"; batch {batch}"
     if r.steps_per_execution > 1:
@@ -183,7 +186,7 @@ def _training(r: Any, which: str) -> Table:
     rows = [
         ["ms/step", f"median {ms_or_na(s.median)}, p10 {ms_or_na(s.p10)}, p90 {ms_or_na(s.p90)}, mean {ms_or_na(s.mean)}" if s else NA],
     ]
-    if closed:
+    if closed and r.epoch_mean_s is not None:  # None where the loop marked no epochs
         val = sum(e.val_s for e in closed) / len(closed)
         text = f"{seconds(r.epoch_mean_s)} (mean of {len(closed)})"
         rows.append(["s/epoch", text + (f", of which validation {seconds(val)}" if val else "")])

@@ -60,6 +60,9 @@ class FitFacts:
     tf32: bool | None = None
     framework_memory_reserved: int | None = None  # bytes
     skipped_steps: int = 0  # steps whose update was skipped (torch's GradScaler)
+    # False where the loop marks no epochs (colab_magic.step(); a PyTorch loop that no DataLoader fed): its
+    # steps then make one span, which is no epoch
+    epochs_seen: bool = True
 
 
 class FitObserver:

@@ -93,6 +93,9 @@ class FitReport:
     framework_memory_reserved: int | None = None
     tf32: bool | None = None  # float32 matrix products allowed to run as TF32 (None: not known, Keras)
     skipped_steps: int = 0  # optimizer steps a GradScaler skipped (inf or NaN gradients): counted as steps
+    # False: the loop marked no epochs (colab_magic.step(), a PyTorch loop no DataLoader fed): ``epochs``
+    # holds one span of all the steps, and there is no s/epoch
+    epochs_seen: bool = True
 
     @property
     def device_gpu(self) -> GpuSummary | None:
@@ -128,6 +131,8 @@ class FitReport:
     @property
     def epoch_mean_s(self) -> float | None:
         """The mean of the fit's finished epochs (the headline, the table and the history record)."""
+        if not self.epochs_seen:
+            return None
         closed = self.closed_epochs
         return sum(e.time_s or 0.0 for e in closed) / len(closed) if closed else None
 

@@ -43,7 +43,8 @@ class StepMarks:
     def mark(self) -> None:
         with self._lock:
             if self.fit is None:
-                self.fit = self.fits.begin("marked steps", lambda: FitFacts(loop=LOOP, model="marked steps", backend="any"))
+                self.fit = self.fits.begin("marked steps", lambda: FitFacts(loop=LOOP, model="marked steps", backend="any",
+                                                                              epochs_seen=False))
                 self.fit.fit_started(LoopPlan())
                 self.fit.epoch_started(0)
                 self.fit.step_started(0)

@@ -138,6 +138,7 @@ def torch_facts(run: Any) -> FitFacts:
         framework_memory_peak=frameworks.framework_memory_peak("torch", device),
         framework_memory_reserved=frameworks.torch_memory_reserved(device),
         skipped_steps=run.skipped,
+        epochs_seen=loader is not None,  # a new pass over a DataLoader starts an epoch: none, no epochs
         loop=LOOP,
         model=type(owner).__name__ if owner is not None else f"{type(run.optimizer).__name__} optimizer",
         backend="torch",

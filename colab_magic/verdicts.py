@@ -64,6 +64,12 @@ def _torch(r: FitReport) -> bool:
     return r.loop == "torch"
 
 
+def _in_terms(r: FitReport, keras: tuple[str, str], torch: tuple[str, str], marked: tuple[str, str]) -> tuple[str, str]:
+    """A fix and its few words in the terms of the loop that trained: Keras' fit, a PyTorch loop, or a
+    loop marked with colab_magic.step() (whose framework is not known: PyTorch's and JAX's ways both)."""
+    return {"torch": torch, "marked": marked}.get(r.loop, keras)
+
+
 def _loader_fix(r: FitReport, check: InputWait) -> tuple[str, str]:
     """The fix for a DataLoader that keeps the steps waiting, and its few words: from the loader's own
     settings, what a batch cost it, and this machine's cores. Workers only help where a batch costs more
@@ -136,10 +142,14 @@ def idle_gpus(r: FitReport) -> Finding | None:
         "idle_gpus",
         f"{len(idle)} of {len(r.gpus)} GPUs sat idle: " + ", ".join(g.label for g in idle),
         f"mean utilisation {names}, while the fit ran on {where}",
-        "to train on every GPU: torchrun --nproc-per-node=N with DistributedDataParallel(model)" if _torch(r) else
-        "to train on every GPU, build and compile the model under tf.distribute.MirroredStrategy() "
-        "(TensorFlow) or keras.distribution.set_distribution(keras.distribution.DataParallel()) (JAX)",
-        "torchrun with DistributedDataParallel" if _torch(r) else "",
+        *_in_terms(r, ("to train on every GPU, build and compile the model under tf.distribute.MirroredStrategy() "
+                       "(TensorFlow) or keras.distribution.set_distribution(keras.distribution.DataParallel()) (JAX)",
+                       ""),
+                   ("to train on every GPU: torchrun --nproc-per-node=N with DistributedDataParallel(model)",
+                    "torchrun with DistributedDataParallel"),
+                   ("to train on every GPU: DistributedDataParallel(model) under torchrun --nproc-per-node=N "
+                    "(PyTorch), or each batch sharded over jax.devices() with jax.sharding (JAX)",
+                    "data parallelism over every GPU")),
     )
 
 
@@ -232,10 +242,12 @@ def memory(r: FitReport) -> Finding | None:
             f"{g.label}'s memory is nearly full: out-of-memory risk",
             f"peak {gib(peak)} of {gib(total)} GiB ({100 * peak / total:.0f}%)"
             + (f"; PyTorch's tensors at most {gib(own, '.2f')} GiB" if _torch(r) and own is not None else ""),
-            "a smaller batch, torch.autocast (bfloat16 activations), or activation checkpointing "
-            "(torch.utils.checkpoint)" if _torch(r) else
-            "a smaller batch, mixed precision (keras.mixed_precision.set_global_policy('mixed_float16')), or a smaller model",
-            "a smaller batch or torch.autocast" if _torch(r) else "",
+            *_in_terms(r, ("a smaller batch, mixed precision (keras.mixed_precision.set_global_policy('mixed_float16')), "
+                           "or a smaller model", ""),
+                       ("a smaller batch, torch.autocast (bfloat16 activations), or activation checkpointing "
+                        "(torch.utils.checkpoint)", "a smaller batch or torch.autocast"),
+                       ("a smaller batch, bfloat16 activations (torch.autocast in PyTorch, jnp.bfloat16 in JAX), or a "
+                        "smaller model", "a smaller batch or bfloat16")),
         )
     return None
 
@@ -252,10 +264,12 @@ def dispatch_bound(r: FitReport) -> Finding | None:
         "dispatch_bound",
         "Dispatch-bound: tiny steps, mostly overhead",
         f"median step {ms(r.step.median, '.2f')}" + (f" at batch {r.batch_size}" if r.batch_size else "")
-        + ("" if _torch(r) else ", one step per call") + busy,
-        TORCH_DISPATCH_FIX if _torch(r) else
-        "a larger batch; model.compile(..., steps_per_execution=32) to run many steps per call; or jit_compile=True",
-        "a larger batch or torch.compile" if _torch(r) else "",
+        + (", one step per call" if r.loop == "keras" else "") + busy,
+        *_in_terms(r, ("a larger batch; model.compile(..., steps_per_execution=32) to run many steps per call; or "
+                       "jit_compile=True", ""),
+                   (TORCH_DISPATCH_FIX, "a larger batch or torch.compile"),
+                   ("a larger batch, and the whole step compiled as one: torch.compile(model) in PyTorch, jax.jit "
+                    "over the update (optax's included) in JAX", "a larger batch or a compiled step")),
     )
 
 

@@ -58,6 +58,7 @@ def test_a_torch_loop_is_one_report_with_epochs_steps_and_the_input_wait(kip):
                  ).raise_error()
     (r,) = kip.user_ns["R"].reports
     assert (r.loop, r.model, r.device, r.backend, r.batch_size) == ("torch", "Net", "CPU:0", "torch", 32)
+    assert r.epochs_seen and r.epoch_mean_s is not None
     assert r.total_steps == 24 and [e.steps for e in r.epochs] == [8, 8, 8]  # exactly; validation starts no epoch
     wait = r.input_wait
     assert wait.source == "DataLoader" and wait.steps == 21  # each epoch's first step apart
@@ -107,6 +108,12 @@ def test_a_loop_without_a_dataloader_and_two_optimizers(kip):
     # the first step apart; the first optimizer's second step too: it began under the FLOP counter, whose
     # count was dropped when the second optimizer appeared (it would have counted both)
     assert [r.step.n for r in reports] == [28, 29] and [r.flops_per_step for r in reports] == [None, None]
+    # no DataLoader: no epoch boundary was seen, so the steps are one span, not "1 epoch" with its s/epoch
+    r = reports[0]
+    assert not r.epochs_seen and r.epoch_mean_s is None and "s/epoch" not in r.headline
+    text = " ".join(str(kip.user_ns["R"]).split())
+    assert "30 steps, no epochs seen (no DataLoader fed the steps, and a new pass over one is what starts an epoch)" in text
+    assert "1 epoch" not in text
 
 
 def test_hooks_go_after_an_exception_and_ctrl_c(kip):
@@ -139,6 +146,13 @@ def test_marked_steps_from_any_loop(kip):
                  "    time.sleep(0.003)\n    colab_magic.step()").raise_error()
     (r,) = kip.user_ns["R"].reports
     assert (r.loop, r.total_steps, r.step.n) == ("marked", 20, 19)
+    assert not r.epochs_seen and r.epoch_mean_s is None and r.to_dict()["epochs_seen"] is False
+    from colab_magic.fit_view import _fit_tables
+    from colab_magic.tables import to_text
+
+    details = " ".join(to_text(_fit_tables(r, 1, None)).split())  # what -d shows
+    assert "steps 20 (no epochs seen: colab_magic.step() marks steps, not epochs)" in details
+    assert "Per epoch" not in details and "s/epoch" not in details
     assert r.step.median == pytest.approx(0.003, abs=0.002)
     import colab_magic
 

@@ -164,6 +164,10 @@ SCENARIOS.update({
     "input_torch_two_processes": dict(device="CPU:0", step=0.03, input_wait=b.loader_wait(0.245, 0), cluster=dict(
         task_index=0, workers=2, run="r1", local_devices=["CPU:0"], coordinator="127.0.0.1:29500", local_processes=2),
         **TORCH),
+    # a loop marked with colab_magic.step(): its framework is not known, so PyTorch's and JAX's ways both
+    "dispatch_bound_marked": dict(device=None, gpus=[], step=0.001, batch_size=None, loop="marked", backend="any"),
+    "idle_gpus_marked": dict(device="GPU:0", gpus=[b.gpu(0, util=90.0), b.gpu(1, "T4", util=1.0)], step=0.02, loop="marked", backend="any"),
+    "memory_full_marked": dict(device="GPU:0", gpus=[b.gpu(util=90.0, memory_peak=39.0 * GiB)], step=0.02, loop="marked", backend="any"),
     "input_torch_tensors_from_workers": dict(device="CPU:0", step=0.03, input_wait=b.loader_wait(0.5, 2, dataset="TensorDataset"), **TORCH),
 })
 EXPECTED.update({
@@ -266,6 +270,27 @@ EXPECTED.update({
          "7.3 ms of each 30.0 ms step spent in the DataLoader's __next__ (20 steps)",
          "DataLoader(..., num_workers=4, persistent_workers=True): batches are made in 4 worker processes while the model trains (num_workers=0 now; this machine has 8 cores, 4 for each of its 2 processes); keep the Dataset's __getitem__ cheap (decode and augment once, or on the GPU)",
          'DataLoader num_workers=4'),
+    ],
+    'dispatch_bound_marked': [
+        ('dispatch_bound',
+         'Dispatch-bound: tiny steps, mostly overhead',
+         'median step 1.00 ms',
+         'a larger batch, and the whole step compiled as one: torch.compile(model) in PyTorch, jax.jit over the update (optax\'s included) in JAX',
+         'a larger batch or a compiled step'),
+    ],
+    'idle_gpus_marked': [
+        ('idle_gpus',
+         '1 of 2 GPUs sat idle: GPU 1 (T4)',
+         'mean utilisation GPU 1 (T4) (1%), while the fit ran on GPU 0 (A100) (90%)',
+         'to train on every GPU: DistributedDataParallel(model) under torchrun --nproc-per-node=N (PyTorch), or each batch sharded over jax.devices() with jax.sharding (JAX)',
+         'data parallelism over every GPU'),
+    ],
+    'memory_full_marked': [
+        ('memory_full',
+         "GPU 0 (A100)'s memory is nearly full: out-of-memory risk",
+         'peak 39.0 of 40.0 GiB (98%)',
+         'a smaller batch, bfloat16 activations (torch.autocast in PyTorch, jnp.bfloat16 in JAX), or a smaller model',
+         'a smaller batch or bfloat16'),
     ],
     'input_torch_tensors_from_workers': [
         ('input_bound',
