@@ -9,7 +9,7 @@ import pytest
 
 nbformat = pytest.importorskip("nbformat")
 pytest.importorskip("nbclient")
-pytestmark = pytest.mark.keras
+pytestmark = [pytest.mark.keras, pytest.mark.solo]  # solo: judges measured shares of time (pyproject)
 
 EXAMPLES = Path(__file__).parent.parent / "examples"
 

@@ -8,7 +8,7 @@ TensorFlow's automatic prefetch injection switched off: it is what a pipeline wi
 import pytest
 
 pytest.importorskip("tensorflow")
-pytestmark = pytest.mark.keras
+pytestmark = [pytest.mark.keras, pytest.mark.solo]  # solo: judges measured shares of time (pyproject)
 
 SETUP = '''
 import time

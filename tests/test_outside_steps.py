@@ -11,6 +11,8 @@ from colab_magic.parts import CallbackTime, Epoch
 from colab_magic.verdicts import findings
 from tests import builders
 
+pytestmark = pytest.mark.solo  # judges measured shares of time (pyproject)
+
 SETUP = '''
 import numpy as np, keras, time
 x = np.random.default_rng(0).random((1024, 8), dtype=np.float32)

@@ -13,7 +13,7 @@ from colab_magic.units import fmt_s
 from colab_magic.variants import AS_IS, cpu_has_bf16
 
 keras = pytest.importorskip("keras")
-pytestmark = pytest.mark.keras
+pytestmark = [pytest.mark.keras, pytest.mark.solo]  # solo: judges measured shares of time (pyproject)
 
 SETUP = '''
 import numpy as np, keras
