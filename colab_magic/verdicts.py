@@ -45,6 +45,7 @@ INPUT_FIX = (
 # (bench/loader_handoff.py: 1.0 to 2.7 ms a batch of images held in memory, on 2 vCPUs): a batch that
 # takes less to make in the training process would wait longer with workers.
 WORKER_HANDOFF_S = 0.001
+HANDOFF_LIKE_S = 0.003  # above the most of those (2.7 ms): a wait under it may be the receiving alone
 CHEAP_GETITEM = "keep the Dataset's __getitem__ cheap (decode and augment once, or on the GPU)"
 
 
@@ -98,17 +99,21 @@ def _loader_fix(r: FitReport, check: InputWait) -> tuple[str, str]:
                 f"{whole_batches if in_memory else ', and a cheaper __getitem__'}; not worker processes: a batch "
                 f"takes {ms(loader.batch_wait_s, '.2f')} in the DataLoader here, and receiving one from a worker "
                 f"takes longer ({ms(WORKER_HANDOFF_S)} or more)", "a larger batch_size")
+    # workers already, and a wait about what receiving their batch costs: it may be all the wait is
+    handoff = (f"; or num_workers=0: each batch waits {ms(loader.batch_wait_s, '.2f')}, about what receiving one "
+               f"from a worker costs, so with a cheap __getitem__ batches made here may come faster: time both"
+               if workers and loader.batch_wait_s < HANDOFF_LIKE_S else "")
     if workers < cores:
         return (f"DataLoader(..., num_workers={cores}{pin}, persistent_workers=True): batches are made in "
                 f"{cores} worker processes while the model trains (num_workers={workers} now; {cores_here}); "
-                f"{CHEAP_GETITEM}",
+                f"{CHEAP_GETITEM}{handoff}",
                 f"DataLoader num_workers={cores}" + (" and pin_memory=True" if pin else ""))
     restart = ("; and persistent_workers=True, so the workers are not started afresh each epoch"
                if not loader.persistent_workers and len(r.epochs) > 1 else "")
     return (f"a cheaper Dataset __getitem__ (decode and augment once and keep the tensors, or augment on the GPU): "
             f"the DataLoader's {workers} workers already match the cores ({cores_here}), and a batch still takes "
             f"longer to make than a step takes to train; more workers would only take turns{restart}"
-            f"{'; pin_memory=True for the copy to the GPU' if pin else ''}",
+            f"{'; pin_memory=True for the copy to the GPU' if pin else ''}{handoff}",
             "a cheaper Dataset __getitem__")
 
 

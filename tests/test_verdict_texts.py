@@ -168,6 +168,8 @@ SCENARIOS.update({
     "dispatch_bound_marked": dict(device=None, gpus=[], step=0.001, batch_size=None, loop="marked", backend="any"),
     "idle_gpus_marked": dict(device="GPU:0", gpus=[b.gpu(0, util=90.0), b.gpu(1, "T4", util=1.0)], step=0.02, loop="marked", backend="any"),
     "memory_full_marked": dict(device="GPU:0", gpus=[b.gpu(util=90.0, memory_peak=39.0 * GiB)], step=0.02, loop="marked", backend="any"),
+    # workers already, and each batch waits about what receiving one costs: num_workers=0 may be faster
+    "input_torch_wait_like_handoff": dict(device="CPU:0", step=0.03, input_wait=b.loader_wait(0.06, 2), **TORCH),
     "input_torch_tensors_from_workers": dict(device="CPU:0", step=0.03, input_wait=b.loader_wait(0.5, 2, dataset="TensorDataset"), **TORCH),
 })
 EXPECTED.update({
@@ -291,6 +293,13 @@ EXPECTED.update({
          'peak 39.0 of 40.0 GiB (98%)',
          'a smaller batch, bfloat16 activations (torch.autocast in PyTorch, jnp.bfloat16 in JAX), or a smaller model',
          'a smaller batch or bfloat16'),
+    ],
+    'input_torch_wait_like_handoff': [
+        ('input_bound',
+         'Moderately input-bound: 6% of each step waits for data',
+         "1.8 ms of each 30.0 ms step spent in the DataLoader's __next__ (20 steps)",
+         "DataLoader(..., num_workers=8, persistent_workers=True): batches are made in 8 worker processes while the model trains (num_workers=2 now; this machine has 8 cores); keep the Dataset's __getitem__ cheap (decode and augment once, or on the GPU); or num_workers=0: each batch waits 1.80 ms, about what receiving one from a worker costs, so with a cheap __getitem__ batches made here may come faster: time both",
+         'DataLoader num_workers=8'),
     ],
     'input_torch_tensors_from_workers': [
         ('input_bound',
