@@ -15,6 +15,9 @@ On a machine without CUDA it runs the same on the CPU (a dry run of the script: 
    input's gradient but for the first layer's; elementwise work left out: target within 1%), its MFU beside the hand count's MFU at the BF16 peak, and the steps against the
    CUDA-event clock.
 3. NVML: the sampler's readings of the GPU (utilisation, memory, power) for each fit.
+4. For the input-bound verdict's threshold (colab_magic.verdicts.WORKER_HANDOFF_S, measured on 2 vCPUs):
+   what a batch from a DataLoader worker costs the training process on this host (bench/loader_handoff.py),
+   and which fix the verdict gave each CNN run. Reported, not judged.
 """
 
 import argparse
@@ -26,6 +29,7 @@ import time
 import torch_check
 from article import TORCH_TUTORIAL_NET  # bench/ is the script's folder, so on sys.path
 from IPython.core.interactiveshell import InteractiveShell
+from loader_handoff import wait_per_batch
 
 DATA = """
 import time, torch
@@ -166,6 +170,9 @@ def main() -> int:
             f"{'ok' if good else 'MISSED'}")
         say(f"  headline: {r.headline}")
         say(f"  {gpu_line(r)}")
+        found = next((f for f in r.findings if f.rule == "input_bound"), None)
+        say(f"  a batch waited {1000 * r.input_wait.loader.batch_wait_s:.2f} ms; input-bound fix: "
+            f"{found.action if found else 'none (not input-bound)'}")
     r = run(ip, f"clock = mlp({60 if device == 'cuda' else 6})")  # on a CPU a step takes about a second
     independent = ip.user_ns["clock"].mean_step_s()
     width, depth, batch = ip.user_ns["WIDTH"], ip.user_ns["DEPTH"], ip.user_ns["BATCH"]
@@ -188,6 +195,13 @@ def main() -> int:
     say(f"  MFU {mfu} (the hand count's: {f'{100 * hand_mfu:.1f}%' if hand_mfu else 'none'}); peak: {r.peak_basis}")
     say(f"  headline: {r.headline}")
     say(f"  {gpu_line(r)}")
+    from colab_magic.verdicts import WORKER_HANDOFF_S
+
+    for batch in (32, 128):  # images held in memory, 5 ms steps: the workers have the next batch ready
+        waits = {w: wait_per_batch(batch, 0.005, 200, w) for w in (0, 2)}
+        figures[f"handoff_batch_{batch}"] = waits
+        say(f"DataLoader handoff, batch {batch}: {1e6 * waits[0]:,.0f} us a batch made here, {1e6 * waits[2]:,.0f} us "
+            f"from 2 workers (WORKER_HANDOFF_S {1e6 * WORKER_HANDOFF_S:,.0f} us, from 2 vCPUs; {os.cpu_count()} CPUs here)")
     say("PASS" if ok else "FAIL")
     if args.out:
         os.makedirs(args.out, exist_ok=True)

@@ -100,8 +100,9 @@ def _loader_fix(r: FitReport, check: InputWait) -> tuple[str, str]:
                 f"takes {ms(loader.batch_wait_s, '.2f')} in the DataLoader here, and receiving one from a worker "
                 f"takes longer ({ms(WORKER_HANDOFF_S)} or more)", "a larger batch_size")
     # workers already, and a wait about what receiving their batch costs: it may be all the wait is
-    handoff = (f"; or num_workers=0: each batch waits {ms(loader.batch_wait_s, '.2f')}, about what receiving one "
-               f"from a worker costs, so with a cheap __getitem__ batches made here may come faster: time both"
+    handoff = (f"; if that does not help: each batch waits {ms(loader.batch_wait_s, '.2f')}, about what receiving "
+               f"one from a worker costs (1 to 3 ms on 2 vCPUs), so the workers may keep up already, and a larger "
+               f"batch_size (fewer batches to receive) is what helps"
                if workers and loader.batch_wait_s < HANDOFF_LIKE_S else "")
     if workers < cores:
         return (f"DataLoader(..., num_workers={cores}{pin}, persistent_workers=True): batches are made in "

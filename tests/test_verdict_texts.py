@@ -298,7 +298,7 @@ EXPECTED.update({
         ('input_bound',
          'Moderately input-bound: 6% of each step waits for data',
          "1.8 ms of each 30.0 ms step spent in the DataLoader's __next__ (20 steps)",
-         "DataLoader(..., num_workers=8, persistent_workers=True): batches are made in 8 worker processes while the model trains (num_workers=2 now; this machine has 8 cores); keep the Dataset's __getitem__ cheap (decode and augment once, or on the GPU); or num_workers=0: each batch waits 1.80 ms, about what receiving one from a worker costs, so with a cheap __getitem__ batches made here may come faster: time both",
+         "DataLoader(..., num_workers=8, persistent_workers=True): batches are made in 8 worker processes while the model trains (num_workers=2 now; this machine has 8 cores); keep the Dataset's __getitem__ cheap (decode and augment once, or on the GPU); if that does not help: each batch waits 1.80 ms, about what receiving one from a worker costs (1 to 3 ms on 2 vCPUs), so the workers may keep up already, and a larger batch_size (fewer batches to receive) is what helps",
          'DataLoader num_workers=8'),
     ],
     'input_torch_tensors_from_workers': [
