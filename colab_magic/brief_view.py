@@ -38,8 +38,9 @@ def brief(result: Any) -> list[Table]:
     failed = all(r.failed for r in result.reports)
     if result.history_path and "history" not in result.told and not failed:
         body.append(f"Recorded in {result.history_path} (%fit_history lists it).")
-    if not failed:
-        body.append(DETAILS_HINT)
+    if not failed:  # a loop that marked no epochs has no per-epoch table in the details
+        body.append(DETAILS_HINT if any(r.epochs_seen for r in result.reports)
+                    else DETAILS_HINT.replace("Per epoch, hardware", "Hardware", 1))
     return [answer] + ([Table(body[0], [], notes=body[1:], kind="answer")] if body else [])
 
 

@@ -113,7 +113,7 @@ def test_a_loop_without_a_dataloader_and_two_optimizers(kip):
     assert not r.epochs_seen and r.epoch_mean_s is None and "s/epoch" not in r.headline
     text = " ".join(str(kip.user_ns["R"]).split())
     assert "30 steps, no epochs seen (no DataLoader fed the steps, and a new pass over one is what starts an epoch)" in text
-    assert "1 epoch" not in text
+    assert "1 epoch" not in text and "Hardware and sampler: %%timed_fit -d" in text and "Per epoch" not in text
 
 
 def test_hooks_go_after_an_exception_and_ctrl_c(kip):
