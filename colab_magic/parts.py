@@ -182,6 +182,8 @@ class Loader(Part):
     pin_memory: bool
     persistent_workers: bool
     batch_wait_s: float  # the mean time inside its __next__ per batch (steps' micro-batches included)
+    # with worker processes: the share of batches already received when asked for (None: no workers)
+    ready_share: float | None = None
 
 
 @dataclass

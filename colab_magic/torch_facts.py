@@ -165,6 +165,7 @@ def _input_wait(run: Any) -> InputWait | None:
     feed = run.loader
     loader = Loader(dataset=feed.kind[0].__name__, batch_size=feed.batch_size, num_workers=feed.num_workers,
                     pin_memory=feed.pin_memory, persistent_workers=feed.persistent_workers,
-                    batch_wait_s=run.wait_s / max(run.batches_stepped, timed))
+                    batch_wait_s=run.wait_s / max(run.batches_stepped, timed),
+                    ready_share=feed.meter.ready / feed.meter.asked if feed.meter.asked else None)
     return InputWait(step_s=step, compute_step_s=step * (1 - share), wait_share=share, check_s=0.0, steps=timed,
                      wait_share_interval=None, source="DataLoader", loader=loader)

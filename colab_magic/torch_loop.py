@@ -120,7 +120,10 @@ class TorchLoop:
         for handle in self._handles:
             handle.remove()
         for owner, name, original in reversed(self._patched):
-            setattr(owner, name, original)
+            if original is _ABSENT:
+                delattr(owner, name)
+            else:
+                setattr(owner, name, original)
         self._handles, self._patched = [], []
         for it in list(self._iterators):
             _let_go(it)
@@ -214,6 +217,30 @@ class TorchLoop:
         setattr(base, "__init__", __init__)  # noqa: B010 - a class attribute set for the cell, put back after it
         setattr(base, "__next__", __next__)  # noqa: B010
         setattr(base, "_reset", _reset)  # noqa: B010
+        self._watch_workers(dataloader._MultiProcessingDataLoaderIter, __next__)
+
+    def _watch_workers(self, multi: type, timed_next: Any) -> None:
+        """With worker processes: whether each batch was already received when ``__next__`` was called
+        (the workers keep up, and the wait is receiving it) or not (they are too slow). Read from the
+        iterator's private queue and task table, before the timed call; on a torch where those moved,
+        nothing is counted. The single-process iterator's path is left as it was."""
+
+        def __next__(it: Any) -> Any:
+            meter = getattr(it, "_colab_magic_meter", UNMETERED)
+            try:  # a pass's first batch is asked for as its workers start: never ready, and no sign of speed
+                ready = (None if it._rcvd_idx == 0 else
+                         not it._data_queue.empty() or len(it._task_info.get(it._rcvd_idx, ())) == 2)
+            except (AttributeError, OSError, ValueError, TypeError):  # moved, or a queue already closed
+                ready = None
+            if ready is not None:
+                meter.asked += 1
+                meter.ready += ready
+            return timed_next(it)
+
+        if "__next__" in vars(multi):  # a torch whose worker iterator has a __next__ of its own: not counted
+            return
+        self._patched.append((multi, "__next__", _ABSENT))  # the subclass has no __next__ of its own
+        setattr(multi, "__next__", __next__)  # noqa: B010
 
     def _watch_scaler(self) -> None:
         """A GradScaler that finds inf or NaN gradients skips ``optimizer.step()``: the work of that step was
@@ -454,17 +481,21 @@ class _Hot:
 
 class _Meter:
     """A DataLoader's input wait, as its iterators' ``__next__`` counts it: seconds and batches, running
-    totals (a loop reads the change since its last step)."""
+    totals (a loop reads the change since its last step); with worker processes, also the batches asked
+    for and those already received when asked (the workers keep up: the wait is the receiving)."""
 
-    __slots__ = ("ref", "waited", "batches")
+    __slots__ = ("ref", "waited", "batches", "asked", "ready")
 
     def __init__(self, ref: Any) -> None:
         self.ref = ref  # weakref.ref to the DataLoader
         self.waited = 0.0
         self.batches = 0
+        self.asked = 0
+        self.ready = 0
 
 
 UNMETERED = _Meter(lambda: None)  # an iterator made before the hooks went in: counted, never read
+_ABSENT = object()  # a patched class had no attribute of that name of its own: deleted, not put back
 
 
 @dataclass(frozen=True)

@@ -45,6 +45,7 @@ INPUT_FIX = (
 # (bench/loader_handoff.py: 1.0 to 2.7 ms a batch of images held in memory, on 2 vCPUs): a batch that
 # takes less to make in the training process would wait longer with workers.
 WORKER_HANDOFF_S = 0.001
+READY_SHARE = 0.9  # of the batches already received when asked for: the workers keep up
 HANDOFF_LIKE_S = 0.003  # above the most of those (2.7 ms): a wait under it may be the receiving alone
 CHEAP_GETITEM = "keep the Dataset's __getitem__ cheap (decode and augment once, or on the GPU)"
 
@@ -99,11 +100,18 @@ def _loader_fix(r: FitReport, check: InputWait) -> tuple[str, str]:
                 f"{whole_batches if in_memory else ', and a cheaper __getitem__'}; not worker processes: a batch "
                 f"takes {ms(loader.batch_wait_s, '.2f')} in the DataLoader here, and receiving one from a worker "
                 f"takes longer ({ms(WORKER_HANDOFF_S)} or more)", "a larger batch_size")
-    # workers already, and a wait about what receiving their batch costs: it may be all the wait is
+    ready = loader.ready_share
+    if workers and ready is not None and ready >= READY_SHARE:  # the workers keep up: the wait is receiving
+        return (f"a larger batch_size (fewer batches to receive): the workers keep up, {ready:.0%} of the batches "
+                f"were there when asked for, so each batch's {ms(loader.batch_wait_s, '.2f')} wait is receiving it "
+                f"from a worker process; with a cheap __getitem__, num_workers=0 skips that: time both",
+                "a larger batch_size")
+    # workers already, and a wait about what receiving their batch costs: it may be all the wait is (when
+    # not measured: a torch whose worker iterator moved its queue)
     handoff = (f"; if that does not help: each batch waits {ms(loader.batch_wait_s, '.2f')}, about what receiving "
                f"one from a worker costs (1 to 3 ms on 2 vCPUs), so the workers may keep up already, and a larger "
                f"batch_size (fewer batches to receive) is what helps"
-               if workers and loader.batch_wait_s < HANDOFF_LIKE_S else "")
+               if workers and ready is None and loader.batch_wait_s < HANDOFF_LIKE_S else "")
     if workers < cores:
         return (f"DataLoader(..., num_workers={cores}{pin}, persistent_workers=True): batches are made in "
                 f"{cores} worker processes while the model trains (num_workers={workers} now; {cores_here}); "

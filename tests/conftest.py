@@ -94,6 +94,7 @@ def _torch_hooks() -> list[str]:
                                      ("module forward pre", module._global_forward_pre_hooks),
                                      ("module forward", module._global_forward_hooks)) if hooks]
     base = dataloader._BaseDataLoaderIter
+    left += ["DataLoader worker iterator __next__"] if "__next__" in vars(dataloader._MultiProcessingDataLoaderIter) else []
     return left + [f"DataLoader iterator {n}" for n in ("__init__", "__next__", "_reset")
                    if getattr(base, n).__module__ != "torch.utils.data.dataloader"]
 

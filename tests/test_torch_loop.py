@@ -49,7 +49,8 @@ def hooks_left():
 
     return (len(optim._global_optimizer_pre_hooks), len(optim._global_optimizer_post_hooks),
             len(module._global_forward_pre_hooks), len(module._global_forward_hooks),
-            dataloader._BaseDataLoaderIter.__next__.__module__ != "torch.utils.data.dataloader")
+            dataloader._BaseDataLoaderIter.__next__.__module__ != "torch.utils.data.dataloader"
+            or "__next__" in vars(dataloader._MultiProcessingDataLoaderIter))
 
 
 def test_a_torch_loop_is_one_report_with_epochs_steps_and_the_input_wait(kip):
@@ -89,6 +90,32 @@ def test_a_tensor_dataset_fed_by_a_worker_is_told_to_make_its_batches_here(kip):
     assert (r.input_wait.loader.dataset, r.input_wait.loader.num_workers) == ("TensorDataset", 1)
     (finding,) = [f for f in r.findings if f.rule == "input_bound"]
     assert finding.action == "num_workers=0" and finding.fix.startswith("num_workers=0: a TensorDataset's batch")
+    assert hooks_left() == (0, 0, 0, 0, False)
+
+
+def test_workers_that_keep_up_are_told_from_workers_too_slow(kip):
+    """With worker processes, whether each batch was already received when asked for: nearly all when
+    a worker makes a batch far faster than a step trains (the wait is the receiving: a larger batch
+    helps, more workers would not), few when it makes a batch far slower."""
+    cell = textwrap.dedent('''
+        def run(model, opt, loader):  # the loader and its workers go with the call
+            for epoch in range(2):
+                for xb, yb in loader:
+                    opt.zero_grad(); torch.nn.functional.mse_loss(model(xb), yb).backward(); opt.step()
+                    time.sleep({step})
+        model = Net()
+        run(model, torch.optim.SGD(model.parameters(), lr=0.01),
+            DataLoader(Slow({n}, {sleep}), batch_size=16, num_workers=1, persistent_workers=True))
+    ''')
+    for n, sleep, step in ((640, 0, 0.006), (320, 0.002, 0)):  # a batch: about 0.1 ms against 6 ms steps; 32 ms against 1
+        kip.run_cell(f"%%timed_fit -q -v R --no-history\n{cell.format(n=n, sleep=sleep, step=step)}").raise_error()
+        (r,) = kip.user_ns["R"].reports
+        ready = r.input_wait.loader.ready_share
+        actions = [f.action for f in r.findings if f.rule == "input_bound"]
+        if sleep == 0:
+            assert ready >= 0.9 and all(a == "a larger batch_size" for a in actions), (ready, r.findings)
+        else:
+            assert ready <= 0.3 and actions and actions != ["a larger batch_size"], (ready, r.findings)
     assert hooks_left() == (0, 0, 0, 0, False)
 
 

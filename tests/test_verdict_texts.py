@@ -170,6 +170,9 @@ SCENARIOS.update({
     "memory_full_marked": dict(device="GPU:0", gpus=[b.gpu(util=90.0, memory_peak=39.0 * GiB)], step=0.02, loop="marked", backend="any"),
     # workers already, and each batch waits about what receiving one costs: num_workers=0 may be faster
     "input_torch_wait_like_handoff": dict(device="CPU:0", step=0.03, input_wait=b.loader_wait(0.06, 2), **TORCH),
+    # workers measured: the batches were there when asked for (the wait is receiving them), or were not
+    "input_torch_workers_keep_up": dict(device="CPU:0", step=0.03, input_wait=b.loader_wait(0.06, 2, ready=0.97), **TORCH),
+    "input_torch_workers_too_slow": dict(device="CPU:0", step=0.03, input_wait=b.loader_wait(0.06, 2, ready=0.2), **TORCH),
     "input_torch_tensors_from_workers": dict(device="CPU:0", step=0.03, input_wait=b.loader_wait(0.5, 2, dataset="TensorDataset"), **TORCH),
 })
 EXPECTED.update({
@@ -299,6 +302,20 @@ EXPECTED.update({
          'Moderately input-bound: 6% of each step waits for data',
          "1.8 ms of each 30.0 ms step spent in the DataLoader's __next__ (20 steps)",
          "DataLoader(..., num_workers=8, persistent_workers=True): batches are made in 8 worker processes while the model trains (num_workers=2 now; this machine has 8 cores); keep the Dataset's __getitem__ cheap (decode and augment once, or on the GPU); if that does not help: each batch waits 1.80 ms, about what receiving one from a worker costs (1 to 3 ms on 2 vCPUs), so the workers may keep up already, and a larger batch_size (fewer batches to receive) is what helps",
+         'DataLoader num_workers=8'),
+    ],
+    'input_torch_workers_keep_up': [
+        ('input_bound',
+         'Moderately input-bound: 6% of each step waits for data',
+         "1.8 ms of each 30.0 ms step spent in the DataLoader's __next__ (20 steps)",
+         "a larger batch_size (fewer batches to receive): the workers keep up, 97% of the batches were there when asked for, so each batch's 1.80 ms wait is receiving it from a worker process; with a cheap __getitem__, num_workers=0 skips that: time both",
+         'a larger batch_size'),
+    ],
+    'input_torch_workers_too_slow': [
+        ('input_bound',
+         'Moderately input-bound: 6% of each step waits for data',
+         "1.8 ms of each 30.0 ms step spent in the DataLoader's __next__ (20 steps)",
+         "DataLoader(..., num_workers=8, persistent_workers=True): batches are made in 8 worker processes while the model trains (num_workers=2 now; this machine has 8 cores); keep the Dataset's __getitem__ cheap (decode and augment once, or on the GPU)",
          'DataLoader num_workers=8'),
     ],
     'input_torch_tensors_from_workers': [
