@@ -17,6 +17,7 @@ INTERVAL_MEANING = ("In brackets: 95% intervals (the timed steps' scatter, and h
                     "during your fit on this machine).")
 WHOLE_EPOCH = 100  # in % of an epoch: the most --budget takes (a trial times an epoch at most)
 DETAILS_HINT = "Per epoch, hardware and sampler: %%timed_fit -d (or the result's to_dict())."
+NO_EPOCHS_DETAILS_HINT = "Hardware and sampler: %%timed_fit -d (or the result's to_dict())."  # no per-epoch table
 
 
 def brief(result: Any) -> list[Table]:
@@ -38,9 +39,8 @@ def brief(result: Any) -> list[Table]:
     failed = all(r.failed for r in result.reports)
     if result.history_path and "history" not in result.told and not failed:
         body.append(f"Recorded in {result.history_path} (%fit_history lists it).")
-    if not failed:  # a loop that marked no epochs has no per-epoch table in the details
-        body.append(DETAILS_HINT if any(r.epochs_seen for r in result.reports)
-                    else DETAILS_HINT.replace("Per epoch, hardware", "Hardware", 1))
+    if not failed:
+        body.append(DETAILS_HINT if any(r.epochs_seen for r in result.reports) else NO_EPOCHS_DETAILS_HINT)
     return [answer] + ([Table(body[0], [], notes=body[1:], kind="answer")] if body else [])
 
 
@@ -71,11 +71,12 @@ def epochs_unseen(r: Any) -> str:
 
 def _figures(r: Any) -> str:
     epochs = len(r.epochs)
-    text = f"{epochs} epoch{'s' if epochs != 1 else ''}"
     if not r.epochs_seen:
         text = f"{r.total_steps:,} steps, no epochs seen ({epochs_unseen(r)})"
-    elif r.steps_per_epoch:
-        text += f" of {r.steps_per_epoch:,} steps"
+    else:
+        text = f"{epochs} epoch{'s' if epochs != 1 else ''}"
+        if r.steps_per_epoch:
+            text += f" of {r.steps_per_epoch:,} steps"
     if r.batch_size:
         text += f", batch {r.batch_size:,}"
     if r.samples_per_s:

@@ -176,8 +176,9 @@ def _training(r: Any, which: str) -> Table:
     s = r.step
     closed = r.closed_epochs
     epochs = f"{len(r.epochs)} epoch" + ("s" if len(r.epochs) != 1 else "")
-    steps = f"{r.total_steps} ({epochs}" + (f" of {r.steps_per_epoch} steps" if r.steps_per_epoch else "") + ")"
-    if not r.epochs_seen:
+    if r.epochs_seen:
+        steps = f"{r.total_steps} ({epochs}" + (f" of {r.steps_per_epoch} steps" if r.steps_per_epoch else "") + ")"
+    else:
         steps = f"{r.total_steps} (no epochs seen: {brief_view.epochs_unseen(r)})"
     batch = fmt(r.batch_size) if r.batch_size else (r.batch_note or NA)
     steps += f"; batch {batch}"

@@ -46,7 +46,7 @@ def _list_table(view: Any, notes: list[str]) -> Table:
             _when(run),
             _where(run),
             f"{run.model or 'unknown'} ({fmt(params, ',')} params)",
-            run.kind + (f" ({run.variant})" if run.variant else "") + LOOPS.get(run.loop or "keras", ""),
+            run.kind + (f" ({run.variant})" if run.variant else "") + LOOPS.get(run.loop, ""),
             _device(run),
             ms_figure(run.step_median_s),
             fmt(epoch, ".1f", " s") + (" (proj.)" if how == "projected" else ""),

@@ -86,9 +86,9 @@ def _loader_fix(r: FitReport, check: InputWait) -> tuple[str, str]:
     workers, in_memory = loader.num_workers, loader.dataset == "TensorDataset"
     # under torchrun, the processes on this machine share its cores
     local = (r.cluster or {}).get("local_processes") or 1
-    cores_here = f"this machine has {cores} cores" + (f", {max(1, cores // local)} for each of its {local} processes"
-                                                      if local > 1 else "")
-    cores = max(1, cores // local)
+    share = max(1, cores // local)
+    cores_here = f"this machine has {cores} cores" + (f", {share} for each of its {local} processes" if local > 1 else "")
+    cores = share
     whole_batches = (", or whole batches taken from the tensors at once, with no collation: DataLoader(data, "
                      "sampler=BatchSampler(RandomSampler(data), batch_size, False), batch_size=None)")
     if workers and in_memory:
