@@ -89,13 +89,18 @@ def _host_table(host: Any) -> Table:
 
 def _framework_table(info: Any) -> Table:
     if not info.frameworks:
-        return Table(
-            "Frameworks",
-            [],
-            notes=["none imported yet (use --frameworks to import TensorFlow and Keras and ask them)"],
-        )
+        return Table("Frameworks", [], notes=[_none_imported(info.importable)])
     rows = []
     for fw in info.frameworks:
         seen = fw.error or (", ".join(fw.devices) if fw.devices else NA)
         rows.append([fw.name, fw.version or NA, seen, "; ".join(fw.notes)])
     return Table("Frameworks", rows, ["framework", "version", "devices seen", "notes"])
+
+
+def _none_imported(names: list[str]) -> str:
+    """What --frameworks would ask here: the frameworks installed, by name."""
+    if not names:
+        return "none imported, and none of TensorFlow, Keras or PyTorch is installed"
+    said = names[0] if len(names) == 1 else f"{', '.join(names[:-1])} and {names[-1]}"
+    single = "; --frameworks torch, PyTorch alone" if len(names) > 1 and "PyTorch" in names else ""
+    return f"none imported yet: --frameworks imports {said} to ask them{single}"

@@ -10,7 +10,7 @@ import os
 import platform
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -81,6 +81,8 @@ class DeviceInfo(Rendered):
     tpu_attached: bool
     diagnosis: list[str] = field(default_factory=list)
     collected_at: float = field(default_factory=time.time)
+    # what --frameworks asks here (those installed of TensorFlow, Keras, PyTorch), as their names are said
+    importable: list[str] = field(default_factory=list)
 
     def tables(self) -> list[Table]:
         return device_view.tables(self)
@@ -89,7 +91,7 @@ class DeviceInfo(Rendered):
         return asdict(self)
 
 
-def collect(shell: Any = None, import_frameworks: bool = False, disk_path: str | None = None) -> DeviceInfo:
+def collect(shell: Any = None, import_frameworks: Sequence[str] = (), disk_path: str | None = None) -> DeviceInfo:
     runtime = environment.detect(shell)
     with nvml.session() as ok:
         if ok:
@@ -102,7 +104,7 @@ def collect(shell: Any = None, import_frameworks: bool = False, disk_path: str |
                 error = f"NVML answered in a way colab_magic cannot read ({type(exc).__name__})"
         else:
             gpus, driver, cuda, error = [], None, None, nvml.reason()
-    found = frameworks.survey(include_unloaded=import_frameworks)
+    found = frameworks.survey(import_frameworks)
     info = DeviceInfo(
         runtime=runtime,
         host=host_info(disk_path or os.getcwd()),
@@ -112,6 +114,7 @@ def collect(shell: Any = None, import_frameworks: bool = False, disk_path: str |
         cuda_driver_version=cuda,
         frameworks=found,
         tpu_attached=environment.tpu_attached(),
+        importable=[frameworks.NAMES[name] for name in frameworks.installed()],
     )
     info.diagnosis = diagnose(info)
     return info
@@ -206,7 +209,7 @@ def diagnose(info: DeviceInfo) -> list[str]:
     lines = []
     has_gpu = bool(info.gpus)
     for fw in info.frameworks:
-        if fw.error or not has_gpu or fw.gpu_count:
+        if fw.error or not fw.asked or not has_gpu or fw.gpu_count:
             continue
         if fw.name == "tensorflow":
             cause = (

@@ -1,14 +1,18 @@
 """Which deep-learning frameworks are loaded, and which devices each one actually sees.
 
-Only frameworks already in ``sys.modules`` are asked: importing TensorFlow costs seconds and
-reserves GPU memory, which a diagnostic must not do behind the user's back. ``include_unloaded``
-(``%device_info --frameworks``) imports TensorFlow and Keras to ask them.
+Only frameworks already in ``sys.modules`` are asked: importing TensorFlow or PyTorch costs seconds,
+which a diagnostic must not spend behind the user's back. ``%device_info --frameworks`` imports the
+installed ones of TensorFlow, Keras and PyTorch to ask them (each lists its devices without taking GPU
+memory); ``--frameworks torch`` (a list) imports just those named. JAX is asked only when named: its first
+use of a GPU takes 75% of the GPU's memory by default (``XLA_PYTHON_CLIENT_PREALLOCATE``).
 """
 
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import sys
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -22,18 +26,51 @@ class FrameworkInfo:
     built_with_cuda: bool | None = None  # None: the framework doesn't say
     notes: list[str] = field(default_factory=list)
     error: str | None = None
+    asked: bool = True  # False: imported, but asking it for its devices would have cost GPU memory
 
     def to_dict(self) -> dict:
         return asdict(self)
 
 
-def survey(include_unloaded: bool = False) -> list[FrameworkInfo]:
-    """The frameworks already imported (and, with ``include_unloaded``, TensorFlow and Keras), each
-    with the devices it sees."""
+NAMES = {"tensorflow": "TensorFlow", "keras": "Keras", "torch": "PyTorch", "jax": "JAX"}  # module -> as said
+ALIASES = {"tf": "tensorflow", "pytorch": "torch"}
+IMPORTED_BY_DEFAULT = ("tensorflow", "keras", "torch")  # --frameworks with no list: these, where installed
+
+
+def installed(names: Sequence[str] = IMPORTED_BY_DEFAULT) -> list[str]:
+    """Those of ``names`` that can be imported here (found on the path; nothing is imported)."""
+    found = []
+    for name in names:
+        try:
+            if importlib.util.find_spec(name) is not None:
+                found.append(name)
+        except (ImportError, ValueError):  # a broken or half-removed install: asking it would fail too
+            continue
+    return found
+
+
+def requested(text: str) -> list[str]:
+    """The frameworks ``--frameworks`` names: comma-separated (``tf``, ``pytorch`` accepted); empty for
+    the installed ones of TensorFlow, Keras and PyTorch. ``ValueError`` names an unknown one."""
+    if not text.strip():
+        return installed()
+    names = []
+    for word in text.split(","):
+        name = ALIASES.get(word.strip().lower(), word.strip().lower())
+        if name not in NAMES:
+            raise ValueError(f"unknown framework {word.strip()!r} (one of: {', '.join(NAMES)})")
+        if name not in names:
+            names.append(name)
+    return names
+
+
+def survey(to_import: Sequence[str] = ()) -> list[FrameworkInfo]:
+    """The frameworks already imported, and those of ``to_import`` (module names), each with the devices
+    it sees; one that cannot be imported is listed with the reason."""
     found = []
     for name, probe in _PROBES.items():
         module = sys.modules.get(name)
-        if module is None and include_unloaded and name in ("tensorflow", "keras"):
+        if module is None and name in to_import:
             try:
                 module = importlib.import_module(name)
             except Exception as exc:  # noqa: BLE001 - ImportError, or a broken install failing at import
@@ -42,12 +79,34 @@ def survey(include_unloaded: bool = False) -> list[FrameworkInfo]:
         if module is None:
             continue
         info = FrameworkInfo(name, getattr(module, "__version__", None))
+        if name == "jax" and name not in to_import and not _jax_started():
+            # TensorFlow imports JAX for its own use where both are installed (Colab): a TensorFlow or
+            # PyTorch user has JAX imported and never started
+            info.asked = False
+            info.notes.append(JAX_NOT_STARTED)
+            found.append(info)
+            continue
         try:
             probe(module, info)
         except Exception as exc:  # noqa: BLE001 - a framework that fails to list devices is itself a finding
             info.error = f"could not list devices: {type(exc).__name__}: {exc}"
         found.append(info)
     return found
+
+
+JAX_NOT_STARTED = ("imported, not started: not asked, since asking starts its GPU backend, which takes GPU "
+                   "memory (--frameworks jax asks)")
+
+
+def _jax_started() -> bool:
+    """Whether JAX has started its backends (something ran in JAX): asking it then costs nothing more.
+    Read from its private bridge module; where that moved, JAX counts as not started (not asked)."""
+    bridge = sys.modules.get("jax._src.xla_bridge")
+    started = getattr(bridge, "backends_are_initialized", None)
+    try:
+        return bool(started()) if callable(started) else bool(getattr(bridge, "_backends", None))
+    except Exception:  # noqa: BLE001 - a JAX whose bridge answers otherwise: not asked
+        return False
 
 
 def _tensorflow(tf: Any, info: FrameworkInfo) -> None:

@@ -307,7 +307,7 @@ class ColabMagics(Magics):
         self._session = Session()  # what this kernel session was told already
 
     @magic_arguments()
-    @argument("--frameworks", action="store_true", help="also import TensorFlow and Keras to ask which devices they see")
+    @argument("--frameworks", nargs="?", const="", metavar="LIST", help="also import frameworks not imported yet, to ask which devices they see: TensorFlow, Keras and PyTorch where installed, or those named (comma-separated: tensorflow, keras, torch, jax)")
     @output_flags
     @line_magic
     def device_info(self, line: str = "") -> Any:
@@ -317,19 +317,26 @@ class ColabMagics(Magics):
         GPU the hardware has but TensorFlow does not see, with the likely cause and the fix); GPUs
         (name, driver and CUDA versions, memory, utilisation, temperature, power, throttling); GPU
         processes; Host (CPU cores, RAM, disk); Frameworks (the devices each imported framework
-        sees). Frameworks already imported are asked; --frameworks imports TensorFlow and Keras to
-        ask them too.
+        sees). Frameworks already imported are asked; --frameworks imports the installed ones of
+        TensorFlow, Keras and PyTorch to ask them too, --frameworks torch just PyTorch (JAX only when
+        named: its first use of a GPU takes most of its memory).
 
         Examples::
 
             %device_info                  # before training: is the GPU there, and seen?
-            %device_info --frameworks     # ask TensorFlow and Keras even if not imported yet
+            %device_info --frameworks     # ask TensorFlow, Keras and PyTorch even if not imported yet
+            %device_info --frameworks torch
             info = %device_info -q -o     # the data, for code: info.to_dict()
         """
         args = _parse(self.device_info, line)
         from .devices import collect
+        from .frameworks import requested
 
-        info = collect(self.shell, import_frameworks=args.frameworks)
+        try:
+            to_import = [] if args.frameworks is None else requested(args.frameworks)
+        except ValueError as exc:
+            raise UsageError(f"--frameworks: {exc}") from None
+        info = collect(self.shell, import_frameworks=to_import)
         _show(info, args)
         return info if args.output else None
 

@@ -171,7 +171,8 @@ def pytorch_quickstart():
             "Hugging Face's `Trainer` and Lightning's `Trainer` are PyTorch loops too: nothing to change."
         ),
         new_code_cell("%load_ext colab_magic"),
-        new_code_cell("%device_info"),
+        new_markdown_cell("Is there a GPU, and does PyTorch see it? `--frameworks torch` imports PyTorch to ask it."),
+        new_code_cell("%device_info --frameworks torch"),
         new_code_cell(TORCH_DATA),
         new_code_cell(TORCH_NET),
         new_markdown_cell(
@@ -199,7 +200,8 @@ def pytorch_quickstart():
             "      f\"{after.input_wait.wait_share:.0%} with 2; {1000 * before.step.mean:.1f} ms -> \"\n"
             "      f\"{1000 * after.step.mean:.1f} ms a step.\")"
         ),
-        new_code_cell("%fit_history"),
+        new_markdown_cell("The history keeps every run, from every notebook; `-n 2` lists the two above."),
+        new_code_cell("%fit_history -n 2"),
     ])
 
 

@@ -68,7 +68,8 @@ def test_html_is_escaped_tables(ip, fake_nvml):
     fake_nvml([a100(name="<script>alert(1)</script> GPU")])
     info = ip.run_line_magic("device_info", "-o -q")
     page = info._repr_html_()
-    assert page.count("<table>") >= 4
+    # Runtime, GPUs, Host, and Frameworks where one is imported (other tests in this process may have)
+    assert page.count("<table>") == 3 + bool(info.frameworks)
     assert "<script>" not in page
     assert "&lt;script&gt;alert(1)&lt;/script&gt; GPU" in page
     assert "<caption>GPUs (NVML)</caption>" in page
@@ -130,6 +131,9 @@ def test_gpu_present_but_tensorflow_sees_none(ip, fake_nvml):
     assert tf_info.version == tf.__version__ and tf_info.gpu_count == 0 and "CPU:0" in tf_info.devices
     line = next(d for d in info.diagnosis if "TensorFlow sees no GPU" in d)
     assert 'pip install "tensorflow[and-cuda]"' in line
+    jax_info = next((fw for fw in info.frameworks if fw.name == "jax"), None)
+    if jax_info is not None and not jax_info.asked:  # TensorFlow imported it, nothing started it: no word on it
+        assert not any("JAX" in d for d in info.diagnosis)
 
 
 def test_bad_flag_is_a_one_line_usage_error(ip, capsys):
@@ -160,8 +164,65 @@ def test_frameworks_only_asked_when_imported_or_requested():
         "plain = ip.run_line_magic('device_info', '-o -q')\n"
         f"before = [m for m in {FRAMEWORKS!r} if m in sys.modules]\n"
         "asked = ip.run_line_magic('device_info', '--frameworks -o -q')\n"
-        "print(json.dumps([before, [f.name for f in plain.frameworks], [f.name for f in asked.frameworks]]))\n"
+        "jax = [f.to_dict() for f in asked.frameworks if f.name == 'jax']\n"
+        "bridge = sys.modules.get('jax._src.xla_bridge')\n"
+        "started = bridge.backends_are_initialized() if bridge else None\n"
+        "print(json.dumps([before, [f.name for f in plain.frameworks], [f.name for f in asked.frameworks], jax,"
+        " started]))\n"
     )
-    before, plain, asked = json.loads(out.splitlines()[-1])
+    before, plain, asked, jax, started = json.loads(out.splitlines()[-1])
     assert before == [] and plain == []
+    from colab_magic.frameworks import JAX_NOT_STARTED, installed
+
+    assert set(asked) - {"jax"} == set(installed(("tensorflow", "keras", "torch")))
     assert {"tensorflow", "keras"} <= set(asked)
+    # TensorFlow imports JAX where both are installed: listed, not asked, and its backends not started
+    # (on a GPU that would take GPU memory in a process that trains with TensorFlow or PyTorch)
+    if jax:
+        assert jax[0]["asked"] is False and jax[0]["devices"] == [] and jax[0]["notes"] == [JAX_NOT_STARTED]
+        assert started is False
+
+
+def test_frameworks_named_are_the_only_ones_imported():
+    """A PyTorch notebook asks PyTorch alone: TensorFlow (seconds to import) is left unimported."""
+    pytest.importorskip("torch")
+    out = _fresh_python(
+        "import sys, json\n"
+        "from IPython.core.interactiveshell import InteractiveShell\n"
+        "ip = InteractiveShell.instance()\n"
+        "ip.run_line_magic('load_ext', 'colab_magic')\n"
+        "asked = ip.run_line_magic('device_info', '--frameworks PyTorch -o -q')\n"
+        f"loaded = [m for m in {FRAMEWORKS!r} if m in sys.modules]\n"
+        "torch_info = asked.frameworks[0]\n"
+        "print(json.dumps([loaded, [f.name for f in asked.frameworks], torch_info.devices[0]]))\n"
+    )
+    loaded, asked, first_device = json.loads(out.splitlines()[-1])
+    assert loaded == ["torch"] and asked == ["torch"]
+    assert first_device == "cpu"
+
+
+def test_frameworks_list_is_read_with_aliases_and_an_unknown_name_is_one_line(ip):
+    from colab_magic.frameworks import requested
+
+    assert requested("tf, pytorch,TORCH") == ["tensorflow", "torch"]
+    assert requested("jax") == ["jax"]
+    with pytest.raises(UsageError) as raised:
+        ip.run_line_magic("device_info", "--frameworks mxnet")
+    assert str(raised.value) == "--frameworks: unknown framework 'mxnet' (one of: tensorflow, keras, torch, jax)"
+
+
+def test_with_none_imported_the_note_names_what_frameworks_would_import(ip, monkeypatch, capsys):
+    """The note says what --frameworks would do here: the installed frameworks, by name."""
+    from colab_magic import frameworks
+
+    for names, said in (((), "none imported, and none of TensorFlow, Keras or PyTorch is installed"),
+                        (("torch",), "none imported yet: --frameworks imports PyTorch to ask them"),
+                        (("tensorflow", "keras", "torch"), "none imported yet: --frameworks imports TensorFlow, "
+                         "Keras and PyTorch to ask them; --frameworks torch, PyTorch alone"),
+                        (("tensorflow", "keras"), "none imported yet: --frameworks imports TensorFlow and Keras "
+                         "to ask them")):
+        monkeypatch.setattr(frameworks, "installed", lambda found=names: list(found))
+        monkeypatch.setattr(frameworks, "survey", lambda to_import=(): [])
+        ip.run_line_magic("device_info", "")
+        text = " ".join(capsys.readouterr().out.split())
+        assert said in text, (said, text)

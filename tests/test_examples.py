@@ -124,5 +124,8 @@ def test_pytorch_quickstart(monkeypatch, tmp_path):
     # the workers make batches while the model trains: the step is shorter (its wait share can move either
     # way on a busy machine, where the model's own share of the step grows)
     assert waits and float(waits[4]) < float(waits[3]), line
-    history = " ".join(by_source["%fit_history"].split())
+    # PyTorch asked, and only PyTorch: a PyTorch notebook does not import TensorFlow to be told
+    device = " ".join(by_source["%device_info --frameworks torch"].split())
+    assert re.search(r"torch \d+\.\d+\S* cpu", device) and "tensorflow" not in device, device
+    history = " ".join(by_source["%fit_history -n 2"].split())
     assert history.count("model: Net (62,006 params)") == 2
