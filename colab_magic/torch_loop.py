@@ -326,7 +326,9 @@ class TorchLoop:
     @staticmethod
     def _record(run: _TorchFit, ends: Sequence[float], waiting: float, batches: int) -> None:
         """Steps that ended at ``ends``, with the input wait and batches they took, to the step timer."""
-        if not run.epoch_first and run.last_end is not None:  # an epoch's first step stays apart
+        # an epoch's first step stays apart, and so does the FLOP-counted one (torch's dispatch under the
+        # counter makes it several times longer: in a short loop it would shrink the wait's share)
+        if not run.epoch_first and run.last_end is not None and run.counter is None:
             run.wait_s += waiting
             run.steps_s += ends[-1] - run.last_end
             run.timed += len(ends)

@@ -62,7 +62,7 @@ def test_a_torch_loop_is_one_report_with_epochs_steps_and_the_input_wait(kip):
     assert r.epochs_seen and r.epoch_mean_s is not None
     assert r.total_steps == 24 and [e.steps for e in r.epochs] == [8, 8, 8]  # exactly; validation starts no epoch
     wait = r.input_wait
-    assert wait.source == "DataLoader" and wait.steps == 21  # each epoch's first step apart
+    assert wait.source == "DataLoader" and wait.steps == 20  # each epoch's first step apart, and the FLOP-counted
     # 32 samples of a 2 ms sleep: at least 64 ms of each step waits in the DataLoader
     assert wait.step_s - wait.compute_step_s >= 0.064 and wait.wait_share > 0.5
     loader = wait.loader
@@ -91,6 +91,28 @@ def test_a_tensor_dataset_fed_by_a_worker_is_told_to_make_its_batches_here(kip):
     (finding,) = [f for f in r.findings if f.rule == "input_bound"]
     assert finding.action == "num_workers=0" and finding.fix.startswith("num_workers=0: a TensorDataset's batch")
     assert hooks_left() == (0, 0, 0, 0, False)
+
+
+def test_the_flop_counted_step_is_left_out_of_the_wait_share(kip):
+    """The second step runs under torch's FlopCounterMode, several times slower in a model of many small
+    layers: counted in the wait share's steps, it made a short loop's steps look longer and its wait smaller."""
+    kip.run_cell(textwrap.dedent("""
+        %%timed_fit -q -v R --no-history
+        from torch.utils.data import TensorDataset
+        deep = torch.nn.Sequential(*[torch.nn.Linear(8, 8) for _ in range(40)])
+        opt = torch.optim.SGD(deep.parameters(), lr=0.001)
+        for _ in range(2):
+            for xb, in DataLoader(TensorDataset(torch.randn(256, 8)), batch_size=32):
+                opt.zero_grad()
+                deep(xb).sum().backward()
+                opt.step()
+        """)).raise_error()
+    (r,) = kip.user_ns["R"].reports
+    assert r.total_steps == 16 and r.flops_per_step
+    wait = r.input_wait
+    assert wait.steps == 16 - 2 - 1  # the epochs' first steps and the counted one apart
+    # the wait share's steps are the timer's steady steps (which leave the counted one out as a warm-up)
+    assert wait.step_s <= 1.3 * r.step.mean, (wait.step_s, r.step.mean)  # 1.0 here; 1.8 with it counted
 
 
 def test_workers_that_keep_up_are_told_from_workers_too_slow(kip):
