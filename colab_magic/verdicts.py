@@ -41,12 +41,13 @@ INPUT_FIX = (
 )
 
 
-# What receiving one batch from a DataLoader worker process costs the training process, at the least
-# (bench/loader_handoff.py: 1.0 to 2.7 ms a batch of images held in memory, on 2 vCPUs): a batch that
-# takes less to make in the training process would wait longer with workers.
+# What one batch from a DataLoader worker process costs the training process, at the least: receiving
+# it, and releasing its shared memory after its step (bench/loader_handoff.py: 1.0 to 3.5 ms and 0.08 to
+# 0.35 ms a batch of images held in memory, on 2 vCPUs, three runs): a batch that takes less to make in
+# the training process would cost more with workers.
 WORKER_HANDOFF_S = 0.001
 READY_SHARE = 0.9  # of the batches already received when asked for: the workers keep up
-HANDOFF_LIKE_S = 0.003  # above the most of those (2.7 ms): a wait under it may be the receiving alone
+HANDOFF_LIKE_S = 0.0035  # the most receiving measured (3.5 ms): a wait under it may be the receiving alone
 CHEAP_GETITEM = "keep the Dataset's __getitem__ cheap (decode and augment once, or on the GPU)"
 
 
@@ -109,7 +110,7 @@ def _loader_fix(r: FitReport, check: InputWait) -> tuple[str, str]:
     # workers already, and a wait about what receiving their batch costs: it may be all the wait is (when
     # not measured: a torch whose worker iterator moved its queue)
     handoff = (f"; if that does not help: each batch waits {ms(loader.batch_wait_s, '.2f')}, about what receiving "
-               f"one from a worker costs (1 to 3 ms on 2 vCPUs), so the workers may keep up already, and a larger "
+               f"one from a worker costs (1 to 3.5 ms on 2 vCPUs), so the workers may keep up already, and a larger "
                f"batch_size (fewer batches to receive) is what helps"
                if workers and ready is None and loader.batch_wait_s < HANDOFF_LIKE_S else "")
     if workers < cores:
