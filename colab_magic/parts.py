@@ -181,9 +181,10 @@ class Loader(Part):
     num_workers: int
     pin_memory: bool
     persistent_workers: bool
-    batch_wait_s: float  # the mean time inside its __next__ per batch (steps' micro-batches included)
+    batch_wait_s: float  # the mean time inside its __next__ per batch (steps' micro-batches included; others' too)
     # with worker processes: the share of batches already received when asked for (None: no workers)
     ready_share: float | None = None
+    others: int = 0  # other DataLoaders whose batches fed the same steps (zip(a, b)): their wait counted too
 
 
 @dataclass

@@ -112,8 +112,11 @@ def torch_facts(run: Any) -> FitFacts:
     notes = []
     if loader is not None:
         persistent = f", persistent_workers {loader.persistent_workers}" if loader.num_workers else ""
+        others = len(run.others)
+        also = (f"; and {others} other DataLoader{'s' if others > 1 else ''} feeding the same steps "
+                f"({'their' if others > 1 else 'its'} wait counted too)" if others else "")
         notes.append(f"DataLoader: batch_size {loader.batch_size}, num_workers {loader.num_workers}, "
-                     f"pin_memory {loader.pin_memory}{persistent}.")
+                     f"pin_memory {loader.pin_memory}{persistent}{also}.")
     notes.append(f"{count:,} parameters in {', '.join(dtypes) or 'no dtype'}.")
     micro = run.batches_stepped / run.timed if run.timed and run.batches_stepped else 1.0
     batch = loader.batch_size if loader is not None else None
@@ -166,6 +169,7 @@ def _input_wait(run: Any) -> InputWait | None:
     loader = Loader(dataset=feed.kind[0].__name__, batch_size=feed.batch_size, num_workers=feed.num_workers,
                     pin_memory=feed.pin_memory, persistent_workers=feed.persistent_workers,
                     batch_wait_s=run.wait_s / max(run.batches_stepped, timed),
-                    ready_share=feed.meter.ready / feed.meter.asked if feed.meter.asked else None)
+                    ready_share=feed.meter.ready / feed.meter.asked if feed.meter.asked else None,
+                    others=len(run.others))
     return InputWait(step_s=step, compute_step_s=step * (1 - share), wait_share=share, check_s=0.0, steps=timed,
                      wait_share_interval=None, source="DataLoader", loader=loader)

@@ -68,6 +68,12 @@ class _TorchFit:
         self.thread = threading.current_thread()  # the loop's thread (where its first step ran)
         self.pending = array("d")  # the ends of steady steps not yet told to the step timer
         self.listener: Any = None  # the sampler's listener that tells them (taken off at the cell's end)
+        # other loaders whose batches feed the same steps (zip(labelled, unlabelled)): [meter, its wait as last
+        # taken]; their wait counts, the epochs and the micro-batches follow the feed alone
+        self.others: list[list] = []
+        # every loader's (batches, wait) at the end of the last step looked at in full, and that step's number
+        self.drawn: dict[_Meter, tuple[int, float]] = {}
+        self.drawn_at = -1
 
     def fed_by(self, meter: _Meter) -> None:
         """The loader whose batches feed the steps from now: its wait and batches count from here."""
@@ -80,9 +86,13 @@ class _TorchFit:
             return 0.0, 0
         meter = self.loader.meter
         waited, batches = meter.waited, meter.batches
-        out = waited - self.wait_mark, batches - self.batch_mark
+        wait, drawn = waited - self.wait_mark, batches - self.batch_mark
         self.wait_mark, self.batch_mark = waited, batches
-        return out
+        for other in self.others:
+            waited = other[0].waited
+            wait += waited - other[1]
+            other[1] = waited
+        return wait, drawn
 
     def seen(self) -> int:
         """Optimizer steps seen, told to the step timer or not yet."""
@@ -294,17 +304,35 @@ class TorchLoop:
                 run.fed_by(last)  # the loader whose batches fed this step (a first step's wait is left out anyway)
             if run.model is None:
                 run.model, run.autocast = self._outermost, self._autocast
+            self._find_others(run)
             self._record(run, (now,), *run.take_wait())
             run.epoch_first = False
             if self._module_hooks and all(r.model is not None for r in self._by_optimizer.values()):
                 self._unwatch_modules()  # every loop has its model's name: later steps pay nothing for it
             if run.steps <= 2 or run.counter is not None:  # the FLOP count is over by the third step
                 self._count_flops(run)
+            # steady once nothing is left to look at, and the epoch's second step has shown which loaders feed it
             if (run.model is not None and run.counter is None and run.steps > 2 and not self._module_hooks
-                    and (run.loader is not None or last is None)):
+                    and (run.loader is not None or last is None) and run.step >= 2):
                 self._hot.steady[optimizer] = run.pending  # steady: its next steps only note their end
                 if len(self._hot.steady) == len(self._by_optimizer):
                     self._unwatch_starts()  # no loop's step needs its start: the pre-hook costs for nothing
+
+    def _find_others(self, run: _TorchFit) -> None:
+        """Other loaders whose batches fed this step, beside the feed: those drawn from since the step before,
+        where that one was looked at in full too (each epoch's first two steps). A validation loader runs
+        between epochs, not within a step, and a loader drawn from before the first step (Lightning's sanity
+        check) is not seen then. Their wait counts from the step before: what fed this one."""
+        drawn = {meter: (meter.batches, meter.waited) for meter in self._meters.values()}
+        before, run.drawn, at = run.drawn, drawn, run.drawn_at
+        run.drawn_at = run.steps + 1  # this step's number, once recorded
+        if run.loader is None or run.step == 0 or at != run.steps:  # an epoch's first, or steps since: no interval
+            return
+        run.others = [o for o in run.others if o[0].ref() is not None]  # loaders dropped: a new one replaces them
+        known = {id(o[0]) for o in run.others} | {id(run.loader.meter)}
+        for meter, (batches, _waited) in drawn.items():
+            if id(meter) not in known and batches > before.get(meter, (0, 0.0))[0]:
+                run.others.append([meter, before.get(meter, (0, 0.0))[1]])  # a loader made since: all its wait
 
     def _watch_starts(self) -> None:
         """The optimizer pre-hook: a new optimizer's first step, an epoch's first step without a DataLoader."""

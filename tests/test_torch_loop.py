@@ -75,6 +75,7 @@ def test_a_torch_loop_is_one_report_with_epochs_steps_and_the_input_wait(kip):
     assert f"num_workers={cores}, persistent_workers=True" in finding.fix and "num_workers=0 now" in finding.fix
     assert "pin_memory" not in finding.fix
     assert "DataLoader: batch_size 32, num_workers 0, pin_memory False." in r.notes
+    assert loader.others == 0  # the validation loader, drawn between epochs, feeds no step
     assert r.headline.startswith("Net on the CPU: ") and f"(fix: DataLoader num_workers={cores})" in r.headline
     assert hooks_left() == (0, 0, 0, 0, False)
 
@@ -90,6 +91,38 @@ def test_a_tensor_dataset_fed_by_a_worker_is_told_to_make_its_batches_here(kip):
     assert (r.input_wait.loader.dataset, r.input_wait.loader.num_workers) == ("TensorDataset", 1)
     (finding,) = [f for f in r.findings if f.rule == "input_bound"]
     assert finding.action == "num_workers=0" and finding.fix.startswith("num_workers=0: a TensorDataset's batch")
+    assert hooks_left() == (0, 0, 0, 0, False)
+
+
+def test_two_loaders_zipped_into_each_step_both_count_in_the_wait(kip):
+    """zip(labelled, unlabelled): each step draws from both. The slow one is drawn first, so the feed (the
+    loader drawn last before the first step) is the fast one; the slow one's wait counts all the same, and
+    the epochs follow the feed. A validation loader between epochs is not taken for one."""
+    kip.run_cell(textwrap.dedent("""
+        %%timed_fit -q -v R --no-history
+        from torch.utils.data import TensorDataset
+        model = Net()
+        opt = torch.optim.SGD(model.parameters(), lr=0.01)
+        slow, fast = DataLoader(Slow(128), batch_size=16), DataLoader(TensorDataset(torch.randn(128, 16)), batch_size=16)
+        val = DataLoader(Slow(32), batch_size=16)
+        for epoch in range(3):
+            for (xs, ys), (xf,) in zip(slow, fast):
+                opt.zero_grad()
+                (torch.nn.functional.mse_loss(model(xs), ys) + model(xf).pow(2).mean()).backward()
+                opt.step()
+            with torch.no_grad():
+                for xb, yb in val:
+                    model(xb)
+        """)).raise_error()
+    (r,) = kip.user_ns["R"].reports
+    assert r.total_steps == 24 and [e.steps for e in r.epochs] == [8, 8, 8]
+    wait = r.input_wait
+    # 16 samples of a 2 ms sleep a step, against a tiny model: nearly all of each step (0.08 when only the fast
+    # loader's wait was counted)
+    assert wait.wait_share > 0.8, wait
+    assert (wait.loader.dataset, wait.loader.others) == ("TensorDataset", 1)
+    assert ("DataLoader: batch_size 16, num_workers 0, pin_memory False; and 1 other DataLoader feeding the same "
+            "steps (its wait counted too).") in r.notes
     assert hooks_left() == (0, 0, 0, 0, False)
 
 
