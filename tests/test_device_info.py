@@ -68,8 +68,9 @@ def test_html_is_escaped_tables(ip, fake_nvml):
     fake_nvml([a100(name="<script>alert(1)</script> GPU")])
     info = ip.run_line_magic("device_info", "-o -q")
     page = info._repr_html_()
-    # Runtime, GPUs, Host, and Frameworks where one is imported (other tests in this process may have)
-    assert page.count("<table>") == 3 + bool(info.frameworks)
+    # Runtime, GPUs, Host; Frameworks where one is imported (other tests in this process may have), and
+    # then a Diagnosis (each sees no GPU beside the fake one)
+    assert page.count("<table>") == 3 + bool(info.frameworks) + bool(info.diagnosis)
     assert "<script>" not in page
     assert "&lt;script&gt;alert(1)&lt;/script&gt; GPU" in page
     assert "<caption>GPUs (NVML)</caption>" in page

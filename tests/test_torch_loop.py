@@ -117,9 +117,9 @@ def test_two_loaders_zipped_into_each_step_both_count_in_the_wait(kip):
     (r,) = kip.user_ns["R"].reports
     assert r.total_steps == 24 and [e.steps for e in r.epochs] == [8, 8, 8]
     wait = r.input_wait
-    # 16 samples of a 2 ms sleep a step, against a tiny model: nearly all of each step (0.08 when only the fast
-    # loader's wait was counted)
-    assert wait.wait_share > 0.8, wait
+    # 16 samples of a 2 ms sleep a step, against a tiny model: most of each step (0.95 alone, 0.69 beside the
+    # suite's other process; 0.004 when only the fast loader's wait was counted)
+    assert wait.wait_share > 0.5, wait
     assert (wait.loader.dataset, wait.loader.others) == ("TensorDataset", 1)
     assert ("DataLoader: batch_size 16, num_workers 0, pin_memory False; and 1 other DataLoader feeding the same "
             "steps (its wait counted too).") in r.notes
