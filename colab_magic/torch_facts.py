@@ -117,6 +117,12 @@ def torch_facts(run: Any) -> FitFacts:
                 f"({'their' if others > 1 else 'its'} wait counted too)" if others else "")
         notes.append(f"DataLoader: batch_size {loader.batch_size}, num_workers {loader.num_workers}, "
                      f"pin_memory {loader.pin_memory}{persistent}{also}.")
+        restarts = loader.meter.restarts
+        if restarts:
+            what = "starting it, and shutting the last one's workers down" if loader.num_workers else "starting it"
+            notes.append(f"A new pass over the DataLoader was started {restarts:,} times after a single batch "
+                         f"(iter(loader) in the loop), {1000 * _restart_s(loader.meter):.2f} ms each ({what}): "
+                         f"counted as input wait, and as one epoch, not {restarts + 1:,}.")
     notes.append(f"{count:,} parameters in {', '.join(dtypes) or 'no dtype'}.")
     micro = run.batches_stepped / run.timed if run.timed and run.batches_stepped else 1.0
     batch = loader.batch_size if loader is not None else None
@@ -170,6 +176,11 @@ def _input_wait(run: Any) -> InputWait | None:
                     pin_memory=feed.pin_memory, persistent_workers=feed.persistent_workers,
                     batch_wait_s=run.wait_s / max(run.batches_stepped, timed),
                     ready_share=feed.meter.ready / feed.meter.asked if feed.meter.asked else None,
-                    others=len(run.others))
+                    others=len(run.others), restarts=feed.meter.restarts, restart_s=_restart_s(feed.meter))
     return InputWait(step_s=step, compute_step_s=step * (1 - share), wait_share=share, check_s=0.0, steps=timed,
                      wait_share_interval=None, source="DataLoader", loader=loader)
+
+
+def _restart_s(meter: Any) -> float:
+    """What starting a pass over costs, each time: its start, and the shutdown of the pass it replaced."""
+    return (meter.restart_s + meter.dropped_s) / meter.restarts if meter.restarts else 0.0

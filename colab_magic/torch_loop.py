@@ -191,6 +191,7 @@ class TorchLoop:
         base = dataloader._BaseDataLoaderIter
         original_init, original_next, original_reset = base.__init__, base.__next__, base._reset
 
+
         def __init__(it: Any, loader: Any, *args: Any, **kwargs: Any) -> None:
             original_init(it, loader, *args, **kwargs)
             # the iterator keeps its loader (`for b in DataLoader(...)` holds nothing else); the loop holds
@@ -208,6 +209,7 @@ class TorchLoop:
             try:
                 batch = original_next(it)
             except StopIteration:  # the pass is over: the time it took to say so is no step's input wait
+                meter.ended = True
                 _let_go(it)
                 raise
             # no lock: a loader's batches are taken on one thread (two threads drawing from one loader at
@@ -217,17 +219,34 @@ class TorchLoop:
             return batch
 
         def _reset(it: Any, loader: Any, first_iter: bool = False) -> None:
+            start = clock()
             original_reset(it, loader, first_iter)
             if not first_iter:  # persistent_workers: the same iterator starts the loader's next pass
                 it._colab_magic_loader = loader
                 loop._new_iterator(it._colab_magic_meter)
+                _restarted(it._colab_magic_meter, clock() - start)
 
         self._patched += [(base, "__init__", original_init), (base, "__next__", original_next),
                           (base, "_reset", original_reset)]
         setattr(base, "__init__", __init__)  # noqa: B010 - a class attribute set for the cell, put back after it
         setattr(base, "__next__", __next__)  # noqa: B010
         setattr(base, "_reset", _reset)  # noqa: B010
+        self._watch_making(dataloader.DataLoader)
         self._watch_workers(dataloader._MultiProcessingDataLoaderIter, __next__)
+
+    def _watch_making(self, loader_class: type) -> None:
+        """The time each iterator takes to make (its worker processes started), for passes started over."""
+        original = loader_class._get_iterator  # type: ignore[attr-defined]
+        clock = time.perf_counter
+
+        def _get_iterator(loader: Any) -> Any:
+            start = clock()
+            it = original(loader)
+            _restarted(getattr(it, "_colab_magic_meter", UNMETERED), clock() - start)
+            return it
+
+        self._patched.append((loader_class, "_get_iterator", original))
+        setattr(loader_class, "_get_iterator", _get_iterator)  # noqa: B010
 
     def _watch_workers(self, multi: type, timed_next: Any) -> None:
         """With worker processes: whether each batch was already received when ``__next__`` was called
@@ -247,10 +266,36 @@ class TorchLoop:
                 meter.ready += ready
             return timed_next(it)
 
-        if "__next__" in vars(multi):  # a torch whose worker iterator has a __next__ of its own: not counted
+        if "__next__" not in vars(multi):  # a torch whose worker iterator has a __next__ of its own: not counted
+            self._patched.append((multi, "__next__", _ABSENT))  # the subclass has no __next__ of its own
+            setattr(multi, "__next__", __next__)  # noqa: B010
+        self._watch_shutdowns(multi)
+
+    def _watch_shutdowns(self, multi: type) -> None:
+        """A pass left unfinished (``next(iter(loader))`` in the loop, a ``break``) shuts its workers down when
+        the loop lets go of the iterator, after ``__next__`` has returned: in the step, and a cost of the
+        input all the same (tens of ms), so counted as its loader's wait. The end of a finished pass is
+        not (it is no step's)."""
+        original = vars(multi).get("_shutdown_workers")
+        if original is None:
             return
-        self._patched.append((multi, "__next__", _ABSENT))  # the subclass has no __next__ of its own
-        setattr(multi, "__next__", __next__)  # noqa: B010
+        clock = time.perf_counter
+
+        def _shutdown_workers(it: Any) -> None:
+            try:  # tasks sent to the workers and not received: the pass was left, not finished
+                left = not it._shutdown and it._tasks_outstanding > 0
+            except AttributeError:  # moved, or an iterator that failed in its __init__
+                left = False
+            start = clock()
+            original(it)
+            if left:
+                meter = getattr(it, "_colab_magic_meter", UNMETERED)
+                took = clock() - start
+                meter.waited += took
+                meter.dropped_s += took
+
+        self._patched.append((multi, "_shutdown_workers", original))
+        setattr(multi, "_shutdown_workers", _shutdown_workers)  # noqa: B010
 
     def _watch_scaler(self) -> None:
         """A GradScaler that finds inf or NaN gradients skips ``optimizer.step()``: the work of that step was
@@ -434,13 +479,22 @@ class TorchLoop:
 
     def _new_iterator(self, meter: _Meter) -> None:
         """A new pass over a loader (``meter``'s): a new epoch for the optimizers it feeds (a validation
-        loader, which feeds none, starts nothing)."""
+        loader, which feeds none, starts nothing). Unless the pass before was left unfinished after one
+        batch (``next(iter(loader))`` in the loop): then it is the same epoch starting its pass over, and the
+        time that takes is the step's input wait (``meter.restarting``: timed by the caller)."""
         loader = meter.ref()
         with self._lock:
+            over = meter.passes > 0 and not meter.ended and meter.batches - meter.pass_batches <= 1
+            meter.passes += 1
+            meter.ended = False
+            meter.pass_batches = meter.batches
+            if over:
+                meter.restarts += 1
+            meter.restarting = over
             for run in self._by_optimizer.values():
                 self._flush(run)
                 self._unsteady(run)  # the next step looks again: its loader, an epoch's first step
-                if not _same_feed(loader, run.loader) or run.step == 0:
+                if over or not _same_feed(loader, run.loader) or run.step == 0:
                     continue
                 if run.loader is None or run.loader.meter is not meter:  # a loader made anew
                     run.fed_by(meter)
@@ -492,6 +546,15 @@ class TorchLoop:
         self._module_hooks = []
 
 
+def _restarted(meter: _Meter, took: float) -> None:
+    """A pass started over within an epoch (``_new_iterator`` said so): the time it took to start is input
+    wait, of the step it is in."""
+    if meter.restarting:
+        meter.restarting = False
+        meter.restart_s += took
+        meter.waited += took
+
+
 def _let_go(it: Any) -> None:
     """An iterator's reference to its loader, dropped: with persistent_workers the loader holds its
     iterator, and the pair, a cycle, would keep the worker processes alive until the garbage collector ran."""
@@ -514,7 +577,8 @@ class _Meter:
     totals (a loop reads the change since its last step); with worker processes, also the batches asked
     for and those already received when asked (the workers keep up: the wait is the receiving)."""
 
-    __slots__ = ("ref", "waited", "batches", "asked", "ready")
+    __slots__ = ("ref", "waited", "batches", "asked", "ready", "passes", "ended", "pass_batches", "restarts",
+                 "restart_s", "restarting", "dropped_s")
 
     def __init__(self, ref: Any) -> None:
         self.ref = ref  # weakref.ref to the DataLoader
@@ -522,6 +586,13 @@ class _Meter:
         self.batches = 0
         self.asked = 0
         self.ready = 0
+        self.passes = 0  # iterators made (or persistent ones reset)
+        self.ended = False  # the last pass ran to its end
+        self.pass_batches = 0  # batches drawn before the last pass began
+        self.restarts = 0  # passes made anew within an epoch (the one before left after a batch), and their time
+        self.restart_s = 0.0
+        self.restarting = False  # the pass being made is one of those: its making is still to be timed
+        self.dropped_s = 0.0  # shutting down the workers of passes left unfinished
 
 
 UNMETERED = _Meter(lambda: None)  # an iterator made before the hooks went in: counted, never read

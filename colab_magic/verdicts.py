@@ -92,6 +92,14 @@ def _loader_fix(r: FitReport, check: InputWait) -> tuple[str, str]:
     cores = share
     whole_batches = (", or whole batches taken from the tensors at once, with no collation: DataLoader(data, "
                      "sampler=BatchSampler(RandomSampler(data), batch_size, False), batch_size=None)")
+    # passes started over for each batch (next(iter(loader))): at least half the wait is their starting
+    per_step_wait = check.wait_share * check.step_s
+    if loader.restarts and loader.restarts * loader.restart_s >= 0.5 * per_step_wait * max(r.total_steps, 1):
+        what = (f", starting {workers} worker processes and shutting the last ones down" if workers else "")
+        return (f"one iterator, made once: it = iter(loader) before the loop, next(it) in it, and iter(loader) again "
+                f"only when it ends (StopIteration): the loop starts a new pass over the DataLoader for each batch "
+                f"({loader.restarts:,} times, {ms(loader.restart_s)} each here{what})",
+                "one DataLoader iterator, made once")
     if workers and in_memory:
         return (f"num_workers=0: a TensorDataset's batch is an index into tensors already in memory, made in this "
                 f"process faster than it is received from a worker process ({ms(WORKER_HANDOFF_S)} or more a "
@@ -181,9 +189,11 @@ def input_bound(r: FitReport) -> Finding | None:
         title = (f"{level} input-bound: {fmt_interval(check.wait_share, check.wait_share_interval, '.0f', '%', 100)} "
                  "of each step waits for data")
         if check.source == "DataLoader":  # measured in the user's own steps, not on a copy
+            where = ("__next__ and in starting its passes over" if check.loader and check.loader.restarts
+                     else "__next__")
             return Finding("input_bound", title,
                            f"{ms(check.step_s - check.compute_step_s)} of each {ms(check.step_s)} step spent in the "
-                           f"DataLoader's __next__ ({check.steps} steps)", *_loader_fix(r, check))
+                           f"DataLoader's {where} ({check.steps} steps)", *_loader_fix(r, check))
         return Finding(
             "input_bound",
             title,

@@ -93,10 +93,12 @@ def _torch_hooks() -> list[str]:
                                      ("optimizer step post", optim._global_optimizer_post_hooks),
                                      ("module forward pre", module._global_forward_pre_hooks),
                                      ("module forward", module._global_forward_hooks)) if hooks]
-    base = dataloader._BaseDataLoaderIter
-    left += ["DataLoader worker iterator __next__"] if "__next__" in vars(dataloader._MultiProcessingDataLoaderIter) else []
-    return left + [f"DataLoader iterator {n}" for n in ("__init__", "__next__", "_reset")
-                   if getattr(base, n).__module__ != "torch.utils.data.dataloader"]
+    base, multi = dataloader._BaseDataLoaderIter, dataloader._MultiProcessingDataLoaderIter
+    left += ["DataLoader worker iterator __next__"] if "__next__" in vars(multi) else []
+    theirs = [("DataLoader iterator __init__", base.__init__), ("DataLoader iterator __next__", base.__next__),
+              ("DataLoader iterator _reset", base._reset), ("DataLoader._get_iterator", dataloader.DataLoader._get_iterator),
+              ("DataLoader worker iterator _shutdown_workers", vars(multi)["_shutdown_workers"])]
+    return left + [name for name, function in theirs if function.__module__ != "torch.utils.data.dataloader"]
 
 
 def _keras_fit():

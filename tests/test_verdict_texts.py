@@ -174,8 +174,27 @@ SCENARIOS.update({
     "input_torch_workers_keep_up": dict(device="CPU:0", step=0.03, input_wait=b.loader_wait(0.06, 2, ready=0.97), **TORCH),
     "input_torch_workers_too_slow": dict(device="CPU:0", step=0.03, input_wait=b.loader_wait(0.06, 2, ready=0.2), **TORCH),
     "input_torch_tensors_from_workers": dict(device="CPU:0", step=0.03, input_wait=b.loader_wait(0.5, 2, dataset="TensorDataset"), **TORCH),
+    # next(iter(loader)) in the loop: each batch a new pass, its workers started (and the last ones shut down)
+    "input_torch_passes_started_over": dict(device="CPU:0", step=0.03, input_wait=b.loader_wait(
+        0.9, 2, restarts=19, restart_s=0.025), **TORCH),
+    # the same without workers: starting a pass costs little, and the wait is the batches' own
+    "input_torch_passes_started_over_cheaply": dict(device="CPU:0", step=0.03, input_wait=b.loader_wait(
+        0.3, 0, restarts=19, restart_s=0.00005), **TORCH),
 })
 EXPECTED.update({
+    'input_torch_passes_started_over': [
+        ('input_bound', 'Highly input-bound: 90% of each step waits for data',
+         "27.0 ms of each 30.0 ms step spent in the DataLoader's __next__ and in starting its passes over (20 steps)",
+         'one iterator, made once: it = iter(loader) before the loop, next(it) in it, and iter(loader) again only when it ends (StopIteration): the loop starts a new pass over the DataLoader for each batch (19 times, 25.0 ms each here, starting 2 worker processes and shutting the last ones down)',
+         'one DataLoader iterator, made once'),
+    ],
+    # 19 x 0.05 ms of a 9 ms wait a step: the batches are what waits, and the fix is the usual one
+    'input_torch_passes_started_over_cheaply': [
+        ('input_bound', 'Highly input-bound: 30% of each step waits for data',
+         "9.0 ms of each 30.0 ms step spent in the DataLoader's __next__ and in starting its passes over (20 steps)",
+         "DataLoader(..., num_workers=8, persistent_workers=True): batches are made in 8 worker processes while the model trains (num_workers=0 now; this machine has 8 cores); keep the Dataset's __getitem__ cheap (decode and augment once, or on the GPU)",
+         'DataLoader num_workers=8'),
+    ],
     'gpu_unused_torch': [
         ('gpu_unused',
          'GPU present but unused: the model trained on the CPU',
