@@ -191,7 +191,6 @@ class TorchLoop:
         base = dataloader._BaseDataLoaderIter
         original_init, original_next, original_reset = base.__init__, base.__next__, base._reset
 
-
         def __init__(it: Any, loader: Any, *args: Any, **kwargs: Any) -> None:
             original_init(it, loader, *args, **kwargs)
             # the iterator keeps its loader (`for b in DataLoader(...)` holds nothing else); the loop holds
@@ -484,7 +483,7 @@ class TorchLoop:
         time that takes is the step's input wait (``meter.restarting``: timed by the caller)."""
         loader = meter.ref()
         with self._lock:
-            over = meter.passes > 0 and not meter.ended and meter.batches - meter.pass_batches <= 1
+            over = meter.passes > 0 and not meter.ended and meter.batches - meter.pass_batches == 1
             meter.passes += 1
             meter.ended = False
             meter.pass_batches = meter.batches

@@ -36,7 +36,7 @@ hf_args = TrainingArguments(output_dir={str(tmp_path)!r}, per_device_train_batch
     assert (r.loop, r.model, r.batch_size, r.total_steps) == ("torch", "BertForSequenceClassification", 8, 24)
     assert [e.steps for e in r.epochs] == [12, 12]
     assert r.input_wait is not None and r.input_wait.source == "DataLoader"
-    assert r.input_wait.loader.others == 0  # one loader feeds the steps
+    assert (r.input_wait.loader.others, r.input_wait.loader.restarts) == (0, 0)  # one loader, passes run through
     assert r.flops_per_step and r.flops_per_step > 0
 
 
@@ -67,8 +67,8 @@ trainer = L.Trainer(max_epochs=3, accelerator="cpu", logger=False, enable_checkp
     # Lightning calls training_step, not the module: its name is found through the module it holds
     assert (r.loop, r.model, r.batch_size, r.total_steps) == ("torch", "Tiny", 16, 30)
     assert [e.steps for e in r.epochs] == [10, 10, 10]
-    # the sanity check's and each epoch's validation batches feed no training step
-    assert r.input_wait.loader.others == 0
+    # the sanity check's and each epoch's validation batches feed no training step, and no pass starts over
+    assert (r.input_wait.loader.others, r.input_wait.loader.restarts) == (0, 0)
 
 
 def test_a_loader_made_anew_each_epoch_is_its_next_epoch_and_a_live_other_loader_is_not(kip):
