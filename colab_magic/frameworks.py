@@ -3,8 +3,9 @@
 Only frameworks already in ``sys.modules`` are asked: importing TensorFlow or PyTorch costs seconds,
 which a diagnostic must not spend behind the user's back. ``%device_info --frameworks`` imports the
 installed ones of TensorFlow, Keras and PyTorch to ask them (each lists its devices without taking GPU
-memory); ``--frameworks torch`` (a list) imports just those named. JAX is asked only when named: its first
-use of a GPU takes 75% of the GPU's memory by default (``XLA_PYTHON_CLIENT_PREALLOCATE``).
+memory); ``--frameworks torch`` (a list) imports just those named. JAX is asked only once something has
+started it, or when named: starting it takes GPU memory (by default 75% of the GPU's at its first use,
+``XLA_PYTHON_CLIENT_PREALLOCATE``), and TensorFlow imports it, unstarted, where both are installed.
 """
 
 from __future__ import annotations
