@@ -189,6 +189,7 @@ class Loader(Part):
     # mean time each took to start (counted in the wait)
     restarts: int = 0
     restart_s: float = 0.0
+    whole_batches: bool = False  # batch_size=None and a BatchSampler: each of its indices a whole batch
 
 
 @dataclass

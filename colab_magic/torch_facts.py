@@ -115,7 +115,8 @@ def torch_facts(run: Any) -> FitFacts:
         others = len(run.others)
         also = (f"; and {others} other DataLoader{'s' if others > 1 else ''} feeding the same steps "
                 f"({'their' if others > 1 else 'its'} wait counted too)" if others else "")
-        notes.append(f"DataLoader: batch_size {loader.batch_size}, num_workers {loader.num_workers}, "
+        size = f"whole batches of {loader.batch_size}" if loader.whole_batches else f"batch_size {loader.batch_size}"
+        notes.append(f"DataLoader: {size}, num_workers {loader.num_workers}, "
                      f"pin_memory {loader.pin_memory}{persistent}{also}.")
         restarts = loader.meter.restarts
         if restarts:
@@ -176,7 +177,8 @@ def _input_wait(run: Any) -> InputWait | None:
                     pin_memory=feed.pin_memory, persistent_workers=feed.persistent_workers,
                     batch_wait_s=run.wait_s / max(run.batches_stepped, timed),
                     ready_share=feed.meter.ready / feed.meter.asked if feed.meter.asked else None,
-                    others=len(run.others), restarts=feed.meter.restarts, restart_s=_restart_s(feed.meter))
+                    others=len(run.others), restarts=feed.meter.restarts, restart_s=_restart_s(feed.meter),
+                    whole_batches=feed.whole_batches)
     return InputWait(step_s=step, compute_step_s=step * (1 - share), wait_share=share, check_s=0.0, steps=timed,
                      wait_share_interval=None, source="DataLoader", loader=loader)
 

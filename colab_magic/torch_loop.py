@@ -610,13 +610,15 @@ class _Feed:
     num_workers: int
     pin_memory: bool
     persistent_workers: bool
+    whole_batches: bool  # each sample a whole batch (batch_size=None, a BatchSampler as the sampler)
 
     @classmethod
     def of(cls, meter: _Meter) -> _Feed:
         loader = meter.ref()
         return cls(meter, _kind(loader), _batch_size(loader),
                    int(getattr(loader, "num_workers", 0) or 0), bool(getattr(loader, "pin_memory", False)),
-                   bool(getattr(loader, "persistent_workers", False)))
+                   bool(getattr(loader, "persistent_workers", False)),
+                   getattr(loader, "batch_size", 0) is None and _sampler_batch(loader) is not None)
 
 
 def _kind(loader: Any) -> tuple:
@@ -626,10 +628,19 @@ def _kind(loader: Any) -> tuple:
 
 def _batch_size(loader: Any) -> int | None:
     """Samples per batch: the loader's own, else its batch sampler's (Hugging Face's Trainer, through
-    Accelerate, gives the DataLoader a batch sampler)."""
+    Accelerate, gives the DataLoader a batch sampler), else its sampler's where that draws whole batches
+    (``batch_size=None``: each index a batch)."""
     size = getattr(loader, "batch_size", None)
     if size is None:
         size = getattr(getattr(loader, "batch_sampler", None), "batch_size", None)
+    if size is None:
+        size = _sampler_batch(loader)
+    return size if isinstance(size, int) else None
+
+
+def _sampler_batch(loader: Any) -> int | None:
+    """The batch size of a loader's sampler that draws whole batches (a ``BatchSampler``), else None."""
+    size = getattr(getattr(loader, "sampler", None), "batch_size", None)
     return size if isinstance(size, int) else None
 
 

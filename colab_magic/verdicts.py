@@ -11,7 +11,7 @@ import dataclasses
 
 from . import peaks, variants
 from .epoch_verdicts import epoch_start, slow_callback, validation_heavy
-from .parts import Finding, InputWait
+from .parts import Finding, InputWait, Loader
 from .report import FitReport
 from .run_summary import RunSummary, WhatIf
 from .units import fmt, fmt_interval, gib, ms
@@ -90,22 +90,19 @@ def _loader_fix(r: FitReport, check: InputWait) -> tuple[str, str]:
     share = max(1, cores // local)
     cores_here = f"this machine has {cores} cores" + (f", {share} for each of its {local} processes" if local > 1 else "")
     cores = share
-    whole_batches = (", or whole batches taken from the tensors at once, with no collation: DataLoader(data, "
+    whole_batches = ("" if loader.whole_batches else  # already: a larger batch is what is left
+                     ", or whole batches taken from the tensors at once, with no collation: DataLoader(data, "
                      "sampler=BatchSampler(RandomSampler(data), batch_size, False), batch_size=None)")
-    # passes started over for each batch (next(iter(loader))): at least half the wait is their starting
-    per_step_wait = check.wait_share * check.step_s
-    if loader.restarts and loader.restarts * loader.restart_s >= 0.5 * per_step_wait * max(r.total_steps, 1):
-        what = (f", starting {workers} worker processes and shutting the last ones down" if workers else "")
-        return (f"one iterator, made once: it = iter(loader) before the loop, next(it) in it, and iter(loader) again "
-                f"only when it ends (StopIteration): the loop starts a new pass over the DataLoader for each batch "
-                f"({loader.restarts:,} times, {ms(loader.restart_s)} each here{what})",
-                "one DataLoader iterator, made once")
+    restarted = _restart_fix(r, check, loader)
+    if restarted:
+        return restarted
     if workers and in_memory:
         return (f"num_workers=0: a TensorDataset's batch is an index into tensors already in memory, made in this "
                 f"process faster than it is received from a worker process ({ms(WORKER_HANDOFF_S)} or more a "
                 f"batch); then a larger batch_size{whole_batches}", "num_workers=0")
     if not workers and loader.batch_wait_s < WORKER_HANDOFF_S:
-        return (f"a larger batch_size, which spreads what each batch costs over more samples"
+        larger = "a larger batch (the BatchSampler's batch_size)" if loader.whole_batches else "a larger batch_size"
+        return (f"{larger}, which spreads what each batch costs over more samples"
                 f"{whole_batches if in_memory else ', and a cheaper __getitem__'}; not worker processes: a batch "
                 f"takes {ms(loader.batch_wait_s, '.2f')} in the DataLoader here, and receiving one from a worker "
                 f"takes longer ({ms(WORKER_HANDOFF_S)} or more)", "a larger batch_size")
@@ -133,6 +130,20 @@ def _loader_fix(r: FitReport, check: InputWait) -> tuple[str, str]:
             f"longer to make than a step takes to train; more workers would only take turns{restart}"
             f"{'; pin_memory=True for the copy to the GPU' if pin else ''}{handoff}",
             "a cheaper Dataset __getitem__")
+
+
+def _restart_fix(r: FitReport, check: InputWait, loader: Loader) -> tuple[str, str] | None:
+    """Passes started over for each batch (next(iter(loader)) in the loop), where their starting is at
+    least half the wait: one iterator, made once."""
+    per_step_wait = check.wait_share * check.step_s
+    if not loader.restarts or loader.restarts * loader.restart_s < 0.5 * per_step_wait * max(r.total_steps, 1):
+        return None
+    workers = loader.num_workers
+    what = f", starting {workers} worker processes and shutting the last ones down" if workers else ""
+    return (f"one iterator, made once: it = iter(loader) before the loop, next(it) in it, and iter(loader) again "
+            f"only when it ends (StopIteration): the loop starts a new pass over the DataLoader for each batch "
+            f"({loader.restarts:,} times, {ms(loader.restart_s)} each here{what})",
+            "one DataLoader iterator, made once")
 
 
 def gpu_unused(r: FitReport) -> Finding | None:

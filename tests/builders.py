@@ -34,10 +34,11 @@ def input_wait(share: float, step_s: float = 0.030, compute_step_s: float = 0.01
 
 def loader_wait(share: float, workers: int, pin: bool = False, persistent: bool = False,
                 dataset: str = "Images", step_s: float = 0.030, ready: float | None = None, restarts: int = 0,
-                restart_s: float = 0.0) -> InputWait:
+                restart_s: float = 0.0, whole: bool = False) -> InputWait:
     """The wait a PyTorch loop measured in its DataLoader's __next__ (20 steps, a batch each)."""
     loader = Loader(dataset=dataset, batch_size=32, num_workers=workers, pin_memory=pin, persistent_workers=persistent,
-                    batch_wait_s=step_s * share, ready_share=ready, restarts=restarts, restart_s=restart_s)
+                    batch_wait_s=step_s * share, ready_share=ready, restarts=restarts, restart_s=restart_s,
+                    whole_batches=whole)
     return InputWait(step_s=step_s, compute_step_s=step_s * (1 - share), wait_share=share, check_s=0.0, steps=20,
                      source="DataLoader", loader=loader)
 

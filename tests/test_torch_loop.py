@@ -159,6 +159,24 @@ def test_a_pass_started_over_for_each_batch_is_one_epoch_and_its_starting_is_inp
     assert hooks_left() == (0, 0, 0, 0, False)
 
 
+def test_whole_batches_from_a_batch_sampler_have_their_batch_size(kip):
+    """The fix the verdicts give a TensorDataset (whole batches, batch_size=None): its batch size is the
+    BatchSampler's, and the fix is not given again."""
+    kip.run_cell(textwrap.dedent("""
+        %%timed_fit -q -v R --no-history
+        from torch.utils.data import BatchSampler, RandomSampler, TensorDataset
+        data = TensorDataset(torch.randn(512, 16), torch.randn(512, 1))
+        model = Net()
+        opt = torch.optim.SGD(model.parameters(), lr=0.01)
+        loader = DataLoader(data, sampler=BatchSampler(RandomSampler(data), 64, False), batch_size=None)
+        train(model, opt, loader, 2)
+        """)).raise_error()
+    (r,) = kip.user_ns["R"].reports
+    assert (r.batch_size, r.input_wait.loader.batch_size, r.input_wait.loader.whole_batches) == (64, 64, True)
+    assert "DataLoader: whole batches of 64, num_workers 0, pin_memory False." in r.notes
+    assert all("BatchSampler(RandomSampler" not in f.fix for f in r.findings)
+
+
 def test_an_epoch_left_early_is_still_an_epoch(kip):
     """A loop that leaves each pass after a few batches (a break) runs short epochs, not passes started over."""
     kip.run_cell(textwrap.dedent("""

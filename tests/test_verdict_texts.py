@@ -174,6 +174,9 @@ SCENARIOS.update({
     "input_torch_workers_keep_up": dict(device="CPU:0", step=0.03, input_wait=b.loader_wait(0.06, 2, ready=0.97), **TORCH),
     "input_torch_workers_too_slow": dict(device="CPU:0", step=0.03, input_wait=b.loader_wait(0.06, 2, ready=0.2), **TORCH),
     "input_torch_tensors_from_workers": dict(device="CPU:0", step=0.03, input_wait=b.loader_wait(0.5, 2, dataset="TensorDataset"), **TORCH),
+    # whole batches already (the fix the two above give): a larger batch is what is left to say
+    "input_torch_cheap_whole_batches": dict(device="CPU:0", step=0.03, input_wait=b.loader_wait(
+        0.245, 0, dataset="TensorDataset", step_s=0.004, whole=True), **TORCH),
     # next(iter(loader)) in the loop: each batch a new pass, its workers started (and the last ones shut down)
     "input_torch_passes_started_over": dict(device="CPU:0", step=0.03, input_wait=b.loader_wait(
         0.9, 2, restarts=19, restart_s=0.025), **TORCH),
@@ -182,6 +185,12 @@ SCENARIOS.update({
         0.3, 0, restarts=19, restart_s=0.00005), **TORCH),
 })
 EXPECTED.update({
+    'input_torch_cheap_whole_batches': [
+        ('input_bound', 'Highly input-bound: 24% of each step waits for data',
+         "1.0 ms of each 4.0 ms step spent in the DataLoader's __next__ (20 steps)",
+         "a larger batch (the BatchSampler's batch_size), which spreads what each batch costs over more samples; not worker processes: a batch takes 0.98 ms in the DataLoader here, and receiving one from a worker takes longer (1.0 ms or more)",
+         'a larger batch_size'),
+    ],
     'input_torch_passes_started_over': [
         ('input_bound', 'Highly input-bound: 90% of each step waits for data',
          "27.0 ms of each 30.0 ms step spent in the DataLoader's __next__ and in starting its passes over (20 steps)",
