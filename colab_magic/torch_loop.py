@@ -234,8 +234,11 @@ class TorchLoop:
         self._watch_workers(dataloader._MultiProcessingDataLoaderIter, __next__)
 
     def _watch_making(self, loader_class: type) -> None:
-        """The time each iterator takes to make (its worker processes started), for passes started over."""
-        original = loader_class._get_iterator  # type: ignore[attr-defined]
+        """The time each iterator takes to make (its worker processes started), for passes started over. On a
+        torch without ``DataLoader._get_iterator``, that time is not counted."""
+        original = vars(loader_class).get("_get_iterator")
+        if original is None:
+            return
         clock = time.perf_counter
 
         def _get_iterator(loader: Any) -> Any:
