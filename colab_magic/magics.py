@@ -318,8 +318,8 @@ class ColabMagics(Magics):
         (name, driver and CUDA versions, memory, utilisation, temperature, power, throttling); GPU
         processes; Host (CPU cores, RAM, disk); Frameworks (the devices each imported framework
         sees). Frameworks already imported are asked; --frameworks imports the installed ones of
-        TensorFlow, Keras and PyTorch to ask them too, --frameworks torch just PyTorch (JAX only when
-        named: its first use of a GPU takes most of its memory).
+        TensorFlow, Keras and PyTorch to ask them too, --frameworks torch just PyTorch (JAX only once
+        something has started it, or when named: starting it takes GPU memory).
 
         Examples::
 

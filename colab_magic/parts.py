@@ -185,7 +185,7 @@ class Loader(Part):
     # with worker processes: the share of batches already received when asked for (None: no workers)
     ready_share: float | None = None
     others: int = 0  # other DataLoaders whose batches fed the same steps (zip(a, b)): their wait counted too
-    # new passes started within an epoch, each after a single step (next(iter(loader)) in the loop), and the
+    # new passes started within an epoch, each after a single batch (next(iter(loader)) in the loop), and the
     # mean time each took to start (counted in the wait)
     restarts: int = 0
     restart_s: float = 0.0

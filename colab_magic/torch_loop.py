@@ -378,8 +378,9 @@ class TorchLoop:
         run.others = [o for o in run.others if o[0].ref() is not None]  # loaders dropped: a new one replaces them
         known = {id(o[0]) for o in run.others} | {id(run.loader.meter)}
         for meter, (batches, _waited) in drawn.items():
-            if id(meter) not in known and batches > before.get(meter, (0, 0.0))[0]:
-                run.others.append([meter, before.get(meter, (0, 0.0))[1]])  # a loader made since: all its wait
+            batches_before, waited_before = before.get(meter, (0, 0.0))  # a loader made since: all its wait
+            if id(meter) not in known and batches > batches_before:
+                run.others.append([meter, waited_before])
 
     def _watch_starts(self) -> None:
         """The optimizer pre-hook: a new optimizer's first step, an epoch's first step without a DataLoader."""
